@@ -1,0 +1,104 @@
+"""The ``alignjax`` command.
+
+    alignjax list
+    alignjax run NAME [--preset quick|paper] [--workdir DIR] [--set key=value ...]
+    alignjax eval --features F.npy --triplets T.txt [--levels L.txt] [--kernel dot|cosine]
+                  [--transform glocal.npz] [--json OUT]
+    alignjax figures [--out DIR]
+
+Mistakes (an unknown experiment, a bad override, an unwritable work directory, a bad
+input file) are reported as one line on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from alignjax import runner
+
+
+def _list(args: argparse.Namespace) -> None:
+    del args
+    for name in runner.experiment_names():
+        experiment = runner.get_experiment(name)
+        print(f"{name:24s} {experiment.summary}")
+        for preset, description in experiment.presets.items():
+            print(f"{'':24s}   --preset {preset:6s} {description}")
+
+
+def _run(args: argparse.Namespace) -> None:
+    metrics = runner.run_experiment(
+        args.name, preset=args.preset, workdir=args.workdir, overrides=args.set or ()
+    )
+    workdir = args.workdir or f"runs/{args.name}"
+    print(f"done in {metrics['wall_time_seconds']} s; report: {workdir}/report.md")
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from alignjax.methods import external  # Heavy imports only for this command.
+
+    results = external.evaluate_files(
+        features=args.features,
+        triplets=args.triplets,
+        levels=args.levels,
+        kernel=args.kernel,
+        transform=args.transform,
+    )
+    print(external.format_results(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+def _figures(args: argparse.Namespace) -> None:
+    from alignjax.data import figures
+
+    figures.main(["--out", args.out])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="alignjax", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("list", help="list the experiments and their presets").set_defaults(func=_list)
+
+    run = commands.add_parser("run", help="run an experiment (resumes in a used work directory)")
+    run.add_argument("name", help="experiment name, see `alignjax list`")
+    run.add_argument("--preset", help="size preset (default: the experiment's first preset)")
+    run.add_argument("--workdir", help="where to write results (default: runs/NAME)")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+    run.set_defaults(func=_run)
+
+    evaluate = commands.add_parser("eval", help="evaluate a feature matrix on odd-one-out triplets")
+    evaluate.add_argument("--features", required=True, help="[n_items, d] .npy or text matrix")
+    evaluate.add_argument("--triplets", required=True, help="THINGS-format triplets, odd one out last")
+    evaluate.add_argument("--levels", help="optional per-triplet level names, one per line")
+    evaluate.add_argument("--kernel", choices=("dot", "cosine"), default="dot")
+    evaluate.add_argument("--transform", help="optional gLocal transform .npz to apply first")
+    evaluate.add_argument("--json", help="also write the results to this JSON file")
+    evaluate.set_defaults(func=_eval)
+
+    figures = commands.add_parser("figures", help="write a PNG of samples from each synthetic world")
+    figures.add_argument("--out", default="figures", help="output directory (default: figures)")
+    figures.set_defaults(func=_figures)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (runner.UsageError, FileNotFoundError) as error:
+        print(f"alignjax: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("alignjax: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
