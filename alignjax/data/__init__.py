@@ -1,0 +1,74 @@
+"""alignjax.data: worlds, observers, triplet sets, storage, Grain pipelines, readers.
+
+Every public name of the data modules is available here, imported on first use so that
+``import alignjax.data`` stays cheap (``tensorflow_datasets`` and ``grain`` take about a
+second to import and are only needed for storage and streaming):
+
+- ``triplet_set``: :class:`TripletSet`, ``concatenate``, ``sort_odd_last``.
+- ``observers``: :class:`LuceObserver`, noise ceilings, THINGS-like simulated data sets.
+- ``tfds_builders``: TFDS/ArrayRecord image-set and triplet-set builders and readers.
+- ``pipeline``: Grain streams (on the fly and from storage), device placement.
+- ``readers``: THINGS-format triplet files, feature matrices, image folders.
+- ``fashion_mnist``: the Debian ``dataset-fashion-mnist`` files and a class hierarchy.
+- worlds: ``gaussian_mixture``, ``quadrilaterals``, ``geoclidean``, ``hierarchy`` (with
+  ``wordnet`` trees), drawn by ``rendering``; ``figures`` pictures them.
+
+>>> import alignjax.data as data
+>>> data.TripletSet.__module__
+'alignjax.data.triplet_set'
+"""
+
+import importlib
+
+_MODULE_EXPORTS = {
+    "triplet_set": ("TripletSet", "concatenate", "odd_last_order", "sort_odd_last"),
+    "observers": (
+        "LuceObserver", "TripletDataset", "empirical_noise_ceiling", "noise_ceiling",
+        "pair_similarities", "random_triplets", "simulate_triplet_dataset",
+    ),
+    "tfds_builders": (
+        "ImageSetBuilder", "TripletSetBuilder", "data_source", "read_image_set",
+        "read_triplet_set", "write_image_set", "write_triplet_set",
+    ),
+    "pipeline": ("device_put_batch", "example_stream", "triplet_stream"),
+    "readers": ("ImageFolder", "read_features", "read_image_folder", "read_triplets"),
+    "fashion_mnist": (
+        "CLASS_NAMES", "FASHION_MNIST_DIR", "SUPERORDINATE_NAMES", "SUPERORDINATE_OF_CLASS",
+        "load_fashion_mnist", "read_idx",
+    ),
+    "gaussian_mixture": ("GaussianMixtureWorld",),
+    "quadrilaterals": (
+        "ANGLE_TOLERANCE", "CLASS_SIGNATURES", "INTRUDER_VERTEX", "QuadrilateralWorld",
+        "RATIO_TOLERANCE", "REFERENCE_SHAPES", "SHAPE_NAMES", "classify", "interior_angles",
+        "intruders", "is_convex", "mean_vertex_distance", "property_prior", "side_lengths",
+        "signature", "symmetry_axes",
+    ),
+    "geoclidean": (
+        "CONCEPTS", "CONCEPT_NAMES", "Concept", "GeoclideanWorld", "Instance", "Program",
+        "Statement", "parse_program", "program_similarity", "sample_instance",
+    ),
+    "hierarchy": ("HierarchyWorld", "LEVELS", "NUM_ATTRIBUTES", "Tree"),
+    "wordnet": ("Synset", "WORDNET_DIR", "read_synset", "synset_name", "synset_offset", "wordnet_tree"),
+    "rendering": (
+        "composite", "draw_points", "fill_coverage", "fill_polygons", "fit_to_canvas", "grating",
+        "pixel_centres", "polygon_signed_distance", "stroke_circles", "stroke_coverage",
+        "stroke_polygons", "stroke_segments",
+    ),
+    # The command-line `main` and its `WORLDS` list stay in `alignjax.data.figures`.
+    "figures": ("gaussian_mixture_figure", "geoclidean_figure", "hierarchy_figure", "quadrilaterals_figure"),
+}
+_EXPORTS = {name: module for module, names in _MODULE_EXPORTS.items() for name in names}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'alignjax.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"alignjax.data.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

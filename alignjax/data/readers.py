@@ -1,0 +1,204 @@
+"""Readers for real data: THINGS-format triplet files, feature matrices, image folders.
+
+Each reader validates what it reads and raises a ``FileNotFoundError`` for a missing
+path or a ``ValueError`` that names the file and the row (and, for text files, the line)
+for everything else: wrong number of columns, entries that are not numbers, indices out
+of range or repeated within a triplet, NaN features, empty files, unreadable images.
+
+Formats:
+
+- **Triplets** (THINGS convention, METHODS.md section 1): one triplet per row, three
+  0-based object indices, the odd one out **last**. Whitespace- or comma-separated text
+  (``#`` starts a comment line) or an integer ``.npy`` array ``[n, 3]``; e.g. the THINGS
+  file ``triplets_things_test10_sample50k.txt`` (``i j k`` per line, indices into the
+  1,854 THINGS concepts).
+- **Features**: ``[n_items, d]`` float matrix as ``.npy`` or whitespace/comma-separated
+  text (e.g. the SPoSE embeddings ``spose_embedding_49d_sorted.txt``).
+- **Image folders**: one subfolder per class (class names are the sorted subfolder
+  names), PNG or JPEG files in each, read with Pillow as RGB.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+import numpy as np
+
+from alignjax.data.triplet_set import TripletSet
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def read_triplets(path: str | os.PathLike, n_items: int | None = None) -> TripletSet:
+    """Reads a THINGS-format triplet file (odd one out last) into a ``TripletSet``.
+
+    Args:
+      path: ``.npy`` (integer ``[n, 3]``) or text file with three indices per row.
+      n_items: number of objects; indices must lie in ``[0, n_items)`` when given.
+
+    Returns:
+      a :class:`~alignjax.data.triplet_set.TripletSet` with ``indices [n, 3]``.
+    """
+    path = _existing(path, "triplet file")
+    if path.suffix == ".npy":
+        indices = _load_npy(path)
+        if indices.ndim != 2 or indices.shape[1] != 3:
+            raise ValueError(f"{path}: triplets must have shape [n, 3]; got shape {indices.shape}.")
+        if not np.issubdtype(indices.dtype, np.integer):
+            raise ValueError(f"{path}: triplet indices must be integers; got dtype {indices.dtype}.")
+        lines = None
+    else:
+        rows, lines = _read_text_rows(path)
+        indices = np.empty((len(rows), 3), dtype=np.int64)
+        for row, (line, fields) in enumerate(zip(lines, rows)):
+            if len(fields) != 3:
+                raise ValueError(
+                    f"{path}: row {row} (line {line}) has {len(fields)} columns, expected 3: {' '.join(fields)!r}."
+                )
+            try:
+                indices[row] = [int(field) for field in fields]
+            except ValueError:
+                raise ValueError(
+                    f"{path}: row {row} (line {line}) holds a non-integer index: {' '.join(fields)!r}."
+                ) from None
+    if len(indices) == 0:
+        raise ValueError(f"{path}: the file holds no triplets.")
+    where = (lambda row: f"row {row}" if lines is None else f"row {row} (line {lines[row]})")
+    high = np.inf if n_items is None else n_items
+    bad = np.flatnonzero(np.any((indices < 0) | (indices >= high), axis=1))
+    if bad.size:
+        allowed = "non-negative" if n_items is None else f"in [0, {n_items})"
+        raise ValueError(f"{path}: {where(bad[0])} has an index that is not {allowed}: {indices[bad[0]].tolist()}.")
+    repeated = (indices[:, 0] == indices[:, 1]) | (indices[:, 0] == indices[:, 2]) | (indices[:, 1] == indices[:, 2])
+    if np.any(repeated):
+        row = np.flatnonzero(repeated)[0]
+        raise ValueError(f"{path}: {where(row)} repeats an object: {indices[row].tolist()}.")
+    return TripletSet(indices, n_items=n_items)
+
+
+def read_features(path: str | os.PathLike) -> np.ndarray:
+    """Reads a feature matrix ``[n_items, d]`` from ``.npy`` or text.
+
+    Returns:
+      the matrix; text is parsed as float64, ``.npy`` keeps its floating dtype (integer
+      arrays become float64).
+    """
+    path = _existing(path, "feature file")
+    if path.suffix == ".npy":
+        features = _load_npy(path)
+        if features.ndim != 2:
+            raise ValueError(f"{path}: features must have shape [n_items, d]; got shape {features.shape}.")
+        if not (np.issubdtype(features.dtype, np.floating) or np.issubdtype(features.dtype, np.integer)):
+            raise ValueError(f"{path}: features must be numbers; got dtype {features.dtype}.")
+        if not np.issubdtype(features.dtype, np.floating):
+            features = features.astype(np.float64)
+        lines = None
+    else:
+        rows, lines = _read_text_rows(path)
+        width = len(rows[0]) if rows else 0
+        features = np.empty((len(rows), width), dtype=np.float64)
+        for row, (line, fields) in enumerate(zip(lines, rows)):
+            if len(fields) != width:
+                raise ValueError(f"{path}: row {row} (line {line}) has {len(fields)} columns; row 0 has {width}.")
+            try:
+                features[row] = [float(field) for field in fields]
+            except ValueError:
+                raise ValueError(f"{path}: row {row} (line {line}) holds a value that is not a number.") from None
+    if features.size == 0:
+        raise ValueError(f"{path}: the file holds no features (shape {features.shape}).")
+    bad = np.flatnonzero(~np.isfinite(features).all(axis=1))
+    if bad.size:
+        where = f"row {bad[0]}" if lines is None else f"row {bad[0]} (line {lines[bad[0]]})"
+        raise ValueError(f"{path}: {where} holds NaN or infinite features.")
+    return features
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ImageFolder:
+    """Images read from a class-per-subfolder directory.
+
+    Attributes:
+      images: uint8 ``[n, H, W, 3]``.
+      labels: int64 ``[n]`` class codes into ``class_names``.
+      class_names: sorted subfolder names.
+      paths: the file of each image, in the order of ``images``.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+    paths: tuple[pathlib.Path, ...]
+
+
+def read_image_folder(path: str | os.PathLike, image_size: tuple[int, int] | None = None) -> ImageFolder:
+    """Reads ``path/<class>/<image>.{png,jpg,jpeg}`` into arrays, classes in sorted order.
+
+    Args:
+      path: the root directory; each subfolder is a class.
+      image_size: ``(height, width)`` to resize every image to (bilinear); ``None``
+        requires all images to have the same size.
+
+    Returns:
+      an :class:`ImageFolder`.
+    """
+    from PIL import Image  # Pillow is only needed for image folders.
+
+    root = _existing(path, "image folder")
+    if not root.is_dir():
+        raise ValueError(f"{root}: an image folder must be a directory with one subfolder per class.")
+    classes = sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+    if not classes:
+        raise ValueError(f"{root}: no class subfolders found.")
+    images, labels, paths = [], [], []
+    for label, name in enumerate(classes):
+        files = sorted(f for f in (root / name).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ValueError(f"{root / name}: class folder holds no {'/'.join(IMAGE_SUFFIXES)} images.")
+        for file in files:
+            try:
+                with Image.open(file) as opened:
+                    image = opened.convert("RGB")
+            except OSError as error:
+                raise ValueError(f"{file}: not a readable image ({error}).") from None
+            if image_size is not None:
+                image = image.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
+            array = np.asarray(image, dtype=np.uint8)
+            if images and array.shape != images[0].shape:
+                raise ValueError(
+                    f"{file}: image size {array.shape[:2]} differs from {paths[0]}'s {images[0].shape[:2]};"
+                    " pass image_size=(height, width) to resize."
+                )
+            images.append(array)
+            labels.append(label)
+            paths.append(file)
+    return ImageFolder(np.stack(images), np.array(labels, dtype=np.int64), tuple(classes), tuple(paths))
+
+
+def _existing(path: str | os.PathLike, what: str) -> pathlib.Path:
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} not found: {os.fspath(path)!r}.")
+    return path
+
+
+def _load_npy(path: pathlib.Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as error:
+        raise ValueError(f"{path}: not a readable .npy array ({error}).") from None
+
+
+def _read_text_rows(path: pathlib.Path) -> tuple[list[list[str]], list[int]]:
+    """Fields of the data rows and their 1-based line numbers; blank and ``#`` lines skipped."""
+    rows, lines = [], []
+    with open(path, encoding="utf-8") as file:
+        for number, line in enumerate(file, start=1):
+            stripped = line.strip()
+            if stripped and not stripped.startswith("#"):
+                rows.append(stripped.replace(",", " ").split())
+                lines.append(number)
+    if not rows:
+        raise ValueError(f"{path}: the file is empty (no data rows).")
+    return rows, lines

@@ -1,0 +1,39 @@
+"""Flax NNX models: the ViT student, small encoders for synthetic worlds, the affine
+transform of gLocal / uncertainty distillation, and big_vision checkpoint I/O.
+
+All models map inputs to embeddings ``[batch, dim]`` (float32), keep no mutable state
+besides ``nnx.Param``s (no BatchNorm; dropout off by default), and annotate their
+kernels for FSDP over the mesh axis ``"fsdp"``: shard them with
+``nnx.get_partition_spec(nnx.state(model))``.
+"""
+
+from alignjax.models.affine import AffineTransform
+from alignjax.models.big_vision import (
+    load_big_vision_npz,
+    load_big_vision_params,
+    resample_posemb,
+    save_big_vision_npz,
+    to_big_vision_params,
+)
+from alignjax.models.cnn import ConvEncoder
+from alignjax.models.mlp import MLPEncoder
+from alignjax.models.partitioning import FSDP, fsdp_partitioned, larger_dim_axes
+from alignjax.models.vit import MAPHead, ViT, decode_variant, posemb_sincos_2d
+
+__all__ = [
+    "FSDP",
+    "AffineTransform",
+    "ConvEncoder",
+    "MAPHead",
+    "MLPEncoder",
+    "ViT",
+    "decode_variant",
+    "fsdp_partitioned",
+    "larger_dim_axes",
+    "load_big_vision_npz",
+    "load_big_vision_params",
+    "posemb_sincos_2d",
+    "resample_posemb",
+    "save_big_vision_npz",
+    "to_big_vision_params",
+]

@@ -1,0 +1,106 @@
+"""ConvEncoder and MLPEncoder: shapes, closed forms, state, annotations, jit."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from alignjax.models.cnn import ConvEncoder
+from alignjax.models.mlp import MLPEncoder
+
+
+def _kernel_specs(model):
+    params = dict(nnx.to_flat_state(nnx.state(model, nnx.Param)))
+    specs = nnx.to_flat_state(nnx.get_partition_spec(nnx.state(model, nnx.Param)))
+    return [(path, params[path].shape, tuple(s.get_value())) for path, s in specs]
+
+
+@pytest.fixture(scope="module")
+def conv():
+    return ConvEncoder(1, widths=(8, 16), embed_dim=4, rngs=nnx.Rngs(0))
+
+
+_forward = nnx.jit(lambda m, x: m(x))
+
+
+@pytest.mark.parametrize("size", [28, 15])
+def test_conv_encoder_shapes(size):
+    model = nnx.eval_shape(lambda: ConvEncoder(3, embed_dim=10, rngs=nnx.Rngs(0)))
+    out = nnx.eval_shape(lambda m, x: m(x), model, jnp.zeros((2, size, size, 3)))
+    assert out.shape == (2, 10) and out.dtype == jnp.float32
+
+
+def _x():
+    return jax.random.normal(jax.random.key(0), (3, 12, 12, 1))
+
+
+def test_conv_encoder_jit_matches_eager_and_has_no_batch_state(conv):
+    x = _x()
+    np.testing.assert_allclose(_forward(conv, x), conv(x), rtol=1e-5, atol=1e-6)
+    assert not nnx.state(conv, nnx.Not(nnx.Param))
+    # No batch statistics: each example's embedding ignores the rest of the batch.
+    np.testing.assert_allclose(_forward(conv, x[:1]), _forward(conv, x)[:1], rtol=1e-5,
+                               atol=1e-6)
+
+
+@nnx.jit
+def _stages_by_hand(conv, x):
+    h = x
+    for c, n in zip(conv.convs, conv.norms):
+        h = nnx.max_pool(jax.nn.relu(n(c(h))), (2, 2), strides=(2, 2), padding="SAME")
+    return h.mean(axis=(1, 2)) @ conv.projection.kernel[...] + conv.projection.bias[...]
+
+
+def test_conv_encoder_is_stages_then_global_mean_then_projection(conv):
+    x = _x()
+    np.testing.assert_allclose(_forward(conv, x), _stages_by_hand(conv, x), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_conv_encoder_errors():
+    with pytest.raises(ValueError, match="num_groups"):
+        ConvEncoder(1, widths=(12,), num_groups=8, rngs=nnx.Rngs(0))
+    model = nnx.eval_shape(lambda: ConvEncoder(1, widths=(8,), rngs=nnx.Rngs(0)))
+    with pytest.raises(ValueError, match=r"\[batch, H, W, 1\].*\(2, 8, 8, 3\)"):
+        model(jnp.zeros((2, 8, 8, 3)))
+
+
+def test_mlp_encoder_shapes_and_linear_case():
+    model = MLPEncoder(2, (16, 16), 3, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(0), (5, 2))
+    assert model(x).shape == (5, 3)
+    np.testing.assert_allclose(_forward(model, x), model(x), rtol=1e-5, atol=1e-6)
+    assert not nnx.state(model, nnx.Not(nnx.Param))
+    linear = MLPEncoder(2, (), 3, rngs=nnx.Rngs(0))
+    w, b = linear.layers[0].kernel[...], linear.layers[0].bias[...]
+    np.testing.assert_allclose(_forward(linear, x), x @ w + b, rtol=1e-6)
+    one = MLPEncoder(2, 16, 3, rngs=nnx.Rngs(0))
+    assert len(one.layers) == 2 and len(one.norms) == 1
+
+
+def test_mlp_encoder_errors():
+    with pytest.raises(ValueError, match="positive"):
+        MLPEncoder(2, (0,), 3, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"\[batch, 2\].*\(5, 3\)"):
+        MLPEncoder(2, 4, 3, rngs=nnx.Rngs(0))(jnp.zeros((5, 3)))
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: ConvEncoder(3, widths=(32, 64, 128), embed_dim=64, rngs=nnx.Rngs(0)),
+        lambda: MLPEncoder(16, (256, 256), 64, rngs=nnx.Rngs(0)),
+    ],
+    ids=["conv", "mlp"],
+)
+def test_fsdp_annotations(build):
+    for path, shape, spec in _kernel_specs(nnx.eval_shape(build)):
+        assert set(spec) <= {"fsdp", None}
+        if path[-1] == "kernel" and math.prod(shape) >= 1024:
+            assert spec.count("fsdp") == 1, (path, spec)
+            assert shape[spec.index("fsdp")] == max(shape), (path, shape, spec)
+        elif path[-1] != "kernel":
+            assert "fsdp" not in spec, (path, spec)
