@@ -1,0 +1,320 @@
+"""Orbax checkpoints of a training run, and pretrained students from them.
+
+One checkpoint is the directory ``<directory>/<step>/`` with the items
+
+- ``params``: the model's ``nnx.Param`` arrays (what `load_pretrained` reads),
+- ``state``: the step counter, the model's other variables and the optimizer state,
+- ``data``: the position of a Grain iterator (one JSON file per process),
+- ``config``: the run's `TrainConfig` as JSON, for the record.
+
+Arrays are written asynchronously: `Checkpointer.save` returns once they are copied
+off the devices, and the training continues while Orbax writes them. Orbax
+publishes a checkpoint by renaming it once complete, so a crash mid-write leaves no
+half checkpoint behind; damage after the fact (a truncated or corrupted file) is
+caught at restore time, which then warns and falls back to the previous
+checkpoint. Restoring places every array by the shardings of the *target*, so a
+run saved on one mesh resumes on another (8 devices to 2x4, or to 1).
+"""
+
+from __future__ import annotations
+
+import collections
+import pathlib
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import grain
+import jax
+import orbax.checkpoint as ocp
+from flax import nnx
+from jax.experimental import multihost_utils
+
+from alignjax.training.train_state import TrainState
+
+CORRUPT_SUFFIX = ".corrupt"
+
+
+def is_checkpointable_iterator(iterator: Any) -> bool:
+    """Whether Grain's Orbax handler can save the position of ``iterator``."""
+    return isinstance(iterator, (grain.DatasetIterator, grain.DataLoaderIterator))
+
+
+class Checkpointer:
+    """Saves and restores `TrainState`, data position and config with Orbax.
+
+    Args:
+        directory: where step directories go (created unless ``read_only``).
+        max_to_keep: number of most recent checkpoints kept; older ones are
+            deleted.
+        read_only: open existing checkpoints without writing or deleting.
+    """
+
+    def __init__(
+        self,
+        directory: str | pathlib.Path,
+        *,
+        max_to_keep: int = 3,
+        read_only: bool = False,
+    ):
+        directory = pathlib.Path(directory).absolute()
+        self._read_only = read_only
+        if read_only and not directory.is_dir():
+            raise FileNotFoundError(f"checkpoint directory {directory} does not exist.")
+        handlers = {
+            "params": ocp.StandardCheckpointHandler(),
+            "state": ocp.StandardCheckpointHandler(),
+            "data": grain.checkpoint.CheckpointHandler(),
+            "config": ocp.JsonCheckpointHandler(),
+        }
+        self._manager = ocp.CheckpointManager(
+            directory,
+            item_handlers=handlers,
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=max_to_keep, create=not read_only, read_only=read_only
+            ),
+        )
+
+    @property
+    def directory(self) -> pathlib.Path:
+        return pathlib.Path(self._manager.directory)
+
+    def all_steps(self) -> list[int]:
+        """Steps of the finished checkpoints, ascending."""
+        return sorted(self._manager.all_steps())
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def save(
+        self,
+        state: TrainState,
+        *,
+        data_iterator: Any = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Starts writing a checkpoint of ``state`` at step ``int(state.step)``.
+
+        Args:
+            state: the train state; its arrays may be donated to the next train
+                step as soon as this returns.
+            data_iterator: a Grain iterator whose position to save, or ``None``.
+            config: JSON-serialisable configuration to store alongside.
+        """
+        step = int(state.step)
+        items = {
+            "params": ocp.args.StandardSave(state.params),
+            "state": ocp.args.StandardSave(_state_item(state)),
+        }
+        if data_iterator is not None:
+            items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
+        if config is not None:
+            items["config"] = ocp.args.JsonSave(dict(config))
+        self._manager.save(step, args=ocp.args.Composite(**items), force=True)
+
+    def restore(
+        self,
+        target: TrainState,
+        *,
+        data_iterator: Any = None,
+        step: int | None = None,
+    ) -> TrainState:
+        """Restores the latest readable checkpoint (or ``step``) onto ``target``.
+
+        A checkpoint that cannot be read is renamed ``<step>.corrupt`` with a
+        warning, and the next older one is tried.
+
+        Args:
+            target: a `TrainState` of arrays or ``jax.ShapeDtypeStruct`` whose
+                shapes, dtypes and shardings the restored arrays take.
+            data_iterator: a Grain iterator to move to the saved position.
+            step: a specific step; then no fallback happens.
+
+        Returns:
+            The restored state (its ``step`` is the checkpoint's step).
+
+        Raises:
+            FileNotFoundError: if there is no (readable) checkpoint.
+            ValueError: if the checkpoint holds parameters of other shapes than
+                ``target`` (a different model, not a damaged file).
+        """
+        self.wait_until_finished()
+        target = _as_abstract(target)
+
+        def restore_step(s: int) -> TrainState:
+            items = {
+                "params": ocp.args.StandardRestore(target.params),
+                "state": ocp.args.StandardRestore(_state_item(target)),
+            }
+            has_data = (self.directory / str(s) / "data").is_dir()
+            if data_iterator is not None and has_data:
+                items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
+            elif data_iterator is not None:
+                warnings.warn(
+                    f"checkpoint {self.directory / str(s)} has no data position; the "
+                    "data continues from the iterator's current position.",
+                    stacklevel=4,
+                )
+            restored = self._manager.restore(s, args=ocp.args.Composite(**items))
+            return TrainState(
+                step=restored.state["step"],
+                params=restored.params,
+                model_state=restored.state["model_state"],
+                opt_state=restored.state["opt_state"],
+            )
+
+        return self._restore_with_fallback(restore_step, target.params, step)
+
+    def restore_params(self, target: Any, *, step: int | None = None) -> Any:
+        """Restores only the parameters of the latest readable checkpoint.
+
+        Args:
+            target: pure params state (arrays or ``jax.ShapeDtypeStruct``) giving
+                shapes, dtypes and shardings.
+            step: a specific step; then no fallback happens.
+        """
+        target = _as_abstract(target)
+
+        def restore_step(s: int) -> Any:
+            items = {"params": ocp.args.StandardRestore(target)}
+            return self._manager.restore(s, args=ocp.args.Composite(**items)).params
+
+        return self._restore_with_fallback(restore_step, target, step)
+
+    def _restore_with_fallback(self, restore_step, target_params, step):
+        steps = [step] if step is not None else self.all_steps()[::-1]
+        if step is not None and step not in self.all_steps():
+            raise FileNotFoundError(
+                f"no checkpoint for step {step} in {self.directory}; found "
+                f"{self.all_steps()}."
+            )
+        if not steps:
+            raise FileNotFoundError(f"no checkpoint in {self.directory}.")
+        for s in steps:
+            try:
+                saved = _saved_shapes(self._manager.item_metadata(s).params)
+            except Exception as error:  # noqa: BLE001  (any read failure is damage)
+                self._set_aside(s, error, fallback=step is None)
+                continue
+            expected = _shapes(target_params)
+            if saved != expected:
+                raise ValueError(
+                    f"checkpoint {self.directory / str(s)} holds parameters of "
+                    f"shapes {_describe(saved - expected)} that the model lacks, and "
+                    f"the model has {_describe(expected - saved)} that the checkpoint "
+                    "lacks: it was written for another model."
+                )
+            try:
+                return restore_step(s)
+            except Exception as error:  # noqa: BLE001
+                self._set_aside(s, error, fallback=step is None)
+        raise FileNotFoundError(f"no readable checkpoint in {self.directory}.")
+
+    def _set_aside(self, step: int, error: Exception, *, fallback: bool) -> None:
+        path = self.directory / str(step)
+        if not fallback:
+            raise ValueError(f"checkpoint {path} cannot be read: {error}") from error
+        # Renamed rather than deleted: the evidence stays, and a resumed run can
+        # write a new checkpoint of the same step.
+        action = "" if self._read_only else f"moving it to {path}{CORRUPT_SUFFIX} and "
+        warnings.warn(
+            f"checkpoint {path} cannot be read ({type(error).__name__}: "
+            f"{str(error)[:300]}); {action}trying the previous checkpoint.",
+            stacklevel=4,
+        )
+        if self._read_only:
+            return
+        if jax.process_index() == 0:
+            path.rename(path.with_name(path.name + CORRUPT_SUFFIX))
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices(f"alignjax_set_aside_{step}")
+        self._manager.reload()
+
+    def wait_until_finished(self) -> None:
+        """Blocks until every started save is on disk."""
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.close()
+
+    def __enter__(self) -> Checkpointer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _state_item(state: TrainState) -> dict[str, Any]:
+    return {
+        "step": state.step,
+        "model_state": state.model_state,
+        "opt_state": state.opt_state,
+    }
+
+
+def _as_abstract(tree: Any) -> Any:
+    def leaf(x):
+        if isinstance(x, jax.ShapeDtypeStruct):
+            return x
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+
+    return jax.tree.map(leaf, tree)
+
+
+def _shapes(tree: Any) -> collections.Counter:
+    return collections.Counter(tuple(x.shape) for x in jax.tree.leaves(tree))
+
+
+def _saved_shapes(metadata: Any) -> collections.Counter:
+    tree = metadata.tree if hasattr(metadata, "tree") else metadata
+    return _shapes(tree)
+
+
+def _describe(counter: collections.Counter) -> str:
+    return ", ".join(f"{shape} x{n}" for shape, n in sorted(counter.items())) or "none"
+
+
+def find_checkpoints(path: str | pathlib.Path) -> pathlib.Path:
+    """The checkpoint directory of ``path``: a run's workdir or the directory itself.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint path {path} does not exist.")
+    if (path / "checkpoints").is_dir():
+        return path / "checkpoints"
+    return path
+
+
+def load_pretrained(
+    model: nnx.Module, path: str | pathlib.Path, *, step: int | None = None
+) -> nnx.Module:
+    """Loads the parameters of a saved run into ``model`` (a "pretrained" student).
+
+    Only the ``nnx.Param`` arrays are read; the model's other variables (RNG
+    state) and any optimizer state are left alone. Each array keeps the sharding
+    it has in ``model``. Pair it with ``TrainConfig.decay_to_init``: `fit` takes
+    the parameters the model has when training starts as the point to decay to.
+
+    Args:
+        model: a model of the same architecture as the saved one.
+        path: a run's workdir (holding ``checkpoints/``) or a checkpoint directory.
+        step: the step to load; by default the latest readable one.
+
+    Returns:
+        ``model``, updated in place.
+
+    Raises:
+        FileNotFoundError: if ``path`` holds no checkpoint.
+        ValueError: if the saved parameters do not fit ``model``.
+    """
+    params = nnx.as_pure(nnx.state(model, nnx.Param))
+    checkpointer = Checkpointer(find_checkpoints(path), read_only=True)
+    try:
+        restored = checkpointer.restore_params(params, step=step)
+    finally:
+        checkpointer.close()
+    nnx.update(model, restored)
+    return model

@@ -1,0 +1,400 @@
+"""The generic trainer: ``fit(model, loss_fn, batches, config) -> model``.
+
+It knows no paper. It takes
+
+- ``model``: any Flax NNX module (its ``nnx.Param`` variables are trained),
+- ``loss_fn(model, batch) -> (loss, metrics)``: a pure function returning a
+  scalar loss and a dict of scalar metrics (e.g. triplet accuracy),
+- ``batches``: an iterable of host batches (pytrees of arrays with a leading
+  batch axis; in a multi-host run each process yields its own slice),
+- a `TrainConfig`,
+
+and runs a single jitted train step over a ``("data", "fsdp")`` mesh with explicit
+input and output shardings, the train state donated so that parameters and
+optimizer state are updated in place. Checkpoints (with the data position),
+metrics (JSON lines and TensorBoard) and the progress bar are handled inside;
+rerunning the same call with the same ``workdir`` resumes where the last run
+stopped, bit for bit.
+
+Example:
+    >>> import numpy as np, optax
+    >>> from flax import nnx
+    >>> model = nnx.Linear(2, 1, rngs=nnx.Rngs(0))
+    >>> def loss_fn(model, batch):
+    ...     error = model(batch["x"]) - batch["y"]
+    ...     return (error**2).mean(), {"mae": abs(error).mean()}
+    >>> x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    >>> batches = ({"x": x, "y": x @ np.array([[1.0], [-2.0]], np.float32)}
+    ...            for _ in range(200))
+    >>> config = TrainConfig(num_steps=200, learning_rate=0.1, progress_bar=False)
+    >>> model = fit(model, loss_fn, batches, config)
+    >>> np.round(model.kernel[...].ravel(), 2).tolist()
+    [1.0, -2.0]
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import tqdm.auto
+from flax import nnx
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh
+
+from alignjax.training.checkpoint import Checkpointer, is_checkpointable_iterator
+from alignjax.training.config import TrainConfig
+from alignjax.training.mesh import (
+    batch_sharding,
+    make_mesh,
+    replicated,
+    shard_batch,
+    state_shardings,
+)
+from alignjax.training.metrics_writer import MetricsWriter
+from alignjax.training.optimizer import learning_rate_schedule, make_optimizer
+from alignjax.training.signals import DeferredSignals
+from alignjax.training.train_state import TrainState, abstract_state
+
+logger = logging.getLogger(__name__)
+
+LossFn = Callable[[nnx.Module, Any], tuple[jax.Array, Mapping[str, jax.Array]]]
+Callback = Callable[[int, Mapping[str, float]], None]
+
+
+def _cast_floating(tree: Any, dtype: Any) -> Any:
+    return jax.tree.map(
+        lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree
+    )
+
+
+def _copy_to(tree: Any, shardings: Any) -> Any:
+    # A copy, never an alias: the train step donates its input buffers, which
+    # must not be the caller's model arrays. (device_put moves the arrays onto
+    # the mesh but may hand back the caller's buffers, even with may_alias=False
+    # for a shard of a replicated array; the jitted copy cannot.)
+    placed = jax.device_put(tree, shardings)
+    return jax.jit(lambda t: jax.tree.map(jnp.copy, t), out_shardings=shardings)(placed)
+
+
+class Trainer:
+    """A model, a pure loss and a config, turned into a sharded jitted train step.
+
+    `fit` is the usual entry point; the `Trainer` is for stepping by hand, for
+    inspecting the compiled step (benchmarks, HLO) or for custom loops.
+
+    Args:
+        model: the NNX module to train; it is not modified (see `model`).
+        loss_fn: ``loss_fn(model, batch) -> (loss, metrics)`` with a scalar loss
+            and a dict of scalar metrics.
+        config: the training configuration.
+        init_params: parameters ``decay_to_init`` pulls toward (an
+            ``nnx.State`` of ``nnx.Param``, pure or not); by default the
+            parameters ``model`` has now.
+        mesh: the device mesh; by default ``make_mesh(config.mesh)``.
+
+    Attributes:
+        mesh: the device mesh.
+        state: the current `TrainState`, sharded over ``mesh``.
+        shardings: a `TrainState` of the ``NamedSharding`` of every array.
+        tx: the optax transformation.
+    """
+
+    def __init__(
+        self,
+        model: nnx.Module,
+        loss_fn: LossFn,
+        config: TrainConfig,
+        *,
+        init_params: Any = None,
+        mesh: Mesh | None = None,
+    ):
+        self.config = config
+        self.mesh = make_mesh(config.mesh) if mesh is None else mesh
+        self.graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
+        param_shardings = state_shardings(params, self.mesh)
+        model_state_shardings = state_shardings(model_state, self.mesh)
+        params = _copy_to(nnx.as_pure(params), param_shardings)
+        model_state = _copy_to(nnx.as_pure(model_state), model_state_shardings)
+        # Only decay_to_init's state depends on the values the optimizer is
+        # initialised with (the rest on shapes): it keeps a copy to decay toward.
+        if init_params is None:
+            init_params = params
+        else:
+            init_params = nnx.as_pure(init_params)
+            if jax.tree.structure(init_params) != jax.tree.structure(params):
+                raise ValueError(
+                    "init_params must have the structure of the model's parameters "
+                    f"{jax.tree.structure(params)}; got "
+                    f"{jax.tree.structure(init_params)}."
+                )
+            init_params = _copy_to(init_params, param_shardings)
+        self.tx = make_optimizer(config)
+        self.schedule = learning_rate_schedule(config)
+        opt_shardings = optax.tree_map_params(
+            self.tx,
+            lambda _, sharding: sharding,
+            jax.eval_shape(self.tx.init, params),
+            param_shardings,
+            transform_non_params=lambda _: replicated(self.mesh),
+        )
+        opt_state = jax.jit(
+            lambda p: self.tx.init(jax.tree.map(jnp.copy, p)),
+            out_shardings=opt_shardings,
+        )(init_params)
+        step = jax.device_put(jnp.zeros((), jnp.int32), replicated(self.mesh))
+        self.shardings = TrainState(
+            step=replicated(self.mesh),
+            params=param_shardings,
+            model_state=model_state_shardings,
+            opt_state=opt_shardings,
+        )
+        self.state = TrainState(step, params, model_state, opt_state)
+        self._step = jax.jit(
+            self._make_step(loss_fn),
+            in_shardings=(self.shardings, batch_sharding(self.mesh)),
+            out_shardings=(self.shardings, replicated(self.mesh)),
+            donate_argnums=0,
+        )
+
+    def _make_step(self, loss_fn: LossFn):
+        graphdef, tx, schedule = self.graphdef, self.tx, self.schedule
+        k = self.config.accumulation_steps
+        compute_dtype = jnp.dtype(self.config.compute_dtype)
+
+        def train_step(state: TrainState, batch: Any):
+            def objective(params):
+                model = nnx.merge(
+                    graphdef, _cast_floating(params, compute_dtype), state.model_state
+                )
+                loss, metrics = loss_fn(model, _cast_floating(batch, compute_dtype))
+                if jnp.shape(loss) != ():
+                    raise ValueError(
+                        "loss_fn must return a scalar loss, got shape "
+                        f"{jnp.shape(loss)}."
+                    )
+                _, model_state = nnx.state(model, nnx.Param, ...)
+                return loss.astype(jnp.float32), (metrics, nnx.as_pure(model_state))
+
+            (loss, (metrics, model_state)), grads = jax.value_and_grad(
+                objective, has_aux=True
+            )(state.params)
+            # Variables the forward pass updates (batch statistics) return in
+            # the compute dtype; they are stored in their own.
+            model_state = jax.tree.map(
+                lambda new, old: new.astype(old.dtype)
+                if jnp.issubdtype(old.dtype, jnp.floating)
+                else new,
+                model_state,
+                state.model_state,
+            )
+            updates, opt_state = tx.update(grads, state.opt_state, state.params)
+            params = optax.apply_updates(state.params, updates)
+            for name, value in metrics.items():
+                if jnp.shape(value) != ():
+                    raise ValueError(
+                        f"loss_fn metric {name!r} must be a scalar, got shape "
+                        f"{jnp.shape(value)}."
+                    )
+            metrics = {name: jnp.asarray(v, jnp.float32) for name, v in metrics.items()}
+            metrics["loss"] = loss
+            metrics["grad_norm"] = optax.tree.norm(grads)
+            learning_rate = schedule(state.step // k)
+            metrics["learning_rate"] = jnp.asarray(learning_rate, jnp.float32)
+            new_state = TrainState(state.step + 1, params, model_state, opt_state)
+            return new_state, metrics
+
+        return train_step
+
+    def train_step(self, batch: Any) -> dict[str, jax.Array]:
+        """Runs one step on a host batch; returns its metrics (still on device)."""
+        with jax.set_mesh(self.mesh):
+            self.state, metrics = self._step(self.state, shard_batch(batch, self.mesh))
+        return metrics
+
+    def lower(self, batch: Any) -> jax.stages.Lowered:
+        """The train step lowered for ``batch`` (``.compile()``, ``.as_text()``)."""
+        with jax.set_mesh(self.mesh):
+            return self._step.lower(self.state, shard_batch(batch, self.mesh))
+
+    def abstract_state(self) -> TrainState:
+        """Shapes, dtypes and shardings of the state: a restore target."""
+        return abstract_state(self.state, self.shardings)
+
+    @property
+    def model(self) -> nnx.Module:
+        """A model holding the current state.
+
+        Its arrays are those of `state`: the next `train_step` donates them, so
+        use it before stepping again (or copy it with ``nnx.clone``).
+        """
+        return nnx.merge(self.graphdef, self.state.params, self.state.model_state)
+
+
+def _batch_size(batch: Any) -> int:
+    leaves = jax.tree.leaves(batch)
+    return int(np.shape(leaves[0])[0]) * jax.process_count() if leaves else 0
+
+
+def _any_process(flag: bool) -> bool:
+    if jax.process_count() == 1:
+        return flag
+    return bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
+
+
+def fit(
+    model: nnx.Module,
+    loss_fn: LossFn,
+    batches: Iterable[Any],
+    config: TrainConfig,
+    *,
+    evaluate: Callable[[nnx.Module], Mapping[str, float]] | None = None,
+    callbacks: Sequence[Callback] = (),
+    init_params: Any = None,
+) -> nnx.Module:
+    """Trains ``model`` on ``batches`` to minimise ``loss_fn``; resumes if it can.
+
+    Every ``config.log_every`` steps the mean of each metric over the interval is
+    recorded, with the learning rate, the gradient's global norm (before
+    clipping), steps and examples per second; records go to the progress bar,
+    ``<workdir>/metrics.jsonl``, TensorBoard and each callback. Checkpoints are
+    written every ``config.checkpoint_every`` steps, at the end, and when SIGTERM
+    or SIGINT arrives (the signal is then delivered as usual, after the save).
+    When ``<workdir>/checkpoints`` already holds a checkpoint, training continues
+    from it: parameters, optimizer state, model RNG state and, for a Grain
+    iterator, the data position (other iterables continue from wherever they
+    are).
+
+    Args:
+        model: the NNX module to train.
+        loss_fn: ``loss_fn(model, batch) -> (loss, metrics)``; a pure function of
+            a scalar loss and a dict of scalar metrics.
+        batches: an iterable of host batches (one process's slice each).
+        config: the training configuration.
+        evaluate: optional ``evaluate(model) -> {name: value}``, called every
+            ``config.eval_every`` steps and at the end; its values are recorded
+            as ``eval/<name>``.
+        callbacks: functions ``callback(step, metrics)`` called with every
+            record.
+        init_params: parameters ``decay_to_init`` pulls toward; by default those
+            of ``model`` at the start (before any checkpoint is restored, so a
+            resumed run keeps the original ones).
+
+    Returns:
+        ``model``, updated in place with the trained state.
+
+    Raises:
+        ValueError: if a batch does not split over the mesh, or ``loss_fn``
+            returns non-scalars.
+    """
+    trainer = Trainer(model, loss_fn, config, init_params=init_params)
+    iterator = iter(batches)
+    data_iterator = iterator if is_checkpointable_iterator(iterator) else None
+    checkpointer = None
+    if config.workdir is not None:
+        checkpointer = Checkpointer(
+            f"{config.workdir}/checkpoints", max_to_keep=config.keep_checkpoints
+        )
+        if checkpointer.latest_step() is not None:
+            trainer.state = checkpointer.restore(
+                trainer.abstract_state(), data_iterator=data_iterator
+            )
+            logger.info("resuming from step %d of %s", trainer.state.step,
+                        checkpointer.directory)
+    start = int(trainer.state.step)
+    writer = MetricsWriter(config.workdir)
+    progress = tqdm.auto.tqdm(
+        total=config.num_steps,
+        initial=start,
+        unit="step",
+        disable=not config.progress_bar or jax.process_index() != 0,
+    )
+
+    def record(step: int, metrics: Mapping[str, float]) -> None:
+        writer.write(step, metrics)
+        for callback in callbacks:
+            callback(step, metrics)
+
+    pending: list[dict[str, jax.Array]] = []
+    timer_start, timed_steps, timed_examples = None, 0, 0
+    deferred = DeferredSignals()
+    saved_step = start
+    try:
+        with deferred:
+            for step in range(start + 1, config.num_steps + 1):
+                try:
+                    batch = next(iterator)
+                except StopIteration:
+                    warnings.warn(
+                        f"batches ran out after {step - 1} of {config.num_steps} "
+                        "steps.",
+                        stacklevel=2,
+                    )
+                    break
+                metrics = trainer.train_step(batch)
+                pending.append(metrics)
+                progress.update(1)
+                if timer_start is None:
+                    # The first step compiles; rates are measured from its end.
+                    jax.block_until_ready(metrics)
+                    timer_start = time.perf_counter()
+                else:
+                    timed_steps += 1
+                    timed_examples += _batch_size(batch)
+
+                if step % config.log_every == 0 or step == config.num_steps:
+                    fetched = jax.device_get(pending)
+                    means = {
+                        name: float(np.mean([m[name] for m in fetched]))
+                        for name in fetched[0]
+                    }
+                    if timed_steps:
+                        elapsed = time.perf_counter() - timer_start
+                        means["steps_per_second"] = timed_steps / elapsed
+                        means["examples_per_second"] = timed_examples / elapsed
+                    timer_start, timed_steps, timed_examples = time.perf_counter(), 0, 0
+                    pending = []
+                    progress.set_postfix(loss=f"{means['loss']:.4g}")
+                    record(step, means)
+
+                at_end = step == config.num_steps
+                if evaluate is not None and (
+                    at_end or (config.eval_every and step % config.eval_every == 0)
+                ):
+                    with jax.set_mesh(trainer.mesh):
+                        results = evaluate(trainer.model)
+                    record(step, {f"eval/{k}": float(v) for k, v in results.items()})
+
+                stop = _any_process(deferred.received is not None)
+                every = config.checkpoint_every
+                periodic = every and step % every == 0
+                if checkpointer is not None and (stop or at_end or periodic):
+                    checkpointer.save(
+                        trainer.state,
+                        data_iterator=data_iterator,
+                        config=config.to_dict(),
+                    )
+                    saved_step = step
+                if stop:
+                    break
+            if checkpointer is not None and saved_step != int(trainer.state.step):
+                checkpointer.save(
+                    trainer.state, data_iterator=data_iterator, config=config.to_dict()
+                )
+            if checkpointer is not None:
+                checkpointer.wait_until_finished()
+    finally:
+        progress.close()
+        writer.close()
+        if checkpointer is not None:
+            checkpointer.close()
+    nnx.update(model, trainer.state.params, trainer.state.model_state)
+    deferred.redeliver()
+    return model
