@@ -95,6 +95,25 @@ def test_two_processes_partition_the_stream(make, triplets, items):
         assert sorted(per_epoch[0] + per_epoch[1]) == sorted(rows(whole)[epoch * 24:(epoch + 1) * 24])
 
 
+def sample_chunk(rng):
+    """Four examples per call, each with its own id."""
+    return {"x": rng.normal(size=(4, 3, 2)).astype(np.float32), "id": rng.integers(0, 2**40, size=(4,))}
+
+
+def test_chunked_stream_is_the_same_for_threads_and_processes():
+    kwargs = dict(num_examples=48, batch_size=8, seed=5, num_epochs=1, examples_per_call=4)
+    whole = _collect(example_stream(sample_chunk, num_threads=2, process_index=0, process_count=1, **kwargs))
+    assert [b["x"].shape for b in whole] == [(8, 3, 2)] * 6
+    _assert_same(_collect(example_stream(sample_chunk, num_threads=0, process_index=0, process_count=1, **kwargs)), whole)
+    shards = [_collect(example_stream(sample_chunk, process_index=i, process_count=2, **kwargs)) for i in range(2)]
+    for step, batch in enumerate(whole):
+        # Step s of the global stream is the union of the two processes' step s.
+        local = np.concatenate([shards[0][step]["id"], shards[1][step]["id"]])
+        assert sorted(local.tolist()) == sorted(batch["id"].tolist())
+    with pytest.raises(ValueError, match="multiples of examples_per_call=4"):
+        example_stream(sample_chunk, num_examples=10, batch_size=8, seed=0, examples_per_call=4)
+
+
 def test_triplet_stream_gathers_items_and_covers_each_epoch(triplets, items):
     batches = _collect(triplet_stream(triplets, items, batch_size=6, seed=2, num_epochs=2,
                                       process_index=0, process_count=1))

@@ -1,0 +1,165 @@
+"""Contrastive losses that teach an embedding the generative similarity ``s_gen``.
+
+Triplets are sampled from the generative model: anchor ``a`` and positive ``p`` from
+one ``theta``, the negative ``n`` from an independent ``theta'``. The Bayes-optimal
+critic of the softmax triplet loss (InfoNCE with one negative) is
+``log s_gen(x, y) + c(x)``, so a trained embedding similarity tracks ``log s_gen``.
+Where ``s_gen`` is computable, the soft-target batch loss uses it directly.
+
+References:
+  Marjieh, Kumar, Campbell, Zhang, Bhatt, Griffiths and Sucholutsky, *Learning
+  Human-Aligned Representations with Contrastive Learning and Generative Similarity*,
+  2024 (arXiv:2405.19420), Section 2.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from alignjax.losses import _batch
+from alignjax.losses import _kernels
+from alignjax.losses import _validation as v
+from alignjax.losses import triplet
+
+
+def generative_similarity_softmax_loss(
+    embeddings: jax.typing.ArrayLike,
+    *,
+    kernel: str = "dot",
+    temperature: float = 1.0,
+) -> jax.Array:
+    """Softmax (InfoNCE with one negative) triplet loss.
+
+    .. math::
+
+        \\ell = -\\log \\sigma\\!\\left(\\frac{k(a, p) - k(a, n)}{T}\\right)
+        = \\operatorname{softplus}\\!\\left(\\frac{k(a, n) - k(a, p)}{T}\\right).
+
+    Args:
+      embeddings: ``[..., 3, d]`` embeddings of (anchor, positive, negative).
+      kernel: ``"dot"`` (as in the paper) or ``"cosine"``.
+      temperature: positive scalar ``T``.
+
+    Returns:
+      ``[...]`` per-triplet losses (unreduced).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from alignjax.losses import generative_similarity_softmax_loss
+      >>> e = jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+      >>> round(float(generative_similarity_softmax_loss(e)), 4)  # softplus(-1)
+      0.3133
+
+    References:
+      Marjieh et al., 2024 (arXiv:2405.19420), Eq. 2.
+    """
+    v.check_temperature("temperature", temperature)
+    s = triplet.triplet_similarities(embeddings, kernel)
+    return jax.nn.softplus((s[..., 1] - s[..., 0]) / temperature)
+
+
+def generative_similarity_margin_loss(
+    embeddings: jax.typing.ArrayLike, *, margin: float = 1.0
+) -> jax.Array:
+    """Margin triplet loss with squared Euclidean distances.
+
+    .. math:: \\ell = \\max(0,\\ \\|a - p\\|^2 - \\|a - n\\|^2 + m)
+
+    Args:
+      embeddings: ``[..., 3, d]`` embeddings of (anchor, positive, negative).
+      margin: non-negative scalar ``m``.
+
+    Returns:
+      ``[...]`` per-triplet losses (unreduced).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from alignjax.losses import generative_similarity_margin_loss
+      >>> e = jnp.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+      >>> float(generative_similarity_margin_loss(e))  # 1 - 1 + 1
+      1.0
+
+    References:
+      Marjieh et al., 2024 (arXiv:2405.19420); Schroff, Kalenichenko and Philbin,
+      *FaceNet*, CVPR 2015.
+    """
+    v.check_rank("embeddings", embeddings, 2)
+    v.check_axis_size("embeddings", embeddings, -2, 3, "[..., 3, d]")
+    if jnp.ndim(margin) != 0:
+        raise ValueError(f"`margin` must be a scalar; got shape {jnp.shape(margin)}.")
+    v.check_non_negative("margin", margin)
+    e = v.as_float(embeddings, v.compute_dtype(embeddings))
+    anchor, positive, negative = e[..., 0, :], e[..., 1, :], e[..., 2, :]
+    d_ap = jnp.sum((anchor - positive) ** 2, axis=-1)
+    d_an = jnp.sum((anchor - negative) ** 2, axis=-1)
+    return jax.nn.relu(d_ap - d_an + margin)
+
+
+def generative_similarity_contrastive_loss(
+    embeddings: jax.typing.ArrayLike,
+    log_similarity: jax.typing.ArrayLike,
+    *,
+    temperature: float = 1.0,
+    kernel: str = "dot",
+    axis_name: str | None = None,
+) -> jax.Array:
+    """Soft-target batch contrastive loss with batch-normalised ``s_gen`` targets.
+
+    For a batch of ``B`` items with embeddings :math:`f_i` and
+    :math:`L_{ij} = \\log s_{gen}(x_i, x_j)`,
+
+    .. math::
+
+        q_{ij} = \\frac{s_{gen}(x_i, x_j)}{\\sum_{k \\ne i} s_{gen}(x_i, x_k)}, \\quad
+        p_{ij} = \\frac{\\exp(k(f_i, f_j) / T)}{\\sum_{k \\ne i} \\exp(k(f_i, f_k) / T)},
+        \\quad \\ell_i = -\\sum_{j \\ne i} q_{ij} \\log p_{ij}
+
+    (the diagonal is excluded from both rows). With one-hot targets this is InfoNCE;
+    the soft targets carry the graded similarity.
+
+    Args:
+      embeddings: ``[B, d]``.
+      log_similarity: ``[B, B]`` matrix of ``log s_gen`` (or any target logits; only
+        row-wise differences matter). Under ``axis_name``: the local rows against
+        the whole batch, ``[B_local, B]``.
+      temperature: positive scalar ``T``.
+      kernel: ``"dot"`` or ``"cosine"``.
+      axis_name: inside ``jax.shard_map``/``jax.pmap`` with the batch sharded along
+        this axis, the local rows are compared with the whole (gathered) batch.
+
+    Returns:
+      ``[B]`` per-row losses (the local rows under ``axis_name``).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from alignjax.losses import generative_similarity_contrastive_loss
+      >>> e = jnp.eye(3)
+      >>> print(generative_similarity_contrastive_loss(e, jnp.zeros((3, 3))).round(4))
+      [0.6931 0.6931 0.6931]
+
+    References:
+      Marjieh et al., 2024 (arXiv:2405.19420), Section 2.
+    """
+    v.check_ndim("embeddings", embeddings, 2, "[B, d]")
+    v.check_ndim("log_similarity", log_similarity, 2, "[B, B]")
+    v.check_temperature("temperature", temperature)
+    v.check_choice("kernel", kernel, v.KERNELS)
+    dtype = v.compute_dtype(embeddings, log_similarity)
+    local = _kernels.prepare(v.as_float(embeddings, dtype), kernel)
+    full, offset = _batch.gather_batch(local, axis_name)
+    expected = (local.shape[0], full.shape[0])
+    if tuple(jnp.shape(log_similarity)) != expected:
+        raise ValueError(
+            f"`log_similarity` must have shape {list(expected)} (rows: the "
+            f"{'local ' if axis_name else ''}batch of `embeddings`, columns: the whole "
+            f"batch); got shape {jnp.shape(log_similarity)}."
+        )
+    if full.shape[0] < 2:
+        raise ValueError(
+            f"`embeddings` must hold at least 2 items; got shape {jnp.shape(embeddings)}."
+        )
+    mask = _batch.off_diagonal(local.shape[0], full.shape[0], offset)
+    return _batch.soft_cross_entropy(
+        v.as_float(log_similarity, dtype), local @ full.T / temperature, mask
+    )
