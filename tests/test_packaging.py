@@ -24,7 +24,7 @@ ALLOWED_INTERNAL = {
     "models": {"models"},
     "training": {"training", "optim"},
     "evaluation": {"evaluation", "losses"},
-    "methods": {"methods", "losses", "optim", "data", "models", "training", "evaluation"},
+    "methods": {"methods", "losses", "optim", "data", "models", "training", "evaluation", "config"},
 }
 PURE_THIRD_PARTY = {"jax", "optax", "numpy"}
 

@@ -1,0 +1,100 @@
+"""Encoders of the experiments: built from a config, applied to arrays in batches.
+
+Every experiment trains or reads an encoder ``f: items -> R^d``; which network depends
+on the world (an MLP for vectors, a CNN or a ViT for images), so the experiments name it
+in their config and build it here.
+
+>>> import numpy as np
+>>> config = EncoderConfig(kind="mlp", widths=(8,), embed_dim=4)
+>>> model = build_encoder(config, input_shape=(2,))
+>>> embed(model, np.zeros((5, 2), np.float32), batch_size=4).shape
+(5, 4)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Literal
+
+import jax
+import numpy as np
+from flax import nnx
+
+from alignjax import models
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+    """Which encoder to build.
+
+    Attributes:
+      kind: ``"mlp"`` (vector items), ``"cnn"`` (:class:`~alignjax.models.ConvEncoder`)
+        or ``"vit"`` (:class:`~alignjax.models.ViT`, pooled features then a linear head).
+      embed_dim: output dimension ``d``.
+      widths: hidden widths of the MLP, or channels of the CNN stages.
+      variant: ViT variant string, e.g. ``"mu/8"`` or ``"Ti/16"``.
+      depth: ViT depth override (``None`` keeps the variant's).
+      pool: ViT pooling, ``"gap"``, ``"cls"`` or ``"map"``.
+      seed: initialisation seed.
+    """
+
+    kind: Literal["mlp", "cnn", "vit"] = "cnn"
+    embed_dim: int = 32
+    widths: tuple[int, ...] = (32, 64, 64)
+    variant: str = "mu/8"
+    depth: int | None = None
+    pool: Literal["gap", "cls", "map"] = "gap"
+    seed: int = 0
+
+
+def build_encoder(config: EncoderConfig, input_shape: Sequence[int]) -> nnx.Module:
+    """A freshly initialised encoder for items of shape ``input_shape`` (no batch axis)."""
+    rngs = nnx.Rngs(config.seed)
+    if config.kind == "mlp":
+        if len(input_shape) != 1:
+            raise ValueError(f"an mlp encoder needs vector items, got item shape {tuple(input_shape)}")
+        return models.MLPEncoder(input_shape[0], config.widths, config.embed_dim, rngs=rngs)
+    if len(input_shape) != 3:
+        raise ValueError(f"a {config.kind} encoder needs [H, W, C] images, got item shape {tuple(input_shape)}")
+    height, width, channels = input_shape
+    if config.kind == "cnn":
+        groups = min(8, *config.widths)
+        return models.ConvEncoder(channels, config.widths, config.embed_dim, num_groups=groups, rngs=rngs)
+    if config.kind == "vit":
+        return models.ViT(
+            config.variant,
+            image_size=(height, width),
+            in_channels=channels,
+            depth=config.depth,
+            pool_type=config.pool,
+            head_dim=config.embed_dim,
+            rngs=rngs,
+        )
+    raise ValueError(f"EncoderConfig.kind must be 'mlp', 'cnn' or 'vit', got {config.kind!r}")
+
+
+@jax.jit
+def _apply(graphdef, state, inputs):
+    return nnx.merge(graphdef, state)(inputs)
+
+
+def embed(model: nnx.Module, inputs: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+    """``model`` applied to ``inputs [n, ...]`` in batches: embeddings ``float32 [n, d]``.
+
+    The last batch is padded to ``batch_size`` so one compiled function serves every
+    call with the same item shape.
+    """
+    inputs = np.asarray(inputs, dtype=np.float32)
+    if inputs.shape[0] == 0:
+        raise ValueError("embed needs at least one input")
+    graphdef, state = nnx.split(model)
+    batch_size = min(batch_size, inputs.shape[0])
+    outputs = []
+    for start in range(0, inputs.shape[0], batch_size):
+        chunk = inputs[start : start + batch_size]
+        pad = batch_size - chunk.shape[0]
+        if pad:
+            chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
+        outputs.append(np.asarray(_apply(graphdef, state, chunk))[: batch_size - pad])
+    return np.concatenate(outputs)

@@ -1,0 +1,193 @@
+r"""Representation-learning objectives: generative similarity and its baselines.
+
+Marjieh et al. (2024) define the similarity of two items by a Bayesian generative model
+``theta ~ p(theta)``, ``x ~ p(x | theta)``:
+
+.. math::
+
+    s_{gen}(x_1, x_2) = \frac{p(x_1, x_2 \mid \text{same } \theta)}{p(x_1)\, p(x_2)},
+
+and learn an embedding ``f`` whose similarities follow it. Where ``s_gen`` is intractable
+they sample triplets (anchor and positive from one ``theta``, negative from an
+independent ``theta'``) and minimise the softmax triplet loss
+``-log sigma(f(a).f(p) - f(a).f(n))``, whose Bayes-optimal critic is
+``log s_gen(a, b) + c(a)``. The objectives here, each trained by the generic trainer on a
+seeded Grain stream:
+
+- ``"gensim"``: that triplet loss on the world's generative-similarity triplets;
+- ``"simclr"``: InfoNCE between two augmented views of one item (Chen et al. 2020);
+- ``"supcon"``: supervised contrastive learning on category labels (Khosla et al. 2020);
+- ``"untrained"``: the encoder at initialisation.
+
+A world enters through :class:`Sources`: per-example functions of a
+``numpy.random.Generator`` (so streams are deterministic whatever the thread count).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from collections.abc import Callable
+from typing import Literal
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from alignjax import losses
+from alignjax.data import pipeline
+from alignjax.methods import encoders
+from alignjax.training import TrainConfig, fit
+
+Objective = Literal["gensim", "simclr", "supcon", "untrained"]
+OBJECTIVES: tuple[Objective, ...] = ("gensim", "simclr", "supcon", "untrained")
+Example = dict[str, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class Sources:
+    """What a world provides to the objectives: vectorised samplers of ``n`` examples.
+
+    Attributes:
+      triplets: ``fn(rng, n) -> {"inputs": [n, 3, ...]}``: anchor and positive from one
+        ``theta``, the negative from an independent draw.
+      items: ``fn(rng, n) -> {"inputs": [n, ...], "labels": [n]}``: items and their
+        categories (the supervised-contrastive labels).
+      augment: ``fn(rng, item) -> item``: one random view of one item (SimCLR).
+    """
+
+    triplets: Callable[[np.random.Generator, int], Example]
+    items: Callable[[np.random.Generator, int], Example]
+    augment: Callable[[np.random.Generator, np.ndarray], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectiveConfig:
+    """Hyperparameters of the objectives.
+
+    Attributes:
+      batch_size: triplets (gensim), items (supcon) or view pairs (simclr) per step.
+      gensim_kernel: similarity of the triplet loss, ``"dot"`` or ``"cosine"``.
+      gensim_temperature: temperature of the triplet loss.
+      contrastive_temperature: temperature of InfoNCE and SupCon (cosine similarities).
+      num_threads: Grain threads generating examples.
+      examples_per_call: examples generated per call of a world's vectorised sampler
+        (a divisor of ``batch_size``; see ``pipeline.example_stream``).
+    """
+
+    batch_size: int = 64
+    gensim_kernel: Literal["dot", "cosine"] = "dot"
+    gensim_temperature: float = 1.0
+    contrastive_temperature: float = 0.1
+    num_threads: int = 2
+    examples_per_call: int = 16
+
+
+def similarity_kernel(objective: Objective, config: ObjectiveConfig) -> Literal["dot", "cosine"]:
+    """The similarity an encoder trained with ``objective`` is meant to express.
+
+    SimCLR and SupCon compare cosine similarities, so their embeddings are judged by
+    cosine; the triplet loss by its configured kernel; the untrained encoder by cosine.
+    """
+    return config.gensim_kernel if objective == "gensim" else "cosine"
+
+
+def pair_similarity(fx: np.ndarray, fy: np.ndarray, kernel: Literal["dot", "cosine"]) -> np.ndarray:
+    """Row-wise similarity of embeddings ``[n, d]`` and ``[n, d]``: ``[n]``."""
+    if kernel == "cosine":
+        fx = fx / np.linalg.norm(fx, axis=-1, keepdims=True)
+        fy = fy / np.linalg.norm(fy, axis=-1, keepdims=True)
+    return (fx * fy).sum(-1)
+
+
+def _flat_embed(model: nnx.Module, inputs: jnp.ndarray, group: int) -> jnp.ndarray:
+    """Embeds ``[B, group, ...]`` inputs as one batch: ``[B, group, d]``."""
+    batch = inputs.shape[0]
+    z = model(inputs.reshape(batch * group, *inputs.shape[2:]))
+    return z.reshape(batch, group, -1)
+
+
+def loss_function(objective: Objective, config: ObjectiveConfig):
+    """``loss_fn(model, batch) -> (loss, metrics)`` of ``objective`` for the trainer."""
+    if objective == "gensim":
+
+        def gensim_loss(model, batch):
+            z = _flat_embed(model, batch["inputs"], 3)
+            loss = losses.generative_similarity_softmax_loss(
+                z, kernel=config.gensim_kernel, temperature=config.gensim_temperature
+            )
+            s = losses.triplet_similarities(z, kernel=config.gensim_kernel)
+            return loss.mean(), {"triplet_accuracy": (s[:, 0] > s[:, 1]).mean()}
+
+        return gensim_loss
+    if objective == "simclr":
+
+        def simclr_loss(model, batch):
+            z = _flat_embed(model, batch["views"], 2)
+            loss = losses.info_nce_loss(z[:, 0], z[:, 1], temperature=config.contrastive_temperature)
+            return loss.mean(), {}
+
+        return simclr_loss
+    if objective == "supcon":
+
+        def supcon_loss(model, batch):
+            loss = losses.supervised_contrastive_loss(
+                model(batch["inputs"]), batch["labels"], temperature=config.contrastive_temperature
+            )
+            return loss.mean(), {}
+
+        return supcon_loss
+    raise ValueError(f"objective must be one of {OBJECTIVES[:-1]} to train, got {objective!r}")
+
+
+def example_function(
+    objective: Objective, sources: Sources, n: int
+) -> Callable[[np.random.Generator], Example]:
+    """The function streamed for ``objective``: ``n`` examples per call."""
+    if objective == "gensim":
+        return lambda rng: sources.triplets(rng, n)
+    if objective == "supcon":
+        return lambda rng: sources.items(rng, n)
+    if objective == "simclr":
+
+        def two_views(rng: np.random.Generator) -> Example:
+            items = sources.items(rng, n)["inputs"]
+            views = [[sources.augment(rng, item) for _ in range(2)] for item in items]
+            return {"views": np.asarray(views)}
+
+        return two_views
+    raise ValueError(f"objective must be one of {OBJECTIVES[:-1]} to stream, got {objective!r}")
+
+
+def train_encoder(
+    objective: Objective,
+    sources: Sources,
+    encoder: encoders.EncoderConfig,
+    input_shape: tuple[int, ...],
+    train: TrainConfig,
+    objective_config: ObjectiveConfig,
+    *,
+    workdir: str | os.PathLike[str] | None,
+    seed: int = 0,
+) -> nnx.Module:
+    """An encoder trained with ``objective`` (``"untrained"``: just initialised).
+
+    Training checkpoints into ``workdir`` (when given) and resumes from it, so a killed
+    run continues and a finished one is restored rather than retrained.
+    """
+    model = encoders.build_encoder(encoder, input_shape)
+    if objective == "untrained":
+        return model
+    stream = pipeline.example_stream(
+        example_function(objective, sources, objective_config.examples_per_call),
+        num_examples=train.num_steps * objective_config.batch_size,
+        batch_size=objective_config.batch_size,
+        seed=seed,
+        num_threads=objective_config.num_threads,
+        examples_per_call=objective_config.examples_per_call,
+    )
+    if workdir is not None:
+        workdir = pathlib.Path(workdir)
+        train = dataclasses.replace(train, workdir=str(workdir))
+    return fit(model, loss_function(objective, objective_config), iter(stream), train)
