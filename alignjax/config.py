@@ -18,8 +18,6 @@ one clear error instead of a run that silently ignores it.
 Config(train=Train(num_steps=5, learning_rate=0.001), name='x')
 """
 
-from __future__ import annotations
-
 import dataclasses
 import json
 import types
