@@ -38,16 +38,19 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from alignjax.methods import external  # Heavy imports only for this command.
+    from alignjax.methods import feature_evaluation  # Heavy imports only for this command.
 
-    results = external.evaluate_files(
-        features=args.features,
-        triplets=args.triplets,
-        levels=args.levels,
-        kernel=args.kernel,
-        transform=args.transform,
-    )
-    print(external.format_results(results))
+    try:
+        results = feature_evaluation.evaluate_files(
+            features=args.features,
+            triplets=args.triplets,
+            levels=args.levels,
+            kernel=args.kernel,
+            transform=args.transform,
+        )
+    except ValueError as error:  # A bad input file: the message names the file and row.
+        raise runner.UsageError(str(error)) from None
+    print(feature_evaluation.format_results(results))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
