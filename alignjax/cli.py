@@ -2,6 +2,7 @@
 
     alignjax list
     alignjax run NAME [--preset quick|paper] [--workdir DIR] [--set key=value ...]
+                 [--distributed [--coordinator HOST:PORT --num-processes N --process-id I]]
     alignjax eval --features F.npy --triplets T.txt [--levels L.txt] [--kernel dot|cosine]
                   [--transform glocal.npz] [--json OUT]
     alignjax figures [--out DIR]
@@ -30,6 +31,14 @@ def _list(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
+    if args.distributed:
+        import jax  # One process per host: join the others before any device is used.
+
+        jax.distributed.initialize(
+            coordinator_address=args.coordinator,
+            num_processes=args.num_processes,
+            process_id=args.process_id,
+        )
     metrics = runner.run_experiment(
         args.name, preset=args.preset, workdir=args.workdir, overrides=args.set or ()
     )
@@ -73,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preset", help="size preset (default: the experiment's first preset)")
     run.add_argument("--workdir", help="where to write results (default: runs/NAME)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+    run.add_argument(
+        "--distributed",
+        action="store_true",
+        help="multi-host: call jax.distributed.initialize() first (one process per host; "
+        "the cluster is detected on Cloud TPU, SLURM and Open MPI, or given below)",
+    )
+    run.add_argument("--coordinator", help="with --distributed: address HOST:PORT of process 0")
+    run.add_argument("--num-processes", type=int, help="with --distributed: number of processes")
+    run.add_argument("--process-id", type=int, help="with --distributed: this process's index")
     run.set_defaults(func=_run)
 
     evaluate = commands.add_parser("eval", help="evaluate a feature matrix on odd-one-out triplets")

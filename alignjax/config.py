@@ -74,7 +74,10 @@ def _replace_path(node: Any, path: list[str], raw: str, full_key: str) -> Any:
     else:
         hint = typing.get_type_hints(type(node))[path[0]]
         child = _parse(hint, raw, full_key)
-    return dataclasses.replace(node, **{path[0]: child})
+    try:
+        return dataclasses.replace(node, **{path[0]: child})
+    except (TypeError, ValueError) as error:  # the config's own validation
+        raise ConfigError(f"config key {full_key!r}: {error}") from None
 
 
 def _parse(hint: Any, raw: str, key: str) -> Any:

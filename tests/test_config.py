@@ -67,3 +67,18 @@ def test_json_round_trip():
     assert config_lib.from_dict(Config, config_lib.to_dict(config)) == config
     with pytest.raises(config_lib.ConfigError, match="unknown config keys"):
         config_lib.from_dict(Config, {"nope": 1})
+
+
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    warmup: int = 1
+    steps: int = 10
+
+    def __post_init__(self):
+        if self.warmup >= self.steps:
+            raise ValueError(f"warmup={self.warmup} must be smaller than steps={self.steps}")
+
+
+def test_the_configs_own_validation_becomes_a_config_error():
+    with pytest.raises(config_lib.ConfigError, match="config key 'steps': warmup=1 must be smaller than steps=1"):
+        config_lib.apply_overrides(Checked(), ["steps=1"])

@@ -127,7 +127,7 @@ def batch_triplet_distillation(
         total = _sum_over_all_triplets(
             teacher_logits, student_logits, divergence, block_size, axis_name
         )
-        count = math.comb(batch, 3)
+        count = float(math.comb(batch, 3))  # exceeds int32 beyond B ~ 2345
     else:
         _check_triplets(triplets, batch)
         i, j, k = (jnp.asarray(triplets)[:, c] for c in range(3))

@@ -15,6 +15,10 @@ independent ``theta'``) and minimise the softmax triplet loss
 seeded Grain stream:
 
 - ``"gensim"``: that triplet loss on the world's generative-similarity triplets;
+- ``"gensim_contrastive"``: where ``s_gen`` is computable, the soft-target batch
+  contrastive loss whose targets are the batch-normalised exact ``s_gen`` of every pair
+  of a batch of items (``losses.generative_similarity_contrastive_loss``); the world
+  gives ``log s_gen`` as a table over its latent labels (:attr:`Sources.log_similarity`);
 - ``"simclr"``: InfoNCE between two augmented views of one item (Chen et al. 2020);
 - ``"supcon"``: supervised contrastive learning on category labels (Khosla et al. 2020);
 - ``"untrained"``: the encoder at initialisation.
@@ -40,8 +44,8 @@ from alignjax.data import pipeline
 from alignjax.methods import encoders
 from alignjax.training import TrainConfig, fit
 
-Objective = Literal["gensim", "simclr", "supcon", "untrained"]
-OBJECTIVES: tuple[Objective, ...] = ("gensim", "simclr", "supcon", "untrained")
+Objective = Literal["gensim", "gensim_contrastive", "simclr", "supcon", "untrained"]
+OBJECTIVES: tuple[Objective, ...] = ("gensim", "gensim_contrastive", "simclr", "supcon", "untrained")
 Example = dict[str, np.ndarray]
 
 
@@ -53,13 +57,19 @@ class Sources:
       triplets: ``fn(rng, n) -> {"inputs": [n, 3, ...]}``: anchor and positive from one
         ``theta``, the negative from an independent draw.
       items: ``fn(rng, n) -> {"inputs": [n, ...], "labels": [n]}``: items and their
-        categories (the supervised-contrastive labels).
+        categories (the supervised-contrastive labels); with ``log_similarity`` also
+        ``"latents": int [n]``, each item's latent label (a row of the table).
       augment: ``fn(rng, item) -> item``: one random view of one item (SimCLR).
+      log_similarity: ``[K, K]`` exact ``log s_gen`` between items of latent labels
+        ``0..K-1``, for worlds whose ``s_gen`` depends on the items only through such
+        a label (e.g. the leaf of a category tree); ``None`` where it is not
+        computable. Needed by ``"gensim_contrastive"``.
     """
 
     triplets: Callable[[np.random.Generator, int], Example]
     items: Callable[[np.random.Generator, int], Example]
     augment: Callable[[np.random.Generator, np.ndarray], np.ndarray]
+    log_similarity: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,8 +78,9 @@ class ObjectiveConfig:
 
     Attributes:
       batch_size: triplets (gensim), items (supcon) or view pairs (simclr) per step.
-      gensim_kernel: similarity of the triplet loss, ``"dot"`` or ``"cosine"``.
-      gensim_temperature: temperature of the triplet loss.
+      gensim_kernel: similarity of the generative-similarity losses (triplet and
+        soft-target contrastive), ``"dot"`` or ``"cosine"``.
+      gensim_temperature: temperature of the generative-similarity losses.
       contrastive_temperature: temperature of InfoNCE and SupCon (cosine similarities).
       num_threads: Grain threads generating examples.
       examples_per_call: examples generated per call of a world's vectorised sampler
@@ -88,9 +99,10 @@ def similarity_kernel(objective: Objective, config: ObjectiveConfig) -> Literal[
     """The similarity an encoder trained with ``objective`` is meant to express.
 
     SimCLR and SupCon compare cosine similarities, so their embeddings are judged by
-    cosine; the triplet loss by its configured kernel; the untrained encoder by cosine.
+    cosine; the generative-similarity losses by their configured kernel; the untrained
+    encoder by cosine.
     """
-    return config.gensim_kernel if objective == "gensim" else "cosine"
+    return config.gensim_kernel if objective in ("gensim", "gensim_contrastive") else "cosine"
 
 
 def pair_similarity(fx: np.ndarray, fy: np.ndarray, kernel: Literal["dot", "cosine"]) -> np.ndarray:
@@ -108,8 +120,29 @@ def _flat_embed(model: nnx.Module, inputs: jnp.ndarray, group: int) -> jnp.ndarr
     return z.reshape(batch, group, -1)
 
 
-def loss_function(objective: Objective, config: ObjectiveConfig):
-    """``loss_fn(model, batch) -> (loss, metrics)`` of ``objective`` for the trainer."""
+def loss_function(
+    objective: Objective, config: ObjectiveConfig, *, log_similarity: np.ndarray | None = None
+):
+    """``loss_fn(model, batch) -> (loss, metrics)`` of ``objective`` for the trainer.
+
+    ``log_similarity`` (``[K, K]``, see :class:`Sources`) is required by
+    ``"gensim_contrastive"``, whose batches carry each item's ``"latents"``: the
+    targets of the batch are the table's ``[B, B]`` block of those labels.
+    """
+    if objective == "gensim_contrastive":
+        table = _check_log_similarity(log_similarity)
+
+        def gensim_contrastive_loss(model, batch):
+            latents = batch["latents"]
+            loss = losses.generative_similarity_contrastive_loss(
+                model(batch["inputs"]),
+                table[latents[:, None], latents[None, :]],
+                temperature=config.gensim_temperature,
+                kernel=config.gensim_kernel,
+            )
+            return loss.mean(), {}
+
+        return gensim_contrastive_loss
     if objective == "gensim":
 
         def gensim_loss(model, batch):
@@ -141,6 +174,20 @@ def loss_function(objective: Objective, config: ObjectiveConfig):
     raise ValueError(f"objective must be one of {OBJECTIVES[:-1]} to train, got {objective!r}")
 
 
+def _check_log_similarity(log_similarity: np.ndarray | None) -> jnp.ndarray:
+    if log_similarity is None:
+        raise ValueError(
+            "objective 'gensim_contrastive' needs an exact s_gen table: Sources.log_similarity "
+            "(or loss_function's log_similarity) is None for this world"
+        )
+    table = np.asarray(log_similarity, np.float32)
+    if table.ndim != 2 or table.shape[0] != table.shape[1] or table.shape[0] < 1:
+        raise ValueError(f"log_similarity must be a square [K, K] table, got shape {table.shape}")
+    if not np.isfinite(table).all():
+        raise ValueError("log_similarity must hold finite log s_gen values, got NaN or infinities")
+    return jnp.asarray(table)
+
+
 def example_function(
     objective: Objective, sources: Sources, n: int
 ) -> Callable[[np.random.Generator], Example]:
@@ -149,6 +196,19 @@ def example_function(
         return lambda rng: sources.triplets(rng, n)
     if objective == "supcon":
         return lambda rng: sources.items(rng, n)
+    if objective == "gensim_contrastive":
+        _check_log_similarity(sources.log_similarity)
+
+        def latent_items(rng: np.random.Generator) -> Example:
+            items = sources.items(rng, n)
+            if "latents" not in items:
+                raise ValueError(
+                    "objective 'gensim_contrastive' needs Sources.items to return the items' "
+                    f"'latents' (rows of Sources.log_similarity), got keys {sorted(items)}"
+                )
+            return {"inputs": items["inputs"], "latents": items["latents"]}
+
+        return latent_items
     if objective == "simclr":
 
         def two_views(rng: np.random.Generator) -> Example:
@@ -190,4 +250,5 @@ def train_encoder(
     if workdir is not None:
         workdir = pathlib.Path(workdir)
         train = dataclasses.replace(train, workdir=str(workdir))
-    return fit(model, loss_function(objective, objective_config), iter(stream), train)
+    loss_fn = loss_function(objective, objective_config, log_similarity=sources.log_similarity)
+    return fit(model, loss_fn, iter(stream), train)

@@ -1,0 +1,77 @@
+"""The glocal experiment at a small size: the claim's direction, the artefacts, resumption."""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from alignjax import runner
+from alignjax.methods import affine_fit
+
+THINGS = pathlib.Path("/work/shared/data/things")
+FIT = [
+    "fit.learning_rates=0.001", "fit.penalty_weights=0.01", "fit.alphas=0.25", "fit.temperatures=0.5",
+    "fit.naive_penalty_weights=0.01", "fit.num_steps=300", "fit.progress_bar=false",
+]
+SMALL = [
+    "items_per_leaf=8", "encoder.widths=8,16,16", "encoder.embed_dim=32", "objective.batch_size=32",
+    "train.num_steps=150", "train.progress_bar=false", "local_images=256", "n_train_triplets=4000",
+    "n_validation_triplets=500", "n_test_triplets=2000", "n_level_triplets=300", "few_shot_shots=1,3",
+    "few_shot_seeds=0,1,2", "anomaly_k=3", *FIT,
+]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("glocal")
+    return workdir, runner.run_experiment("glocal", workdir=workdir, overrides=SMALL)
+
+
+def test_glocal_aligns_and_keeps_local_structure_that_naive_breaks(run):
+    _, metrics = run
+    base, naive, glocal = metrics["base"], metrics["naive"], metrics["glocal"]
+    assert naive["test_accuracy"] > base["test_accuracy"]
+    assert glocal["test_accuracy"] > base["test_accuracy"]
+    assert glocal["neighbour_preservation"] > naive["neighbour_preservation"] + 0.1
+    assert glocal["few_shot/1"] > naive["few_shot/1"]
+    assert base["neighbour_preservation"] == 1.0
+    for space in (base, naive, glocal):
+        assert space["test_accuracy"] < space["noise_ceiling"]
+        assert set(space) >= {"accuracy/coarse", "accuracy/boundary", "accuracy/fine", "anomaly_auc"}
+
+
+def test_run_writes_its_artefacts(run):
+    workdir, metrics = run
+    saved = json.loads((workdir / "metrics.json").read_text())
+    assert saved["glocal"] == pytest.approx(metrics["glocal"])
+    assert len(json.loads((workdir / "grid.json").read_text())) == 2
+    report = (workdir / "report.md").read_text()
+    assert "| glocal |" in report and "| naive |" in report and "| noise ceiling |" in report
+    for name in ("alignment_vs_local_structure.png", "accuracy_per_level.png", "downstream.png"):
+        assert name in report and (workdir / name).stat().st_size > 10_000
+    for kind in ("naive", "glocal"):
+        with np.load(workdir / f"{kind}.npz") as data:
+            assert sorted(data) == ["bias", "mean", "std", "weights"]
+        assert affine_fit.AffineParams.load_npz(workdir / f"{kind}.npz").weights.shape == (32, 32)
+    assert (workdir / "base" / "checkpoints").is_dir()
+
+
+def test_rerun_in_the_same_workdir_restores_instead_of_refitting(run):
+    workdir, metrics = run
+    log = workdir / "base" / "metrics.jsonl"
+    records = log.read_text()
+    transforms = {p: p.stat().st_mtime_ns for p in (workdir / "transforms").rglob("*.npz")}
+    again = runner.run_experiment("glocal", workdir=workdir, overrides=SMALL)
+    assert again["glocal"] == pytest.approx(metrics["glocal"])
+    assert log.read_text() == records  # no base-model step ran again
+    assert {p: p.stat().st_mtime_ns for p in transforms} == transforms
+
+
+@pytest.mark.skipif(not THINGS.is_dir(), reason=f"the THINGS files are not at {THINGS}")
+def test_things_data_runs_without_the_world(tmp_path):
+    overrides = [f"things_dir={THINGS}", "things_held_out_categories=4", *FIT]
+    metrics = runner.run_experiment("glocal", workdir=tmp_path, overrides=overrides)
+    assert metrics["base"]["noise_ceiling"] is None and "accuracy/coarse" not in metrics["base"]
+    assert metrics["glocal"]["test_accuracy"] > metrics["base"]["test_accuracy"]
+    assert not (tmp_path / "base").exists()
