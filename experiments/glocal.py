@@ -1,7 +1,7 @@
 """glocal: gLocal vs naive alignment of a frozen model's features with (simulated) human triplets.
 
     alignjax run glocal --preset quick
-    alignjax run glocal --set things_dir=/work/shared/data/things   # real THINGS data
+    alignjax run glocal --set things_dir=path/to/things   # real THINGS files (docs/data.md)
 """
 
 import dataclasses

@@ -8,7 +8,7 @@ from PIL import Image
 
 from alignjax.data.readers import read_features, read_image_folder, read_triplets
 
-THINGS = pathlib.Path("/work/shared/data/things")
+THINGS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "things"
 
 
 def _write(path, text):

@@ -161,7 +161,8 @@ class EvaluationConfig:
       n_shot: few-shot examples per held-out category.
       few_shot_seeds: repetitions of the few-shot probe.
       neighbours: ``k`` of nearest-neighbour preservation.
-      anomaly_neighbours: ``k`` of the k-NN anomaly score.
+      anomaly_neighbours: ``k`` of the k-NN anomaly score (at most the training images
+        of the smallest held-out category).
     """
 
     kernel: Kernel = "cosine"
@@ -201,17 +202,23 @@ class AligNetConfig:
     teacher: encoders.EncoderConfig = encoders.EncoderConfig(kind="vit", variant="mu/8", depth=2, embed_dim=32)
     teacher_objective: Literal["supcon", "simclr"] = "supcon"
     teacher_labels: Literal["leaf", "basic", "superordinate"] = "basic"
-    teacher_train: TrainConfig = TrainConfig(num_steps=600, learning_rate=2e-3, warmup_steps=50, log_every=50)
+    # Periodic checkpoints (beside those on SIGTERM/SIGINT and at the end) bound what a
+    # hard kill loses to checkpoint_every steps.
+    teacher_train: TrainConfig = TrainConfig(
+        num_steps=600, learning_rate=2e-3, warmup_steps=50, log_every=50, checkpoint_every=200
+    )
     student: encoders.EncoderConfig = encoders.EncoderConfig(kind="vit", variant="mu/8", depth=1, embed_dim=32, seed=1)
     student_objective: Literal["simclr", "supcon"] = "simclr"
-    student_pretrain: TrainConfig = TrainConfig(num_steps=600, learning_rate=2e-3, warmup_steps=50, log_every=50)
+    student_pretrain: TrainConfig = TrainConfig(
+        num_steps=600, learning_rate=2e-3, warmup_steps=50, log_every=50, checkpoint_every=200
+    )
     objective: objectives.ObjectiveConfig = objectives.ObjectiveConfig(batch_size=128, examples_per_call=16)
     augmentation: augmentations.ImageAugmentation = augmentations.ImageAugmentation()
     uncertainty_distillation: UncertaintyDistillationConfig = UncertaintyDistillationConfig()
     sampling: SamplingConfig = SamplingConfig()
     distillation: DistillationConfig = DistillationConfig()
     student_train: TrainConfig = TrainConfig(
-        num_steps=1000, learning_rate=1e-3, warmup_steps=100, decay_to_init=1.0, log_every=50
+        num_steps=1000, learning_rate=1e-3, warmup_steps=100, decay_to_init=1.0, log_every=50, checkpoint_every=250
     )
     evaluation: EvaluationConfig = EvaluationConfig()
     variants: tuple[str, ...] = VARIANTS
@@ -551,8 +558,11 @@ def evaluate_features(
             inputs[train_rows], y[train_rows], inputs[test_rows], y[test_rows],
             n_shot=ev.n_shot, seeds=ev.few_shot_seeds, classifier=classifier,
         ).mean
+    # Each held-out category is "normal" once, with its training images as the normal
+    # set, so k cannot exceed the smallest category's share.
+    k = min(ev.anomaly_neighbours, int(np.unique(y[train_rows], return_counts=True)[1].min()))
     metrics["anomaly_auc"] = evaluation.one_vs_rest_anomaly_auc(
-        x[train_rows], y[train_rows], x[test_rows], y[test_rows], k=ev.anomaly_neighbours
+        x[train_rows], y[train_rows], x[test_rows], y[test_rows], k=k
     ).mean_auc
     if base_features is not None:
         metrics["nn_preservation"] = evaluation.nearest_neighbour_preservation(

@@ -112,6 +112,7 @@ def write_report(
             [{"student": MODEL_NAMES[m], **{_column_title(c): 100 * (metrics[m][c] - metrics["base"][c]) for c in columns}}
              for m in students],
             ["student"] + titles[1:],
+            digits=1,
         )
     report.paragraph(f"The same with {other} similarity:")
     report.table(
@@ -171,6 +172,7 @@ def write_report(
         report.table(
             [{"stage": k, "wall": float(v["wall"]), "CPU": float(v["cpu"])} for k, v in seconds.items()],
             ["stage", "wall", "CPU"],
+            digits=1,
         )
     return report.write(workdir)
 

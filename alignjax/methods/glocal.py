@@ -453,7 +453,7 @@ def held_out_leaves(tree: Tree, depth: int | None = None) -> np.ndarray:
     """Leaves under the last child of every node at ``depth - 1`` (default: the height).
 
     >>> held_out_leaves(Tree.balanced((2, 2))).tolist()  # the last leaf of each parent
-    [4, 6]
+    [3, 6]
     >>> held_out_leaves(Tree.balanced((2, 2)), depth=1).tolist()  # the last subtree
     [5, 6]
     """

@@ -15,6 +15,13 @@ independent ``theta'``) and minimise the softmax triplet loss
 seeded Grain stream:
 
 - ``"gensim"``: that triplet loss on the world's generative-similarity triplets;
+- ``"gensim_nce"``: the same Monte Carlo samples with many negatives: InfoNCE between
+  each triplet's anchor and positive (one ``theta``), the other pairs of the batch
+  (independent ``theta``'s) as negatives, on the generative-similarity kernel and
+  temperature. Its optimal critic is the same ``log s_gen + c(a)`` (van den Oord et al.
+  2018; Poole et al. 2019), learned from ``2B - 2`` negatives per anchor instead of
+  one: where classes are many and subtle (shapes, geometric concepts) the one-negative
+  triplet loss learns slowly;
 - ``"gensim_contrastive"``: where ``s_gen`` is computable, the soft-target batch
   contrastive loss whose targets are the batch-normalised exact ``s_gen`` of every pair
   of a batch of items (``losses.generative_similarity_contrastive_loss``); the world
@@ -44,8 +51,10 @@ from alignjax.data import pipeline
 from alignjax.methods import encoders
 from alignjax.training import TrainConfig, fit
 
-Objective = Literal["gensim", "gensim_contrastive", "simclr", "supcon", "untrained"]
-OBJECTIVES: tuple[Objective, ...] = ("gensim", "gensim_contrastive", "simclr", "supcon", "untrained")
+Objective = Literal["gensim", "gensim_nce", "gensim_contrastive", "simclr", "supcon", "untrained"]
+OBJECTIVES: tuple[Objective, ...] = ("gensim", "gensim_nce", "gensim_contrastive", "simclr", "supcon", "untrained")
+#: The objectives that learn generative similarity (the methods; the rest are baselines).
+GENSIM_OBJECTIVES: tuple[Objective, ...] = ("gensim", "gensim_nce", "gensim_contrastive")
 Example = dict[str, np.ndarray]
 
 
@@ -77,7 +86,8 @@ class ObjectiveConfig:
     """Hyperparameters of the objectives.
 
     Attributes:
-      batch_size: triplets (gensim), items (supcon) or view pairs (simclr) per step.
+      batch_size: triplets (gensim), pairs (gensim_nce), items (supcon, gensim_contrastive)
+        or view pairs (simclr) per step.
       gensim_kernel: similarity of the generative-similarity losses (triplet and
         soft-target contrastive), ``"dot"`` or ``"cosine"``.
       gensim_temperature: temperature of the generative-similarity losses.
@@ -102,7 +112,7 @@ def similarity_kernel(objective: Objective, config: ObjectiveConfig) -> Literal[
     cosine; the generative-similarity losses by their configured kernel; the untrained
     encoder by cosine.
     """
-    return config.gensim_kernel if objective in ("gensim", "gensim_contrastive") else "cosine"
+    return config.gensim_kernel if objective in GENSIM_OBJECTIVES else "cosine"
 
 
 def pair_similarity(fx: np.ndarray, fy: np.ndarray, kernel: Literal["dot", "cosine"]) -> np.ndarray:
@@ -154,6 +164,16 @@ def loss_function(
             return loss.mean(), {"triplet_accuracy": (s[:, 0] > s[:, 1]).mean()}
 
         return gensim_loss
+    if objective == "gensim_nce":
+
+        def gensim_nce_loss(model, batch):
+            z = _flat_embed(model, batch["inputs"], 2)
+            loss = losses.info_nce_loss(
+                z[:, 0], z[:, 1], kernel=config.gensim_kernel, temperature=config.gensim_temperature
+            )
+            return loss.mean(), {}
+
+        return gensim_nce_loss
     if objective == "simclr":
 
         def simclr_loss(model, batch):
@@ -194,6 +214,8 @@ def example_function(
     """The function streamed for ``objective``: ``n`` examples per call."""
     if objective == "gensim":
         return lambda rng: sources.triplets(rng, n)
+    if objective == "gensim_nce":
+        return lambda rng: {"inputs": sources.triplets(rng, n)["inputs"][:, :2]}
     if objective == "supcon":
         return lambda rng: sources.items(rng, n)
     if objective == "gensim_contrastive":

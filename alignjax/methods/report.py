@@ -38,14 +38,17 @@ def format_value(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """A Markdown table of ``rows`` (dicts), columns in the order of ``columns`` or first row."""
+def markdown_table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, *, digits: int = 3
+) -> str:
+    """A Markdown table of ``rows`` (dicts), columns in the order of ``columns`` or first
+    row, floats with ``digits`` decimals."""
     if not rows:
         raise ValueError("markdown_table needs at least one row")
     columns = list(columns or rows[0].keys())
     lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
     for row in rows:
-        lines.append("| " + " | ".join(format_value(row.get(c)) for c in columns) + " |")
+        lines.append("| " + " | ".join(format_value(row.get(c), digits) for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -61,8 +64,10 @@ class Report:
     def heading(self, text: str) -> None:
         self._parts.append(f"## {text}\n")
 
-    def table(self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> None:
-        self._parts.append(markdown_table(rows, columns))
+    def table(
+        self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, *, digits: int = 3
+    ) -> None:
+        self._parts.append(markdown_table(rows, columns, digits=digits))
 
     def figure(self, fig: plt.Figure, workdir: str | os.PathLike[str], name: str, caption: str) -> pathlib.Path:
         """Save ``fig`` as ``workdir/name`` (PNG), close it and link it from the report."""
