@@ -68,10 +68,6 @@ from alignjax import runner
 from alignjax.data.hierarchy import LEVELS
 from alignjax.methods import glocal
 
-# alignjax.methods selects matplotlib's non-interactive Agg backend when imported (for
-# headless experiment runs), which hides plt.show(); switch back to inline figures.
-# %matplotlib inline
-
 workdir = pathlib.Path(tempfile.mkdtemp())  # the experiment's work directory
 rng = np.random.default_rng(SEED)
 print("jax", jax.__version__, "on", jax.devices(), "| work directory", workdir)
@@ -210,7 +206,8 @@ axes[0].set_title("held-out test triplets per level")
 tasks = [f"few_shot/{s}" for s in config.few_shot_shots] + ["anomaly_auc"]
 x = np.arange(len(tasks))
 for i, space in enumerate(spaces):
-    axes[1].bar(x + (i - 1) * width, [metrics[space][t] for t in tasks], width, color=colours[space], label=space)
+    axes[1].bar(x + (i - 1) * width, [metrics[space][t] for t in tasks], width,
+                color=colours[space], label=space)
 axes[1].set_xticks(x, [f"{s}-shot accuracy" for s in config.few_shot_shots] + ["anomaly AUC"])
 axes[1].set_ylim(0, 1.05)
 axes[1].set_title("held-out categories")

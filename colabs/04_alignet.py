@@ -67,10 +67,6 @@ from alignjax import runner
 from alignjax.data import tfds_builders
 from alignjax.methods import alignet, alignet_data, alignet_report
 
-# alignjax.methods selects matplotlib's non-interactive Agg backend when imported (for
-# headless experiment runs), which hides plt.show(); switch back to inline figures.
-# %matplotlib inline
-
 workdir = pathlib.Path(tempfile.mkdtemp())  # the experiment's work directory
 rng = np.random.default_rng(SEED)
 print("jax", jax.__version__, "on", jax.devices(), "| work directory", workdir)
@@ -99,9 +95,10 @@ config = runner.get_experiment("alignet").config(PRESET, OVERRIDES)
 data = config.data
 print(f"world: {data.world.tree.num_leaves} leaf categories, {data.world.image_size}x{data.world.image_size} "
       f"images, {data.pool_size} in the pool; observers' Luce temperature {data.observer_temperature}")
-print(f"teacher {config.teacher.variant} (depth {config.teacher.depth}), {config.teacher_train.num_steps} steps; "
-      f"student {config.student.variant} (depth {config.student.depth}), "
-      f"{config.student_pretrain.num_steps} pretraining + {config.student_train.num_steps} distillation steps")
+print(f"teacher {config.teacher.variant} (depth {config.teacher.depth}), "
+      f"{config.teacher_train.num_steps} steps; student {config.student.variant} (depth "
+      f"{config.student.depth}), {config.student_pretrain.num_steps} pretraining + "
+      f"{config.student_train.num_steps} distillation steps")
 print(f"{config.sampling.num_triplets} AligNet triplets from {config.sampling.num_clusters} clusters; "
       f"{config.distillation.divergence.upper()} loss, tau = {config.distillation.student_temperature}, "
       f"decay_to_init {config.student_train.decay_to_init}")
@@ -204,7 +201,8 @@ x = np.arange(len(columns))
 for i, model in enumerate(students):
     ax.bar(x + (i - (len(students) - 1) / 2) * width, [metrics[model][c] for c in columns], width,
            color=alignet_report.MODEL_COLOURS[model], label=alignet_report.MODEL_NAMES[model])
-ax.hlines([ceiling[c] for c in columns], x - 0.42, x + 0.42, colors="black", linewidth=2, label="noise ceiling")
+ax.hlines([ceiling[c] for c in columns], x - 0.42, x + 0.42, colors="black", linewidth=2,
+          label="noise ceiling")
 ax.axhline(1 / 3, color="black", linestyle="--", linewidth=0.8)
 ax.set_xticks(x, ["coarse", "boundary", "fine", "THINGS-like"])
 ax.set_ylim(0.25, 1.0)

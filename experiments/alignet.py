@@ -14,8 +14,8 @@ PRESETS = {
     "student, 1000 distillation steps per student; about 6 minutes on 2 CPU cores",
     "paper": "hierarchy world, 32768 pool images, deeper teacher and student, 4000 distillation "
     "steps per student; about 30 minutes on 2 CPU cores",
-    "tiny": "for tests and notebooks: 16x16 images, 1024 pool images, 60 steps per training stage; "
-    "about 40 seconds on 2 CPU cores",
+    "tiny": "for tests and notebooks: 16x16 images, 1024 pool images, 100 to 300 steps per training stage; "
+    "about a minute on 2 CPU cores",
     "fashion-mnist": "Fashion-MNIST from the Debian package, its superordinate -> class hierarchy, "
     "quick sizes; about 6 minutes on 2 CPU cores",
 }

@@ -128,6 +128,14 @@ def test_class_s_gen_values():
     log_s = WORLD.class_log_generative_similarity(np.array([0, 5, 3, -1]), np.array([0, 5, 4, 2]))
     np.testing.assert_allclose(log_s[:2], -np.log(prior[[0, 5]]), rtol=1e-5)
     assert log_s[2] == -np.inf and np.isnan(log_s[3])
+    # Batch shapes broadcast: the [n, m] matrix of classes against classes.
+    classes = np.array([0, 5, 3, -1])
+    matrix = WORLD.class_log_generative_similarity(classes[:, None], classes[None, :])
+    assert matrix.shape == (4, 4)
+    np.testing.assert_allclose(np.diag(matrix)[:3], -np.log(prior[[0, 5, 3]]), rtol=1e-6)
+    assert np.isnan(matrix[3]).all() and np.all(matrix[0, 1:3] == -np.inf)
+    with pytest.raises(ValueError, match="broadcastable"):
+        WORLD.class_log_generative_similarity(np.zeros(3, int), np.zeros(2, int))
 
 
 def test_images_and_determinism():

@@ -721,17 +721,20 @@ class QuadrilateralWorld:
         }
 
     def class_log_generative_similarity(self, class_x, class_y) -> np.ndarray:
-        """``log s_gen`` between shapes of classes ``class_x`` and ``class_y`` (same shape).
+        """``log s_gen`` between shapes of classes ``class_x`` and ``class_y``.
 
         ``-log pi_k`` when both are ``k``, ``-inf`` when they differ, ``nan`` where a
-        class is ``-1`` (outside the model's support).
+        class is ``-1`` (outside the model's support). The shapes broadcast, so
+        ``class_x[:, None]`` and ``class_y[None, :]`` give the ``[n, m]`` matrix.
         """
         class_x, class_y = np.asarray(class_x), np.asarray(class_y)
-        if class_x.shape != class_y.shape:
+        try:
+            shape = np.broadcast_shapes(class_x.shape, class_y.shape)
+        except ValueError:
             raise ValueError(
-                "class_x and class_y must have the same shape, "
-                f"got {class_x.shape} and {class_y.shape}"
-            )
+                f"class_x and class_y must have broadcastable shapes, got {class_x.shape} and {class_y.shape}"
+            ) from None
+        class_x, class_y = np.broadcast_to(class_x, shape), np.broadcast_to(class_y, shape)
         k = len(SHAPE_NAMES)
         for name, c in (("class_x", class_x), ("class_y", class_y)):
             if np.any((c < -1) | (c >= k)):
@@ -750,5 +753,6 @@ class QuadrilateralWorld:
         return np.where((class_x < 0) | (class_y < 0), np.nan, log_s)
 
     def log_generative_similarity(self, vertices_x, vertices_y) -> np.ndarray:
-        """Exact ``log s_gen`` between quadrilaterals ``[..., 4, 2]`` (any pose or frame)."""
+        """Exact ``log s_gen`` between quadrilaterals ``[..., 4, 2]`` (any pose or frame;
+        batch shapes broadcast)."""
         return self.class_log_generative_similarity(classify(vertices_x), classify(vertices_y))

@@ -767,7 +767,9 @@ def run(config: GlocalExperimentConfig, workdir: str | os.PathLike[str]) -> dict
         params = best.load()
         params.save_npz(workdir / f"{kind}.npz")
         spaces[kind], kernels[kind] = params.apply(data.features), "dot"
-        for result in tqdm(results, desc=f"evaluating the {kind} grid", leave=False):
+        for result in tqdm(
+            results, desc=f"evaluating the {kind} grid", leave=False, disable=not config.fit.progress_bar
+        ):
             space = result.load().apply(data.features)
             grid_rows.append({
                 "kind": kind,

@@ -1,0 +1,83 @@
+"""gensim-quadrilaterals at a small size: the regularity effect's direction, the artefacts,
+resumption."""
+
+import json
+
+import numpy as np
+import pytest
+
+from alignjax import runner
+from alignjax.data.quadrilaterals import SHAPE_NAMES
+from alignjax.methods import gensim_quadrilaterals
+
+# One device (see test_experiments_gensim_hierarchy.py); a narrower CNN than the quick
+# preset's, and only the untrained baseline: at this size the comparison with SimCLR
+# and SupCon is too close to assert (experiments/README.md has it at full size).
+SMALL = [
+    "train.mesh.data=1",
+    "encoder.widths=16,32,32,32",
+    "objectives=gensim_nce,untrained",
+    "num_trials_per_shape=100",
+    "train.progress_bar=false",
+]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("gensim-quadrilaterals")
+    return workdir, runner.run_experiment("gensim-quadrilaterals", workdir=workdir, overrides=SMALL)
+
+
+def test_generative_similarity_makes_regular_shapes_easy_and_irregular_ones_hard(run):
+    _, metrics = run
+    method, untrained = metrics["gensim_nce"], metrics["untrained"]
+    assert method["regular_error"] < untrained["regular_error"] - 0.15
+    assert method["regularity_gap"] > untrained["regularity_gap"] + 0.1
+    # The least regular shape's intruder is just another random quadrilateral.
+    assert method["per_shape_error"]["random"] > 0.5
+    for m in (method, untrained):
+        assert list(m["per_shape_error"]) == list(SHAPE_NAMES)
+        assert all(0.0 <= e <= 1.0 for e in m["per_shape_error"].values())
+        errors = [m["per_shape_error"][s] for s in SHAPE_NAMES]
+        assert m["error_rate"] == pytest.approx(np.mean(errors))
+
+
+def test_run_writes_its_artefacts(run):
+    workdir, metrics = run
+    saved = json.loads((workdir / "metrics.json").read_text())
+    assert saved["gensim_nce"]["per_shape_error"] == metrics["gensim_nce"]["per_shape_error"]
+    report = (workdir / "report.md").read_text()
+    assert "| gensim_nce |" in report and "| untrained |" in report
+    for name in ("error_per_shape.png", "example_trials.png"):
+        assert name in report and (workdir / name).stat().st_size > 10_000
+    embeddings = np.load(workdir / "gensim_nce" / "oddball_embeddings.npy")
+    assert embeddings.shape == (100 * len(SHAPE_NAMES), 6, 32)
+
+
+def test_rerun_in_the_same_workdir_restores_instead_of_retraining(run):
+    workdir, metrics = run
+    log = workdir / "gensim_nce" / "metrics.jsonl"
+    records = log.read_text()
+    again = runner.run_experiment("gensim-quadrilaterals", workdir=workdir, overrides=SMALL)
+    assert again["gensim_nce"] == metrics["gensim_nce"]
+    assert log.read_text() == records
+
+
+def test_regularity_summary_by_hand():
+    errors = dict(zip(SHAPE_NAMES, [0.1, 0.1, 0.1] + [0.5] * 5 + [0.7, 0.7, 0.7]))
+    summary = gensim_quadrilaterals.regularity_summary(errors)
+    assert summary["regular_error"] == pytest.approx(0.1)
+    assert summary["irregular_error"] == pytest.approx(0.7)
+    assert summary["regularity_gap"] == pytest.approx(0.6)
+    assert summary["regularity_spearman"] > 0.8
+    flat = gensim_quadrilaterals.regularity_summary(dict.fromkeys(SHAPE_NAMES, 0.3))
+    assert np.isnan(flat["regularity_spearman"]) and flat["regularity_gap"] == 0.0
+    with pytest.raises(ValueError, match="lacks the shapes"):
+        gensim_quadrilaterals.regularity_summary({"square": 0.1})
+
+
+def test_bad_configs_name_the_field():
+    with pytest.raises(runner.UsageError, match="objectives"):
+        runner.get_experiment("gensim-quadrilaterals").config("quick", ["objectives=gensim,nope"])
+    with pytest.raises(runner.UsageError, match="human_error_rates"):
+        runner.get_experiment("gensim-quadrilaterals").config("quick", ["human_error_rates=0.1,0.2"])
