@@ -285,9 +285,9 @@ assert abs(pair_s.mean() - 1) < 5 * pair_error
 # trials. Here the objective is `"gensim_nce"`: the same Monte Carlo samples as the
 # triplet loss, but each anchor-positive pair is contrasted with every other pair of the
 # batch (InfoNCE), which has the same optimum (`log s_gen` plus a constant) and learns the
-# property classes much faster than one negative per triplet. The held-out
-# trials (`num_trials_per_shape` per reference shape, from a seed no training stream
-# uses). The model chooses the image farthest from the mean of the six embeddings
+# property classes much faster than one negative per triplet. The held-out trials,
+# `num_trials_per_shape` per reference shape, come from a seed no training stream uses.
+# The model chooses the image farthest from the mean of the six embeddings
 # (`oddball_choices`); `oddball_error_rates` counts its errors per shape (chance: 5/6).
 
 # %%
@@ -304,27 +304,12 @@ for objective in quadrilaterals.objectives:
           + ", ".join(f"{k} {v:.3f}" for k, v in summaries[objective].items()))
 
 # %% [markdown]
-# A few held-out trials, from the most to the least regular shape: the intruder is
+# A few held-out trials, from the most to the least regular shape
+# (`example_trials_figure`, the picture of the experiment's report): the intruder is
 # framed in green, and each image lists the objectives that chose it.
 
 # %%
-shown = [SHAPE_NAMES.index(s) for s in ("square", "rhombus", "kite", "random")]
-fig, axes = plt.subplots(len(shown), 6, figsize=(7.5, 1.5 * len(shown)))
-for row, shape in enumerate(shown):
-    trial = int(np.flatnonzero(trials["shape"] == shape)[0])
-    for i in range(6):
-        ax = axes[row, i]
-        ax.imshow(trials["images"][trial, i, ..., 0], cmap="gray_r", vmin=0, vmax=1)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        intruder = i == trials["intruder"][trial]
-        for spine in ax.spines.values():
-            spine.set_color("tab:green" if intruder else "lightgray")
-            spine.set_linewidth(3 if intruder else 1)
-        chosen_by = [name for name, c in choices.items() if c[trial] == i]
-        ax.set_title(", ".join(chosen_by), fontsize=7, color="tab:green" if intruder else "tab:red")
-    axes[row, 0].set_ylabel(SHAPE_NAMES[shape].replace("_", "\n"), fontsize=8)
-fig.tight_layout()
+gensim_quadrilaterals.example_trials_figure(quadrilaterals, trials, choices)
 plt.show()
 
 # %% [markdown]
@@ -340,22 +325,8 @@ plt.show()
 # longer and test on more trials.
 
 # %%
-fig, ax = plt.subplots(figsize=(9, 4.2))
-positions = np.arange(len(SHAPE_NAMES))
-for name, result in results.items():
-    errors = np.array([result.per_shape_error_rate[s] for s in SHAPE_NAMES])
-    stderr = np.sqrt(errors * (1 - errors) / quadrilaterals.num_trials_per_shape)
-    ax.errorbar(positions, errors, yerr=stderr, marker="o", capsize=2,
-                linewidth=2 if name in objectives.GENSIM_OBJECTIVES else 1.2,
-                label=f"{name} (ρ = {summaries[name]['regularity_spearman']:.2f})")
-ax.axhline(5 / 6, color="gray", linestyle=":", label="chance (5/6)")
-ax.set_xticks(positions, [s.replace("_", " ") for s in SHAPE_NAMES], rotation=35, ha="right")
-ax.set_ylim(0, 1)
-ax.set_xlabel("reference shape (most regular → least regular)")
-ax.set_ylabel("intruder error rate")
-ax.legend(loc="lower left")
-ax.grid(axis="y", alpha=0.3)
-fig.tight_layout()
+metrics = {name: {"per_shape_error": results[name].per_shape_error_rate, **summaries[name]} for name in results}
+gensim_quadrilaterals.per_shape_figure(quadrilaterals, metrics)
 plt.show()
 
 for name, result in results.items():

@@ -40,3 +40,13 @@ def test_rerun_in_the_same_workdir_restores_instead_of_retraining(run):
     again = runner.run_experiment("gensim-gaussian", workdir=workdir, overrides=SMALL)
     assert again["gensim"] == metrics["gensim"]
     assert log.read_text() == records  # no training step ran again
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("objectives=gensim,nope", r"objectives must be a non-empty subset.*'nope'"),
+     ("num_eval_pairs=1", "num_eval_pairs must be >= 2")],
+)
+def test_bad_configs_are_one_usage_error(override, message):
+    with pytest.raises(runner.UsageError, match=message):
+        runner.get_experiment("gensim-gaussian").config("quick", [override])

@@ -63,3 +63,14 @@ def test_rerun_in_the_same_workdir_restores_instead_of_retraining(run):
     again = runner.run_experiment("gensim-geoclidean", workdir=workdir, overrides=SMALL)
     assert again["gensim_nce"] == metrics["gensim_nce"]
     assert log.read_text() == records
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("objectives=", "objectives must be a non-empty subset"),
+     ("num_folds=11", r"num_folds must lie in \[1, 10\]"),
+     ("example_concept=spiral", "spiral")],
+)
+def test_bad_configs_are_one_usage_error(override, message):
+    with pytest.raises(runner.UsageError, match=message):
+        runner.get_experiment("gensim-geoclidean").config("quick", [override])

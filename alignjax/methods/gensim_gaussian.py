@@ -49,6 +49,11 @@ class GaussianConfig:
     num_eval_pairs: int = 5000
     seed: int = 0
 
+    def __post_init__(self):
+        objectives.check_objectives(self.objectives)
+        if self.num_eval_pairs < 2:
+            raise ValueError(f"num_eval_pairs must be >= 2 (a correlation needs two pairs), got {self.num_eval_pairs}")
+
 
 def sources(config: GaussianConfig) -> objectives.Sources:
     """The mixture's triplets, labelled items and jittered views."""

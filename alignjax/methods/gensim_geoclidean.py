@@ -125,9 +125,7 @@ class GeoclideanConfig:
     seed: int = 0
 
     def __post_init__(self):
-        unknown = [o for o in self.objectives if o not in objectives.OBJECTIVES]
-        if unknown or not self.objectives:
-            raise ValueError(f"objectives must be a non-empty subset of {objectives.OBJECTIVES}, got {self.objectives!r}")
+        objectives.check_objectives(self.objectives)
         num_concepts = len(self.world.concepts)
         if not 1 <= self.num_folds <= num_concepts:
             raise ValueError(f"num_folds must lie in [1, {num_concepts}] (one per concept at most), got {self.num_folds}")

@@ -144,11 +144,7 @@ class HierarchyConfig:
     seed: int = 0
 
     def __post_init__(self):
-        unknown = [o for o in self.objectives if o not in objectives.OBJECTIVES]
-        if unknown or not self.objectives:
-            raise ValueError(
-                f"objectives must be a non-empty subset of {objectives.OBJECTIVES}, got {self.objectives!r}"
-            )
+        objectives.check_objectives(self.objectives)
         for name in ("train_renderings_per_leaf", "num_eval_triplets", "eval_renderings_per_leaf"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -129,9 +129,7 @@ class QuadrilateralsConfig:
     seed: int = 0
 
     def __post_init__(self):
-        unknown = [o for o in self.objectives if o not in objectives.OBJECTIVES]
-        if unknown or not self.objectives:
-            raise ValueError(f"objectives must be a non-empty subset of {objectives.OBJECTIVES}, got {self.objectives!r}")
+        objectives.check_objectives(self.objectives)
         if self.num_trials_per_shape < 1:
             raise ValueError(f"num_trials_per_shape must be >= 1, got {self.num_trials_per_shape}")
         if self.human_error_rates is not None and len(self.human_error_rates) != len(SHAPE_NAMES):
@@ -292,16 +290,19 @@ def _write_report(config, workdir, metrics, trials, choices) -> None:
         [{"shape": s, **{name: m["per_shape_error"][s] for name, m in metrics.items()}} for s in SHAPE_NAMES],
         ["shape", *metrics],
     )
-    report.figure(_per_shape_figure(config, metrics), workdir, "error_per_shape.png",
+    report.figure(per_shape_figure(config, metrics), workdir, "error_per_shape.png",
                   "Intruder error rate per reference shape, from the most to the least regular")
     if config.num_example_trials:
-        report.figure(_examples_figure(config, trials, choices), workdir, "example_trials.png",
+        report.figure(example_trials_figure(config, trials, choices), workdir, "example_trials.png",
                       "Held-out intruder trials: the true intruder framed in green; each image lists the "
                       "objectives that chose it")
     report.write(workdir)
 
 
-def _per_shape_figure(config, metrics):
+def per_shape_figure(config: QuadrilateralsConfig, metrics: dict[str, dict[str, Any]]) -> plt.Figure:
+    """Error per reference shape (most to least regular) of each objective, with binomial
+    standard errors; ``metrics[objective]`` holds ``per_shape_error`` and
+    ``regularity_spearman`` (as :func:`run` returns them)."""
     fig, ax = plt.subplots(figsize=(9, 4.2))
     x = np.arange(len(SHAPE_NAMES))
     n = config.num_trials_per_shape
@@ -322,8 +323,12 @@ def _per_shape_figure(config, metrics):
     return fig
 
 
-def _examples_figure(config, trials, choices):
-    # One trial each of shapes spread evenly over the regularity order.
+def example_trials_figure(
+    config: QuadrilateralsConfig, trials: dict[str, np.ndarray], choices: dict[str, np.ndarray]
+) -> plt.Figure:
+    """``config.num_example_trials`` held-out trials, one each of shapes spread evenly over
+    the regularity order: the intruder framed in green, each image titled with the
+    objectives whose choice (``choices[objective] [n_trials]``) it was."""
     shapes = np.linspace(0, len(SHAPE_NAMES) - 1, config.num_example_trials).round().astype(int)
     rows = [int(np.flatnonzero(trials["shape"] == s)[0]) for s in shapes]
     fig, axes = plt.subplots(len(rows), 6, figsize=(7.2, 1.45 * len(rows)), squeeze=False)

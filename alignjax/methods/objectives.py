@@ -105,6 +105,13 @@ class ObjectiveConfig:
     examples_per_call: int = 16
 
 
+def check_objectives(names: tuple[str, ...]) -> None:
+    """Raises ``ValueError`` unless ``names`` is a non-empty subset of :data:`OBJECTIVES`."""
+    unknown = [name for name in names if name not in OBJECTIVES]
+    if unknown or not names:
+        raise ValueError(f"objectives must be a non-empty subset of {OBJECTIVES}, got {names!r}")
+
+
 def similarity_kernel(objective: Objective, config: ObjectiveConfig) -> Literal["dot", "cosine"]:
     """The similarity an encoder trained with ``objective`` is meant to express.
 
