@@ -9,9 +9,9 @@ from alignjax.methods import gensim_geoclidean
 
 PRESETS = {
     "quick": "32x32 drawings, 2 folds of concepts, 300 steps per objective and fold (gensim_nce and "
-    "three baselines); about 7 minutes on 2 CPU cores",
+    "three baselines); about 6.5 minutes on 2 CPU cores",
     "paper": "32x32 drawings, 5 folds of concepts, 1500 steps per objective and fold, the triplet loss "
-    "too; about 2 hours on 2 CPU cores (minutes on a GPU)",
+    "too; about 2 hours on 2 CPU cores",
 }
 
 

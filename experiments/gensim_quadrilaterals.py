@@ -9,7 +9,7 @@ from alignjax.methods import gensim_quadrilaterals
 
 PRESETS = {
     "quick": "32x32 outlines, 600 steps per objective (gensim_nce and three baselines); "
-    "about 7 minutes on 2 CPU cores",
+    "about 6 minutes on 2 CPU cores",
     "paper": "32x32 outlines, 2000 steps per objective, the triplet loss too, 1000 trials per shape; "
     "about 35 minutes on 2 CPU cores",
 }
