@@ -18,6 +18,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+import matplotlib
+
 from alignjax import runner
 
 
@@ -109,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Runs write their plots to files: no window, whatever display the machine has.
+    matplotlib.use("Agg")
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -42,7 +42,7 @@
 # !pip install -q "alignjax @ git+https://github.com/alignjax/alignjax"
 
 # %% tags=["parameters"]
-# The experiment's `tiny` preset (16x16 images, 1024 pool images, 100-200 steps per
+# The experiment's `tiny` preset (16x16 images, 1024 pool images, 100 to 300 steps per
 # training stage), so that CI runs this notebook on a CPU in about a minute; shorter
 # student training loses the coarse-level gain asserted below. On Colab set PRESET to
 # "quick" (32x32 images, 8192 pool images, 1000 distillation steps per student; about

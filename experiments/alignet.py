@@ -15,7 +15,7 @@ PRESETS = {
     "paper": "hierarchy world, 32768 pool images, deeper teacher and student, 4000 distillation "
     "steps per student; about 30 minutes on 2 CPU cores",
     "tiny": "for tests and notebooks: 16x16 images, 1024 pool images, 100 to 300 steps per training stage; "
-    "about a minute on 2 CPU cores",
+    "1 to 2 minutes on 2 CPU cores",
     "fashion-mnist": "Fashion-MNIST from the Debian package, its superordinate -> class hierarchy, "
     "quick sizes; about 6 minutes on 2 CPU cores",
 }

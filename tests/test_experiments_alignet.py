@@ -42,8 +42,10 @@ def test_the_aligned_student_gains_most_at_the_coarse_level(run):
     ud = metrics["uncertainty_distillation"]
     assert ud["aligned/test_kl"] < 0.5 * ud["untransformed/test_kl"]
     assert metrics["teacher_ud"]["accuracy/coarse"] > metrics["teacher"]["accuracy/coarse"] + 0.1
-    # Downstream accuracy on new categories is kept.
-    assert metrics["alignet"]["few_shot"] >= base["few_shot"] - 0.05
+    # Downstream accuracy on new categories is kept (16 categories, 80 test images: one
+    # image is 1.25 points).
+    assert metrics["alignet"]["few_shot"] > 0.8
+    assert metrics["alignet"]["few_shot"] >= base["few_shot"] - 0.1
     for name in ("base", "alignet", "unalignet", "teacher", "teacher_ud"):
         for level in LEVELS:
             assert 0.0 <= metrics[name][f"accuracy/{level}"] <= 1.0

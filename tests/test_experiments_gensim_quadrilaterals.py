@@ -33,8 +33,8 @@ def test_generative_similarity_makes_regular_shapes_easy_and_irregular_ones_hard
     method, untrained = metrics["gensim_nce"], metrics["untrained"]
     assert method["regular_error"] < untrained["regular_error"] - 0.15
     assert method["regularity_gap"] > untrained["regularity_gap"] + 0.1
-    # The least regular shape's intruder is just another random quadrilateral.
-    assert method["per_shape_error"]["random"] > 0.5
+    # A square's intruder leaves its class; a random shape's is just another random shape.
+    assert method["per_shape_error"]["random"] > method["per_shape_error"]["square"] + 0.3
     for m in (method, untrained):
         assert list(m["per_shape_error"]) == list(SHAPE_NAMES)
         assert all(0.0 <= e <= 1.0 for e in m["per_shape_error"].values())

@@ -291,6 +291,40 @@ def test_soft_target_contrastive_matches_numpy(points):
     np.testing.assert_allclose(got, np_soft_contrastive(emb, log_s, 0.5), rtol=1e-4)
 
 
+def np_pair_info_nce(anchors, positives, temperature):
+    """Both directions of the pair InfoNCE, written out row by row."""
+    logits = anchors @ positives.T / temperature
+
+    def own_log_softmax(m):
+        return np.array([row[i] - np.log(np.exp(row - row.max()).sum()) - row.max() for i, row in enumerate(m)])
+
+    return -0.5 * (own_log_softmax(logits) + own_log_softmax(logits.T))
+
+
+def test_info_nce_loss_matches_numpy_and_by_hand():
+    rng = np.random.default_rng(8)
+    a, p = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
+    got = losses.generative_similarity_info_nce_loss(a.astype(np.float32), p.astype(np.float32), temperature=0.7)
+    np.testing.assert_allclose(got, np_pair_info_nce(a, p, 0.7), rtol=1e-5)
+    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)
+    cosine = losses.generative_similarity_info_nce_loss(a, p, kernel="cosine", temperature=0.7)
+    np.testing.assert_allclose(cosine, np_pair_info_nce(unit(a), unit(p), 0.7), rtol=1e-5)
+    # Two pairs, each item a dot product of 2 with its partner and 0 with the other pair,
+    # T = 0.5: -log(e^4 / (e^4 + 1)) in both directions.
+    z = np.sqrt(2.0) * np.eye(2)
+    np.testing.assert_allclose(
+        losses.generative_similarity_info_nce_loss(z, z, temperature=0.5), [np.log1p(np.exp(-4.0))] * 2, rtol=1e-5
+    )
+    # Unlike SimCLR's form, an anchor is never contrasted with the other anchors.
+    twins = np.stack([a[0], a[0]])
+    np.testing.assert_allclose(
+        losses.generative_similarity_info_nce_loss(twins, np.stack([p[0], 3 * p[0]])),
+        np_pair_info_nce(twins, np.stack([p[0], 3 * p[0]]), 1.0), rtol=1e-5,
+    )
+    jitted = jax.jit(lambda x, y: losses.generative_similarity_info_nce_loss(x, y, temperature=0.7))
+    np.testing.assert_allclose(jitted(a, p), got, rtol=1e-5)
+
+
 def test_contrastive_losses_gradients():
     rng = np.random.default_rng(6)
     with jax.enable_x64(True):
@@ -302,6 +336,11 @@ def test_contrastive_losses_gradients():
         check_grads(
             jax.jit(lambda e: losses.generative_similarity_margin_loss(e, margin=10.0)),
             (triplets,), order=1, modes=["rev"],
+        )
+        pairs = jnp.asarray(rng.normal(size=(2, 5, 3)))
+        check_grads(
+            jax.jit(lambda a, p: losses.generative_similarity_info_nce_loss(a, p, temperature=0.7)),
+            (pairs[0], pairs[1]), order=1, modes=["rev"],
         )
         emb, log_s = jnp.asarray(rng.normal(size=(5, 3))), jnp.asarray(rng.normal(size=(5, 5)))
         check_grads(
@@ -318,6 +357,7 @@ def extreme_loss_and_grad():
             losses.generative_similarity_softmax_loss(triplets, temperature=temperature).mean()
             + losses.generative_similarity_margin_loss(triplets).mean()
             + losses.generative_similarity_contrastive_loss(batch, log_s, temperature=temperature).mean()
+            + losses.generative_similarity_info_nce_loss(batch, batch[::-1], temperature=temperature).mean()
         )
 
     return jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
@@ -346,6 +386,10 @@ def test_losses_finite_at_extremes(extreme_loss_and_grad, dtype, norm, temperatu
         (lambda: losses.generative_similarity_contrastive_loss(np.ones((4, 2)), np.zeros((4, 3))), r"`log_similarity`.*\[4, 4\].*\(4, 3\)"),
         (lambda: losses.generative_similarity_contrastive_loss(np.ones((1, 2)), np.zeros((1, 1))), r"at least 2 items"),
         (lambda: losses.generative_similarity_contrastive_loss(np.ones((4, 2)), np.zeros((4, 4)), kernel="l1"), r"`kernel`"),
+        (lambda: losses.generative_similarity_info_nce_loss(np.ones((4, 2)), np.ones((3, 2))), r"`anchors` and `positives`.*\(4, 2\).*\(3, 2\)"),
+        (lambda: losses.generative_similarity_info_nce_loss(np.ones((1, 2)), np.ones((1, 2))), r"at least 2 pairs"),
+        (lambda: losses.generative_similarity_info_nce_loss(np.ones(4), np.ones(4)), r"`anchors`.*\[B, d\]"),
+        (lambda: losses.generative_similarity_info_nce_loss(np.ones((4, 2)), np.ones((4, 2)), kernel="l2"), r"`kernel`"),
     ],
 )
 def test_loss_bad_input_raises(call, message):

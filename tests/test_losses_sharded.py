@@ -112,6 +112,14 @@ def test_generative_similarity_contrastive_loss(mesh, data):
     assert_sharded_matches(mesh, loss, args, (ROWS, ROWS), ROWS, (0, 1))
 
 
+def test_generative_similarity_info_nce_loss(mesh, data):
+    def loss(a, p, axis_name):
+        return losses.generative_similarity_info_nce_loss(a, p, temperature=0.5, axis_name=axis_name)
+
+    pairs = (data["student"], data["student"] + 0.1 * data["teacher"][:, :4])
+    assert_sharded_matches(mesh, loss, pairs, (ROWS, ROWS), ROWS, (0, 1))
+
+
 def test_info_nce_loss(mesh, data):
     def loss(v1, v2, axis_name):
         return losses.info_nce_loss(v1, v2, temperature=0.5, axis_name=axis_name)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from alignjax import losses
+from alignjax import losses, runner
 from alignjax.data import tfds_builders
 from alignjax.data.hierarchy import HierarchyWorld
 from alignjax.methods import affine_fit, alignet, alignet_data, alignet_triplets
@@ -22,8 +22,19 @@ UD = alignet.UncertaintyDistillationConfig(
     fit=affine_fit.AffineFitConfig(learning_rate=2e-2, num_steps=400, progress_bar=False),
 )
 CONFIG = alignet.AligNetConfig(
-    data=SMALL, uncertainty_distillation=UD, evaluation=alignet.EvaluationConfig(n_shot=2, few_shot_seeds=(0, 1))
+    data=SMALL, uncertainty_distillation=UD,
+    evaluation=alignet.EvaluationConfig(n_shot=2, few_shot_seeds=(0, 1), anomaly_neighbours=2),
 )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("variants=alignet,nope", "variants must be a non-empty subset"),
+     ("evaluation.anomaly_neighbours=21", r"anomaly_neighbours=21 exceeds the 20 training images")],
+)
+def test_bad_configs_name_the_fields(override, message):
+    with pytest.raises(runner.UsageError, match=message):
+        runner.get_experiment("alignet").config("quick", [override])
 
 
 @pytest.fixture(scope="module")

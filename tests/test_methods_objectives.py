@@ -117,7 +117,7 @@ def _same_theta_triplets(rng, n):
     return {"inputs": np.eye(4, dtype=np.float32)[latents] + rng.normal(0, 0.1, (n, 3, 4)).astype(np.float32)}
 
 
-def test_gensim_nce_streams_pairs_and_matches_info_nce_on_dot_products():
+def test_gensim_nce_streams_pairs_and_wires_the_many_negatives_loss():
     sources = objectives.Sources(_same_theta_triplets, _items, lambda rng, x: x)
     example = objectives.example_function("gensim_nce", sources, 5)(np.random.default_rng(2))
     assert example["inputs"].shape == (5, 2, 4)
@@ -125,15 +125,15 @@ def test_gensim_nce_streams_pairs_and_matches_info_nce_on_dot_products():
     config = objectives.ObjectiveConfig(gensim_temperature=0.5)
     loss, metrics = objectives.loss_function("gensim_nce", config)(model, example)
     z = model(example["inputs"].reshape(10, 4)).reshape(5, 2, 3)
-    expected = losses.info_nce_loss(z[:, 0], z[:, 1], temperature=0.5, kernel="dot").mean()
+    expected = losses.generative_similarity_info_nce_loss(z[:, 0], z[:, 1], temperature=0.5).mean()
     np.testing.assert_allclose(float(loss), float(expected), rtol=1e-6)
     assert metrics == {} and objectives.similarity_kernel("gensim_nce", config) == "dot"
 
 
 def test_gensim_nce_reaches_the_log_sgen_optimum_from_samples_alone(tmp_path):
-    """InfoNCE's optimal critic, like the triplet loss's, is ``log s_gen + c(a)``: trained
-    on sampled pairs only (no table), the similarity gaps within a row are those of
-    ``log s_gen``."""
+    """The many-negatives loss's optimal critic, like the triplet loss's, is ``log s_gen``
+    plus a constant: trained on sampled pairs only (no table), the similarity gaps
+    within a row are those of ``log s_gen``."""
     sources = objectives.Sources(_same_theta_triplets, _items, lambda rng, x: x)
     encoder = encoders.EncoderConfig(kind="mlp", widths=(32,), embed_dim=8)
     train = TrainConfig(num_steps=300, learning_rate=1e-2, warmup_steps=20, progress_bar=False)

@@ -16,7 +16,8 @@ Modules:
 - ``uncertainty_distillation``: KL from target choice probabilities (AligNet).
 - ``glocal``, ``penalties``: gLocal's global and local losses and regularisers.
 - ``generative_similarity``: ``log s_gen`` for mixtures, conjugate Gaussians, Monte Carlo.
-- ``generative_similarity_losses``: softmax, margin and soft-target contrastive losses.
+- ``generative_similarity_losses``: softmax, margin, many-negatives (InfoNCE) and
+  soft-target contrastive losses.
 - ``contrastive``: the InfoNCE (SimCLR) and supervised contrastive baselines.
 """
 
@@ -32,6 +33,7 @@ from alignjax.losses.generative_similarity import (
 )
 from alignjax.losses.generative_similarity_losses import (
     generative_similarity_contrastive_loss,
+    generative_similarity_info_nce_loss,
     generative_similarity_margin_loss,
     generative_similarity_softmax_loss,
 )
@@ -53,6 +55,7 @@ __all__ = [
     "gaussian_component_log_likelihoods",
     "gaussian_mixture_log_generative_similarity",
     "generative_similarity_contrastive_loss",
+    "generative_similarity_info_nce_loss",
     "generative_similarity_margin_loss",
     "generative_similarity_softmax_loss",
     "glocal_global_loss",

@@ -24,7 +24,6 @@ def info_nce_loss(
     view2: jax.typing.ArrayLike,
     *,
     temperature: float = 0.1,
-    kernel: str = "cosine",
     axis_name: str | None = None,
 ) -> jax.Array:
     """SimCLR's normalised temperature-scaled cross-entropy (NT-Xent).
@@ -34,20 +33,15 @@ def info_nce_loss(
 
     .. math::
 
-        \\ell_i = -\\log \\frac{\\exp(k(z_i, z_{i^+}) / T)}
-        {\\sum_{m \\ne i} \\exp(k(z_i, z_m) / T)},
+        \\ell_i = -\\log \\frac{\\exp(\\cos(z_i, z_{i^+}) / T)}
+        {\\sum_{k \\ne i} \\exp(\\cos(z_i, z_k) / T)},
 
-    the denominator running over the other ``2B - 1`` embeddings; ``k`` is the cosine
-    similarity (SimCLR) or the dot product. With positives drawn from one latent
-    ``theta`` and the other pairs from independent ones, the loss's optimal critic is
-    ``k(x, y) / T = log s_gen(x, y) + c(x)``: the many-negatives form of generative
-    similarity's triplet loss (van den Oord et al. 2018; Poole et al. 2019).
+    the denominator running over the other ``2B - 1`` embeddings.
 
     Args:
       view1: ``[B, d]`` embeddings of the first view.
       view2: ``[B, d]`` embeddings of the second view of the same examples.
       temperature: positive scalar ``T``.
-      kernel: ``"cosine"`` (SimCLR) or ``"dot"``.
       axis_name: inside ``jax.shard_map``/``jax.pmap`` with the batch sharded along
         this axis, the candidates are the whole (gathered) batch.
 
@@ -73,10 +67,9 @@ def info_nce_loss(
             f"{jnp.shape(view2)}."
         )
     v.check_temperature("temperature", temperature)
-    v.check_choice("kernel", kernel, v.KERNELS)
     dtype = v.compute_dtype(view1, view2)
-    z1 = _kernels.prepare(v.as_float(view1, dtype), kernel)
-    z2 = _kernels.prepare(v.as_float(view2, dtype), kernel)
+    z1 = _kernels.l2_normalize(v.as_float(view1, dtype))
+    z2 = _kernels.l2_normalize(v.as_float(view2, dtype))
     all1, offset = _batch.gather_batch(z1, axis_name)
     all2, _ = _batch.gather_batch(z2, axis_name)
     n_local, n_all = z1.shape[0], all1.shape[0]

@@ -4,7 +4,9 @@ Triplets are sampled from the generative model: anchor ``a`` and positive ``p`` 
 one ``theta``, the negative ``n`` from an independent ``theta'``. The Bayes-optimal
 critic of the softmax triplet loss (InfoNCE with one negative) is
 ``log s_gen(x, y) + c(x)``, so a trained embedding similarity tracks ``log s_gen``.
-Where ``s_gen`` is computable, the soft-target batch loss uses it directly.
+The many-negatives form contrasts each anchor-positive pair with the positives of the
+other pairs of a batch (same optimum, ``B - 1`` negatives). Where ``s_gen`` is
+computable, the soft-target batch loss uses it directly.
 
 References:
   Marjieh, Kumar, Campbell, Zhang, Bhatt, Griffiths and Sucholutsky, *Learning
@@ -94,6 +96,83 @@ def generative_similarity_margin_loss(
     d_ap = jnp.sum((anchor - positive) ** 2, axis=-1)
     d_an = jnp.sum((anchor - negative) ** 2, axis=-1)
     return jax.nn.relu(d_ap - d_an + margin)
+
+
+def generative_similarity_info_nce_loss(
+    anchors: jax.typing.ArrayLike,
+    positives: jax.typing.ArrayLike,
+    *,
+    kernel: str = "dot",
+    temperature: float = 1.0,
+    axis_name: str | None = None,
+) -> jax.Array:
+    """Many-negatives generative-similarity loss: InfoNCE over same-``theta`` pairs.
+
+    The pairs ``(a_i, p_i)`` of a batch are each drawn from one latent
+    ``theta_i ~ p(theta)``, independently across ``i``. Each anchor picks its positive
+    among the positives of all pairs, and each positive its anchor among all anchors:
+
+    .. math::
+
+        \\ell_i = -\\tfrac12 \\log \\frac{e^{k(a_i, p_i)/T}}{\\sum_j e^{k(a_i, p_j)/T}}
+        -\\tfrac12 \\log \\frac{e^{k(p_i, a_i)/T}}{\\sum_j e^{k(p_i, a_j)/T}}.
+
+    The candidates ``p_j, j != i`` of anchor ``a_i`` are independent draws from the
+    marginal ``p(x)``, so the Bayes-optimal critic of each direction is
+    ``k(x, y) / T = log s_gen(x, y) + c(x)`` for every batch size ``B >= 2`` (van den Oord
+    et al. 2018; Poole et al. 2019), and for a symmetric kernel the two directions
+    together pin it to ``log s_gen(x, y)`` plus a constant: the optimum of the softmax
+    triplet loss, learned from ``B - 1`` negatives per anchor instead of one. (SimCLR's
+    form, which also contrasts ``a_i`` with the other anchors, is not exact here: an
+    anchor and a positive of one pair share their ``theta``, so those negatives come in
+    dependent pairs.)
+
+    Args:
+      anchors: ``[B, d]`` embeddings of one item of each pair.
+      positives: ``[B, d]`` embeddings of the other item of the same pairs.
+      kernel: ``"dot"`` (as in the paper) or ``"cosine"``.
+      temperature: positive scalar ``T``.
+      axis_name: inside ``jax.shard_map``/``jax.pmap`` with the batch sharded along
+        this axis, the candidates are the whole (gathered) batch.
+
+    Returns:
+      ``[B]`` per-pair losses (the local pairs under ``axis_name``).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from alignjax.losses import generative_similarity_info_nce_loss
+      >>> z = jnp.eye(2)  # each item matches its pair (dot 1) and not the other (dot 0)
+      >>> loss = generative_similarity_info_nce_loss(z, z)  # -log(e / (e + 1)) each
+      >>> [round(float(x), 4) for x in loss]
+      [0.3133, 0.3133]
+
+    References:
+      Marjieh et al., 2024 (arXiv:2405.19420), Eq. 2 (the one-negative case); van den
+      Oord, Li and Vinyals, 2018 (CPC); Poole et al., ICML 2019.
+    """
+    v.check_ndim("anchors", anchors, 2, "[B, d]")
+    v.check_ndim("positives", positives, 2, "[B, d]")
+    if jnp.shape(anchors) != jnp.shape(positives):
+        raise ValueError(
+            f"`anchors` and `positives` must have the same shape; got {jnp.shape(anchors)} "
+            f"and {jnp.shape(positives)}."
+        )
+    v.check_temperature("temperature", temperature)
+    v.check_choice("kernel", kernel, v.KERNELS)
+    dtype = v.compute_dtype(anchors, positives)
+    a = _kernels.prepare(v.as_float(anchors, dtype), kernel)
+    p = _kernels.prepare(v.as_float(positives, dtype), kernel)
+    all_a, offset = _batch.gather_batch(a, axis_name)
+    all_p, _ = _batch.gather_batch(p, axis_name)
+    if all_a.shape[0] < 2:
+        raise ValueError(f"`anchors` must hold at least 2 pairs; got shape {jnp.shape(anchors)}.")
+    own = (jnp.arange(a.shape[0]) + offset)[:, None]
+
+    def pick_own(queries, candidates):
+        log_p = jax.nn.log_softmax(queries @ candidates.T / temperature, axis=-1)
+        return -jnp.take_along_axis(log_p, own, axis=1)[:, 0]
+
+    return 0.5 * (pick_own(a, all_p) + pick_own(p, all_a))
 
 
 def generative_similarity_contrastive_loss(

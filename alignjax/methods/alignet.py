@@ -161,8 +161,8 @@ class EvaluationConfig:
       n_shot: few-shot examples per held-out category.
       few_shot_seeds: repetitions of the few-shot probe.
       neighbours: ``k`` of nearest-neighbour preservation.
-      anomaly_neighbours: ``k`` of the k-NN anomaly score (at most the training images
-        of the smallest held-out category).
+      anomaly_neighbours: ``k`` of the k-NN anomaly score (at most half the images of
+        a held-out category, its training share).
     """
 
     kernel: Kernel = "cosine"
@@ -223,6 +223,19 @@ class AligNetConfig:
     evaluation: EvaluationConfig = EvaluationConfig()
     variants: tuple[str, ...] = VARIANTS
     seed: int = 0
+
+    def __post_init__(self):
+        unknown = set(self.variants) - set(VARIANTS)
+        if unknown or not self.variants:
+            raise ValueError(f"variants must be a non-empty subset of {VARIANTS}, got {self.variants!r}")
+        # Each held-out category is the anomaly detector's normal set once, with the
+        # first half of its images as training data.
+        normal = self.data.held_out_items_per_leaf // 2
+        if self.evaluation.anomaly_neighbours > normal:
+            raise ValueError(
+                f"evaluation.anomaly_neighbours={self.evaluation.anomaly_neighbours} exceeds the "
+                f"{normal} training images of a held-out category (data.held_out_items_per_leaf // 2)"
+            )
 
 
 # Stage 1: world and humans.
@@ -558,11 +571,8 @@ def evaluate_features(
             inputs[train_rows], y[train_rows], inputs[test_rows], y[test_rows],
             n_shot=ev.n_shot, seeds=ev.few_shot_seeds, classifier=classifier,
         ).mean
-    # Each held-out category is "normal" once, with its training images as the normal
-    # set, so k cannot exceed the smallest category's share.
-    k = min(ev.anomaly_neighbours, int(np.unique(y[train_rows], return_counts=True)[1].min()))
     metrics["anomaly_auc"] = evaluation.one_vs_rest_anomaly_auc(
-        x[train_rows], y[train_rows], x[test_rows], y[test_rows], k=k
+        x[train_rows], y[train_rows], x[test_rows], y[test_rows], k=ev.anomaly_neighbours
     ).mean_auc
     if base_features is not None:
         metrics["nn_preservation"] = evaluation.nearest_neighbour_preservation(
@@ -617,9 +627,6 @@ class _Timer:
 def run(config: AligNetConfig, workdir: str | os.PathLike[str]) -> dict[str, Any]:
     """Runs (or resumes) every stage, writes ``report.md`` and plots; returns the metrics."""
     workdir = pathlib.Path(workdir)
-    unknown = set(config.variants) - set(VARIANTS)
-    if unknown:
-        raise ValueError(f"variants must be among {VARIANTS}, got {sorted(unknown)}")
     timer = _Timer()
     data_dir = timer("world", lambda: build_world(config, workdir))
     pool = alignet_data.load_images(data_dir, "pool")

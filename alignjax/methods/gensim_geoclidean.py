@@ -11,8 +11,8 @@ it supports this few-shot generalisation better than contrastive baselines.
 encoder learns from Monte Carlo samples (anchor, positive: two instances of one concept;
 negative: an instance of an independently drawn concept), with the paper's softmax
 triplet loss (``"gensim"``) or, by default, its many-negatives form (``"gensim_nce"``,
-InfoNCE over the anchor-positive pairs of a batch; same optimal critic, and it learns
-faster, see :mod:`alignjax.methods.objectives`). Programs define
+each anchor-positive pair contrasted with the other pairs of a batch; same optimal
+critic, :func:`alignjax.losses.generative_similarity_info_nce_loss`). Programs define
 distributions with different supports, so ``s_gen`` of two instances is
 ``[c(x) = c(y)] / pi_c``: the triplets carry exactly the same-or-different-concept
 relation, sampled the Monte Carlo way.
@@ -46,8 +46,8 @@ embeddings,
 
 .. math:: \text{score}(x) = \frac{1}{K} \sum_{k=1}^{K} \operatorname{sim}(f(x), f(t_k)),
 
-with each objective's own similarity (dot product for the triplet loss, cosine for the
-others, as they were trained). Per task and foil type, the two-alternative forced
+with each objective's own similarity (dot product for the generative-similarity losses,
+cosine for the others, as they were trained). Per task and foil type, the two-alternative forced
 choice accuracy is the fraction of (in-concept, foil) pairs in which the in-concept
 item scores higher, ties counting one half: the ROC-AUC of the scores
 (``sklearn.metrics.roc_auc_score``); chance is 0.5. Tasks are averaged per concept,

@@ -387,7 +387,7 @@ def run(config: HierarchyConfig, workdir: str | os.PathLike[str]) -> dict[str, A
 
 
 def _baselines(config: HierarchyConfig) -> list[str]:
-    return [o for o in config.objectives if not o.startswith("gensim")]
+    return [o for o in config.objectives if o not in objectives.GENSIM_OBJECTIVES]
 
 
 def _write_report(config, world, workdir, metrics, features, items, tree_rdm) -> None:
@@ -436,7 +436,7 @@ def _write_report(config, world, workdir, metrics, features, items, tree_rdm) ->
 
 def _verdict(config, metrics) -> str:
     method = config.objectives[0]
-    if not method.startswith("gensim"):
+    if method not in objectives.GENSIM_OBJECTIVES:
         return "No generative-similarity objective was trained."
     lines = []
     for key, what in (("accuracy/coarse", "coarse accuracy"), ("rsa", "RSA with the tree")):

@@ -12,13 +12,15 @@ classes whose prototypes are the reference shapes), then a quadrilateral with ex
 those properties in a random pose. The generative-similarity encoder learns from
 Monte Carlo samples of (anchor, positive from the same ``theta``, negative from an
 independent ``theta'``), with the paper's softmax triplet loss (``"gensim"``) or, by
-default, with its many-negatives form (``"gensim_nce"``: InfoNCE over the anchor-positive
-pairs of a batch, :mod:`alignjax.methods.objectives`), which has the same optimal critic
-``log s_gen + c``. The triplet loss learns the property classes slowly here: after 600
-steps of 64 triplets its training accuracy is about 0.6 and the intruder errors show no
-regularity effect, where ``"gensim_nce"`` after the same 600 steps already finds the
-intruders of squares and rectangles (see ``experiments/README.md``). Within a constrained class (squares) every vertex displacement leaves the
-class, so the intruder should stand out; within the unconstrained class (random
+default, with its many-negatives form (``"gensim_nce"``: each anchor-positive pair
+contrasted with the other pairs of a batch,
+:func:`alignjax.losses.generative_similarity_info_nce_loss`), which has the same optimal
+critic ``log s_gen`` plus a constant. The triplet loss learns the property classes
+slowly here: after 600 steps of 64 triplets its training accuracy is about 0.6 and the
+intruder errors show no regularity effect, where ``"gensim_nce"`` after the same 600
+steps already finds the intruders of squares and rectangles (see
+``experiments/README.md``). Within a constrained class (squares) every vertex
+displacement leaves the class, so the intruder should stand out; within the unconstrained class (random
 quadrilaterals) a displaced vertex gives just another member of the class.
 
 **The baselines** (the paper's):
@@ -50,7 +52,7 @@ model picks the image farthest from the mean of the six embeddings
 (:func:`alignjax.evaluation.oddball_error_rates`). Embeddings of objectives trained on
 cosine similarity (SimCLR, SupCon, and the untrained encoder, judged like them) are
 normalised to the unit sphere first, since their norms carry no trained meaning; the
-triplet objective's dot-product embeddings are used as they are. The regularity
+generative-similarity objectives' dot-product embeddings are used as they are. The regularity
 effect is summarised by the Spearman correlation of per-shape error with the shape's
 rank in the order of the human studies (:data:`SHAPE_NAMES`, from the most to the
 least regular), and by the mean error of the three most regular shapes (square,

@@ -15,13 +15,13 @@ independent ``theta'``) and minimise the softmax triplet loss
 seeded Grain stream:
 
 - ``"gensim"``: that triplet loss on the world's generative-similarity triplets;
-- ``"gensim_nce"``: the same Monte Carlo samples with many negatives: InfoNCE between
-  each triplet's anchor and positive (one ``theta``), the other pairs of the batch
-  (independent ``theta``'s) as negatives, on the generative-similarity kernel and
-  temperature. Its optimal critic is the same ``log s_gen + c(a)`` (van den Oord et al.
-  2018; Poole et al. 2019), learned from ``2B - 2`` negatives per anchor instead of
-  one: where classes are many and subtle (shapes, geometric concepts) the one-negative
-  triplet loss learns slowly;
+- ``"gensim_nce"``: the same Monte Carlo samples with many negatives: each triplet's
+  anchor and positive (one ``theta``) form a pair, and every pair is contrasted with the
+  other pairs of the batch (independent ``theta``'s;
+  ``losses.generative_similarity_info_nce_loss``). Its optimal critic is the same
+  ``log s_gen`` (plus a constant), learned from ``B - 1`` negatives per anchor instead
+  of one; on the quadrilaterals the triplet loss learns the property classes far more
+  slowly (see ``experiments/README.md``);
 - ``"gensim_contrastive"``: where ``s_gen`` is computable, the soft-target batch
   contrastive loss whose targets are the batch-normalised exact ``s_gen`` of every pair
   of a batch of items (``losses.generative_similarity_contrastive_loss``); the world
@@ -88,10 +88,11 @@ class ObjectiveConfig:
     Attributes:
       batch_size: triplets (gensim), pairs (gensim_nce), items (supcon, gensim_contrastive)
         or view pairs (simclr) per step.
-      gensim_kernel: similarity of the generative-similarity losses (triplet and
-        soft-target contrastive), ``"dot"`` or ``"cosine"``.
+      gensim_kernel: similarity of the generative-similarity losses (triplet,
+        many-negatives and soft-target), ``"dot"`` or ``"cosine"``.
       gensim_temperature: temperature of the generative-similarity losses.
-      contrastive_temperature: temperature of InfoNCE and SupCon (cosine similarities).
+      contrastive_temperature: temperature of SimCLR's InfoNCE and SupCon (cosine
+        similarities).
       num_threads: Grain threads generating examples.
       examples_per_call: examples generated per call of a world's vectorised sampler
         (a divisor of ``batch_size``; see ``pipeline.example_stream``).
@@ -175,7 +176,7 @@ def loss_function(
 
         def gensim_nce_loss(model, batch):
             z = _flat_embed(model, batch["inputs"], 2)
-            loss = losses.info_nce_loss(
+            loss = losses.generative_similarity_info_nce_loss(
                 z[:, 0], z[:, 1], kernel=config.gensim_kernel, temperature=config.gensim_temperature
             )
             return loss.mean(), {}
