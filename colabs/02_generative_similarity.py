@@ -44,7 +44,7 @@
 # %% tags=["parameters"]
 # Small sizes so that CI runs this notebook on a CPU in well under a minute. On Colab
 # set GAUSSIAN_OVERRIDES and QUADRILATERAL_OVERRIDES to ["train.progress_bar=false"],
-# which runs the experiments' quick presets (2000 and 600 training steps, with the
+# which runs the experiments' quick presets (2000 and 400 training steps, with the
 # SimCLR and SupCon baselines besides the untrained encoder), and in addition
 # QUADRILATERAL_PRESET to "paper" (2000 steps, the triplet loss too, 1000 trials per
 # shape) for the regularity plot; raise MATRIX_POINTS to 400 and NUM_PAIRS to 20_000.

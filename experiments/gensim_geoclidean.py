@@ -8,10 +8,10 @@ import dataclasses
 from alignjax.methods import gensim_geoclidean
 
 PRESETS = {
-    "quick": "32x32 drawings, 2 folds of concepts, 300 steps per objective and fold (gensim_nce and "
-    "three baselines); about 6.5 minutes on 2 CPU cores",
+    "quick": "32x32 drawings, 2 folds of concepts, 200 steps per objective and fold (gensim_nce and "
+    "three baselines); about 3 minutes on 2 CPU cores",
     "paper": "32x32 drawings, 5 folds of concepts, 1500 steps per objective and fold, the triplet loss "
-    "too; about 2 hours on 2 CPU cores",
+    "too; about 75 minutes on 2 CPU cores (estimated from the quick preset's step times)",
 }
 
 

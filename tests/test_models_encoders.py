@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from alignjax.models.cnn import ConvEncoder
+from alignjax.models.cnn import ConvEncoder, max_pool_2x2
 from alignjax.models.mlp import MLPEncoder
 
 
@@ -24,6 +24,18 @@ def conv():
 
 
 _forward = nnx.jit(lambda m, x: m(x))
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 6, 3), (1, 7, 5, 2), (3, 1, 1, 1)])
+def test_max_pool_2x2_matches_nnx_max_pool(shape):
+    # Continuous random inputs have no tied maxima, so values and gradients both agree.
+    x = jax.random.normal(jax.random.key(0), shape)
+    reference = lambda x: nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2), padding="SAME")
+    np.testing.assert_array_equal(max_pool_2x2(x), reference(x))
+    weights = jax.random.normal(jax.random.key(1), reference(x).shape)
+    grad = jax.grad(lambda x: (max_pool_2x2(x) * weights).sum())(x)
+    grad_reference = jax.grad(lambda x: (reference(x) * weights).sum())(x)
+    np.testing.assert_array_equal(grad, grad_reference)
 
 
 @pytest.mark.parametrize("size", [28, 15])

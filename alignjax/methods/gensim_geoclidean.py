@@ -111,7 +111,7 @@ class GeoclideanConfig:
     world: GeoclideanWorld = GeoclideanWorld(image_size=32, line_width=1.0, margin=1.0)
     # Four stages: the last sees the whole drawing (constraints relate distant parts).
     encoder: encoders.EncoderConfig = encoders.EncoderConfig(kind="cnn", widths=(32, 64, 64, 64), embed_dim=32)
-    train: TrainConfig = TrainConfig(num_steps=300, learning_rate=3e-3, warmup_steps=30, log_every=50)
+    train: TrainConfig = TrainConfig(num_steps=200, learning_rate=1e-2, warmup_steps=30, log_every=50)
     objective: objectives.ObjectiveConfig = objectives.ObjectiveConfig(batch_size=64)
     objectives: tuple[str, ...] = ("gensim_nce", "simclr", "supcon", "untrained")
     augmentation: ImageAugmentation = ImageAugmentation(
