@@ -10,7 +10,7 @@ from alignjax.methods import glocal
 
 PRESETS = {
     "quick": "SimCLR base on 768 rendered 16x16 items, 4+2 fits of 500 steps; about 1 minute on 2 CPU cores",
-    "paper": "longer base training, 20k triplets, the paper's grid (+ lambda 0.01), 1000 steps; about 15 minutes on 2 CPU cores",
+    "paper": "longer base training, 20k triplets, the paper's grid (+ lambda 0.01), 1000 steps; about 6 minutes on 2 CPU cores",
 }
 
 
