@@ -15,8 +15,9 @@ FIT = [
     "fit.naive_penalty_weights=0.01", "fit.progress_bar=false",
 ]
 # The quick preset's world and base model (a weaker base model leaves nothing for the
-# transforms to align), one point of each grid and fewer test triplets.
-SMALL = ["train.progress_bar=false", "n_test_triplets=3000", "n_level_triplets=500", *FIT]
+# transforms to align), one point of each grid and fewer test triplets; one device (see
+# test_experiments_gensim_hierarchy.py).
+SMALL = ["train.mesh.data=1", "train.progress_bar=false", "n_test_triplets=3000", "n_level_triplets=500", *FIT]
 
 
 @pytest.fixture(scope="module")
