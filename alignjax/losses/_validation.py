@@ -50,6 +50,15 @@ def check_ndim(name: str, x, ndim: int, layout: str) -> None:
         raise ValueError(f"`{name}` must have shape {layout}; got shape {jnp.shape(x)}.")
 
 
+def check_same_shape(name_a: str, a, name_b: str, b) -> None:
+    """Checks that ``a`` and ``b`` (e.g. two views of one batch) have one shape."""
+    if jnp.shape(a) != jnp.shape(b):
+        raise ValueError(
+            f"`{name_a}` and `{name_b}` must have the same shape; got {jnp.shape(a)} and "
+            f"{jnp.shape(b)}."
+        )
+
+
 def check_axis_size(name: str, x, axis: int, size: int, layout: str) -> None:
     """Checks that ``x.shape[axis] == size``; ``layout`` names the expected shape."""
     shape = jnp.shape(x)

@@ -61,11 +61,7 @@ def info_nce_loss(
     """
     v.check_ndim("view1", view1, 2, "[B, d]")
     v.check_ndim("view2", view2, 2, "[B, d]")
-    if jnp.shape(view1) != jnp.shape(view2):
-        raise ValueError(
-            f"`view1` and `view2` must have the same shape; got {jnp.shape(view1)} and "
-            f"{jnp.shape(view2)}."
-        )
+    v.check_same_shape("view1", view1, "view2", view2)
     v.check_temperature("temperature", temperature)
     dtype = v.compute_dtype(view1, view2)
     z1 = _kernels.l2_normalize(v.as_float(view1, dtype))

@@ -152,11 +152,7 @@ def generative_similarity_info_nce_loss(
     """
     v.check_ndim("anchors", anchors, 2, "[B, d]")
     v.check_ndim("positives", positives, 2, "[B, d]")
-    if jnp.shape(anchors) != jnp.shape(positives):
-        raise ValueError(
-            f"`anchors` and `positives` must have the same shape; got {jnp.shape(anchors)} "
-            f"and {jnp.shape(positives)}."
-        )
+    v.check_same_shape("anchors", anchors, "positives", positives)
     v.check_temperature("temperature", temperature)
     v.check_choice("kernel", kernel, v.KERNELS)
     dtype = v.compute_dtype(anchors, positives)
