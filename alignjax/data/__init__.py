@@ -10,8 +10,9 @@ second to import and are only needed for storage and streaming):
 - ``pipeline``: Grain streams (on the fly and from storage), device placement.
 - ``readers``: THINGS-format triplet files, feature matrices, image folders.
 - ``fashion_mnist``: the Debian ``dataset-fashion-mnist`` files and a class hierarchy.
-- worlds: ``gaussian_mixture``, ``quadrilaterals``, ``geoclidean``, ``hierarchy`` (with
-  ``wordnet`` trees), drawn by ``rendering``; ``figures`` pictures them.
+- worlds: ``gaussian_mixture``, ``quadrilaterals``, ``geoclidean`` (with the
+  ``geoclidean_grammar`` of concepts), ``hierarchy`` (with ``wordnet`` trees), drawn by
+  ``rendering``; ``figures`` pictures them.
 
 >>> import alignjax.data as data
 >>> data.TripletSet.__module__
@@ -45,8 +46,9 @@ _MODULE_EXPORTS = {
     ),
     "geoclidean": (
         "CONCEPTS", "CONCEPT_NAMES", "Concept", "GeoclideanWorld", "Instance", "Program",
-        "Statement", "parse_program", "program_similarity", "sample_instance",
+        "Statement", "parse_program", "program_similarity", "sample_instance", "structure_key",
     ),
+    "geoclidean_grammar": ("ConceptGrammar", "POINT_KINDS"),
     "hierarchy": ("HierarchyWorld", "LEVELS", "NUM_ATTRIBUTES", "Tree"),
     "wordnet": ("Synset", "WORDNET_DIR", "read_synset", "synset_name", "synset_offset", "wordnet_tree"),
     "rendering": (

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -216,6 +217,19 @@ def _terms(program: Program) -> collections.Counter:
         if s.visible:
             object_term(s.name)
     return bag
+
+
+def structure_key(program: Program) -> tuple[tuple[str, int], ...]:
+    """A hashable key shared by programs of the same structure (the same bag of subterms).
+
+    Programs with equal keys have :func:`program_similarity` 1, whatever their names.
+
+    >>> a = parse_program(["c1 = circle(p1(), p2())", "l1 = line(p1(), p3(c1))"])
+    >>> b = parse_program(["c7 = circle(q1(), q2())", "l3 = line(q1(), q9(c7))"])
+    >>> structure_key(a) == structure_key(b)
+    True
+    """
+    return tuple(sorted(_terms(program).items()))
 
 
 def program_similarity(a: Program, b: Program) -> float:
@@ -577,17 +591,22 @@ class GeoclideanWorld:
         index = self.concept_index(concept)
         if variant not in ("concept", "close"):
             raise ValueError(f"variant must be 'concept' or 'close', got {variant!r}")
-        c = self.concepts[index]
-        return parse_program(c.program if variant == "concept" else c.close)
+        return self._programs[index][0 if variant == "concept" else 1]
+
+    @functools.cached_property
+    def _programs(self) -> tuple[tuple[Program, Program], ...]:
+        """Each concept's parsed program and close variant, parsed once."""
+        return tuple((parse_program(c.program), parse_program(c.close)) for c in self.concepts)
 
     def concept_index(self, concept: int | str) -> int:
-        names = [c.name for c in self.concepts]
+        """Index of a concept given by name or index."""
         if isinstance(concept, str):
+            names = [c.name for c in self.concepts]
             if concept not in names:
                 raise ValueError(f"concept must be one of {names}, got {concept!r}")
             return names.index(concept)
-        if not 0 <= int(concept) < len(names):
-            raise ValueError(f"concept index must lie in [0, {len(names)}), got {concept}")
+        if not 0 <= int(concept) < len(self.concepts):
+            raise ValueError(f"concept index must lie in [0, {len(self.concepts)}), got {concept}")
         return int(concept)
 
     def sample_concepts(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -641,8 +660,7 @@ class GeoclideanWorld:
           ``images float32 [n, H, W, C]``, ``labels int [n]`` (concept indices).
         """
         labels = self.sample_concepts(rng, n)
-        programs = [self.program(k) for k in range(len(self.concepts))]
-        instances = [sample_instance(programs[k], rng, self.min_size) for k in labels]
+        instances = [sample_instance(self.program(k), rng, self.min_size) for k in labels]
         return {"images": self.render(instances), "labels": labels}
 
     def _triplets(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
@@ -655,8 +673,7 @@ class GeoclideanWorld:
                 p[anchor[i]] = 0.0
                 negative[i] = rng.choice(k, p=p / p.sum())
         labels = np.stack([anchor, anchor, negative], axis=1)
-        programs = [self.program(c) for c in range(k)]
-        instances = [sample_instance(programs[c], rng, self.min_size) for c in labels.ravel()]
+        instances = [sample_instance(self.program(c), rng, self.min_size) for c in labels.ravel()]
         size = self.image_size
         return {
             "images": self.render(instances).reshape(n, 3, size, size, self.channels),

@@ -3,30 +3,29 @@ r"""Generative similarity and abstract geometric concepts (Marjieh et al. 2024, 
 People learn a Euclidean construction ("a radius", "an equilateral triangle") from five
 pictures and then tell new instances from *close* foils that break one constraint
 (Hsu, Wu and Goodman 2022, Geoclidean). Marjieh et al. train an encoder on
-generative-similarity triplets from the concepts' probabilistic programs and find that
-it supports this few-shot generalisation better than contrastive baselines.
+generative-similarity triplets of concepts sampled from a probabilistic grammar over
+Geoclidean programs and find that it supports this few-shot generalisation to new
+concepts better than contrastive baselines.
 
-**The method.** :class:`~alignjax.data.geoclidean.GeoclideanWorld` draws a concept
-(a program) ``theta ~ pi`` and renders a random instance of it. The generative-similarity
-encoder learns from Monte Carlo samples (anchor, positive: two instances of one concept;
-negative: an instance of an independently drawn concept), with the paper's softmax
-triplet loss (``"gensim"``) or, by default, its many-negatives form (``"gensim_nce"``,
-each anchor-positive pair contrasted with the other pairs of a batch; same optimal
-critic, :func:`alignjax.losses.generative_similarity_info_nce_loss`). Programs define
+**The method.** :class:`~alignjax.data.geoclidean_grammar.ConceptGrammar` samples
+``num_training_concepts`` programs (a concept ``theta`` is a program, drawn uniformly
+from that pool); :class:`~alignjax.data.geoclidean.GeoclideanWorld` renders random
+instances of them. The generative-similarity encoder learns from Monte Carlo samples
+(anchor, positive: two instances of one concept; negative: an instance of an
+independently drawn concept), with the paper's softmax triplet loss (``"gensim"``) or,
+by default, its many-negatives form (``"gensim_nce"``, each anchor-positive pair
+contrasted with the other pairs of a batch; same optimal critic,
+:func:`alignjax.losses.generative_similarity_info_nce_loss`). Programs define
 distributions with different supports, so ``s_gen`` of two instances is
 ``[c(x) = c(y)] / pi_c``: the triplets carry exactly the same-or-different-concept
 relation, sampled the Monte Carlo way.
 
-**Concepts seen and unseen.** The world holds ten concepts, too few to spare a large
-held-out set, so the concepts are split into ``num_folds`` folds (concept ``i`` in fold
-``i mod num_folds``, which mixes simple and compound constructions in every fold). For
-each fold every objective trains on the *other* folds' concepts only; the few-shot
-tasks of the fold's own concepts measure generalisation to **unseen concepts**, those
-of the training concepts generalisation to **new instances of trained concepts**. Close
-variants are never trained on in either case. With ``num_folds = 1`` everything is
-trained on and only the second measure exists. Unseen concepts are the claim that
-matters (five pictures of a new construction), but with five training concepts a
-network sees few constraints to abstract from, so both are reported.
+**Concepts seen and unseen.** The test concepts are the ten hand-written constructions
+of :data:`~alignjax.data.geoclidean.CONCEPTS` (``world.concepts``); the grammar never
+samples their structure nor that of their close variants, so they are **unseen**: five
+pictures of a new construction, the paper's claim. The same few-shot tasks on the first
+ten training concepts (with the grammar's close variants, which are never trained on
+either) measure generalisation to new instances of **trained** concepts.
 
 **The baselines** (the paper's), trained on the same training concepts' images:
 
@@ -35,7 +34,9 @@ network sees few constraints to abstract from, so both are reported.
   a mild rescaling and shift and faint noise; similarity transforms preserve every
   Euclidean constraint, so the views keep the concept);
 - ``"supcon"``: supervised contrastive learning on the training concepts' labels (the
-  same same-or-different information as the method, with another loss);
+  same same-or-different information as the method, with another loss; items drawn
+  from the prior like the method's, so a batch of 64 over 1000 concepts holds about
+  two pairs of one concept);
 - ``"untrained"``: the encoder at initialisation.
 
 **Evaluation.** ``num_tasks_per_concept`` few-shot tasks per concept
@@ -65,7 +66,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-from collections.abc import Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -74,7 +74,8 @@ import sklearn.metrics
 from tqdm.auto import tqdm
 
 from alignjax.data.augmentations import ImageAugmentation
-from alignjax.data.geoclidean import GeoclideanWorld
+from alignjax.data.geoclidean import GeoclideanWorld, parse_program
+from alignjax.data.geoclidean_grammar import ConceptGrammar
 from alignjax.methods import encoders, objectives
 from alignjax.methods.report import Report
 from alignjax.training import TrainConfig
@@ -83,7 +84,7 @@ from alignjax.training import TrainConfig
 KINDS: tuple[str, ...] = ("in_concept", "close", "far")
 #: Foil kinds scored against the in-concept items.
 FOILS: tuple[str, ...] = ("close", "far")
-#: Evaluation splits: concepts held out from training, and the training concepts.
+#: Evaluation splits: the test concepts (never trained on), and training concepts.
 SPLITS: tuple[str, ...] = ("unseen", "trained")
 
 
@@ -92,32 +93,32 @@ class GeoclideanConfig:
     """The ``gensim-geoclidean`` experiment.
 
     Attributes:
-      world: the concepts and their renderer (its ``concepts`` are all the concepts;
-        training sees the current fold's complement).
+      world: the test concepts (``"unseen"``) and the renderer of every concept.
+      grammar: the distribution of training concepts.
+      num_training_concepts: training concepts sampled from ``grammar``.
       encoder: the CNN embedding.
       train: optimisation of every trained objective.
       objective: batch size and temperatures.
       objectives: the method first, then the baselines.
       augmentation: SimCLR's random views.
-      num_folds: folds of concepts; each fold is held out from one training of every
-        objective (1: train on all concepts, evaluate trained concepts only).
       num_tasks_per_concept: few-shot tasks per concept.
       num_train: training instances per task (the shots).
       num_test: test instances per kind (in-concept, close, far) per task.
-      example_concept: concept of the task drawn in the example figure.
-      seed: seed of the training streams; the tasks use ``seed + 1``.
+      example_concept: test concept of the task drawn in the example figure.
+      seed: seed of the training concepts and streams; the tasks use ``seed + 1``.
     """
 
     world: GeoclideanWorld = GeoclideanWorld(image_size=32, line_width=1.0, margin=1.0)
+    grammar: ConceptGrammar = ConceptGrammar()
+    num_training_concepts: int = 1000
     # Four stages: the last sees the whole drawing (constraints relate distant parts).
     encoder: encoders.EncoderConfig = encoders.EncoderConfig(kind="cnn", widths=(32, 64, 64, 64), embed_dim=32)
-    train: TrainConfig = TrainConfig(num_steps=200, learning_rate=1e-2, warmup_steps=30, log_every=50)
+    train: TrainConfig = TrainConfig(num_steps=350, learning_rate=1e-2, warmup_steps=30, log_every=50)
     objective: objectives.ObjectiveConfig = objectives.ObjectiveConfig(batch_size=64)
     objectives: tuple[str, ...] = ("gensim_nce", "simclr", "supcon", "untrained")
     augmentation: ImageAugmentation = ImageAugmentation(
         max_rotation=180.0, scale_range=(0.85, 1.05), max_shift=0.05, flip=True, noise_std=0.02
     )
-    num_folds: int = 2
     num_tasks_per_concept: int = 20
     num_train: int = 5
     num_test: int = 5
@@ -126,12 +127,11 @@ class GeoclideanConfig:
 
     def __post_init__(self):
         objectives.check_objectives(self.objectives)
-        num_concepts = len(self.world.concepts)
-        if not 1 <= self.num_folds <= num_concepts:
-            raise ValueError(f"num_folds must lie in [1, {num_concepts}] (one per concept at most), got {self.num_folds}")
-        if self.num_folds > 1 and num_concepts - -(-num_concepts // self.num_folds) < 2:
+        num_test_concepts = len(self.world.concepts)
+        if self.num_training_concepts < max(2, num_test_concepts):
             raise ValueError(
-                f"num_folds={self.num_folds} leaves fewer than 2 training concepts of {num_concepts} in some fold"
+                f"num_training_concepts must be >= {max(2, num_test_concepts)} (the trained split "
+                f"tests as many training concepts as there are test concepts), got {self.num_training_concepts}"
             )
         for name in ("num_tasks_per_concept", "num_train", "num_test"):
             if getattr(self, name) < 1:
@@ -139,31 +139,22 @@ class GeoclideanConfig:
         self.world.concept_index(self.example_concept)
 
 
-def fold_concepts(num_concepts: int, num_folds: int, fold: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the concepts held out in ``fold`` and of those trained on.
+def training_world(config: GeoclideanConfig) -> GeoclideanWorld:
+    """The world of ``num_training_concepts`` grammar concepts, drawn like ``config.world``.
 
-    Concept ``i`` belongs to fold ``i mod num_folds``; with one fold nothing is held out.
-
-    >>> held_out, trained = fold_concepts(5, 2, 1)
-    >>> held_out.tolist(), trained.tolist()
-    ([1, 3], [0, 2, 4])
-    >>> [a.tolist() for a in fold_concepts(3, 1, 0)]
-    [[], [0, 1, 2]]
+    The grammar skips the structure of every test concept and of its close variant.
     """
-    if not 0 <= fold < num_folds:
-        raise ValueError(f"fold must lie in [0, {num_folds}), got {fold}")
-    indices = np.arange(num_concepts)
-    if num_folds == 1:
-        return indices[:0], indices
-    in_fold = indices % num_folds == fold
-    return indices[in_fold], indices[~in_fold]
+    exclude = [parse_program(lines) for c in config.world.concepts for lines in (c.program, c.close)]
+    concepts = config.grammar.sample_concepts(
+        np.random.default_rng(config.seed), config.num_training_concepts, exclude=exclude
+    )
+    return dataclasses.replace(config.world, concepts=concepts, weights=None)
 
 
-def training_world(world: GeoclideanWorld, concepts: Sequence[int]) -> GeoclideanWorld:
-    """``world`` restricted to ``concepts`` (their prior renormalised)."""
-    concepts = [int(c) for c in concepts]
-    weights = None if world.weights is None else tuple(world.weights[c] for c in concepts)
-    return dataclasses.replace(world, concepts=tuple(world.concepts[c] for c in concepts), weights=weights)
+def evaluation_worlds(config: GeoclideanConfig, trained: GeoclideanWorld) -> dict[str, GeoclideanWorld]:
+    """The world of each split: the test concepts, and as many of the training concepts."""
+    count = len(config.world.concepts)
+    return {"unseen": config.world, "trained": dataclasses.replace(trained, concepts=trained.concepts[:count])}
 
 
 def sources(world: GeoclideanWorld, augmentation: ImageAugmentation) -> objectives.Sources:
@@ -179,8 +170,8 @@ def sources(world: GeoclideanWorld, augmentation: ImageAugmentation) -> objectiv
     return objectives.Sources(triplets=triplets, items=items, augment=augmentation)
 
 
-def sample_tasks(config: GeoclideanConfig) -> dict[str, np.ndarray]:
-    """The few-shot tasks of every concept, the same for every objective and fold.
+def sample_tasks(config: GeoclideanConfig, world: GeoclideanWorld, desc: str = "few-shot tasks") -> dict[str, np.ndarray]:
+    """The few-shot tasks of every concept of ``world``, the same for every objective.
 
     Returns:
       ``train_images [C, T, num_train, H, W, ch]``, ``test_images [C, T, 3 * num_test,
@@ -188,10 +179,9 @@ def sample_tasks(config: GeoclideanConfig) -> dict[str, np.ndarray]:
       :data:`KINDS`) and ``far_concepts [C, T, num_test]``, for ``C`` concepts and ``T =
       num_tasks_per_concept``.
     """
-    world = config.world
     train, test, far = [], [], []
     kinds = None
-    for concept in tqdm(range(len(world.concepts)), desc="few-shot tasks", unit="concept"):
+    for concept in tqdm(range(len(world.concepts)), desc=desc, unit="concept"):
         rng = np.random.default_rng([config.seed + 1, concept])
         tasks = [
             world.sample_task(rng, concept, config.num_train, config.num_test)
@@ -262,126 +252,106 @@ def forced_choice_accuracy(scores: np.ndarray, kinds: np.ndarray, foil: str) -> 
     return np.asarray(accuracy).reshape(scores.shape[:-1])
 
 
-def fold_scores(
+def objective_scores(
     objective: str,
     config: GeoclideanConfig,
-    fold: int,
-    tasks: dict[str, np.ndarray],
+    world: GeoclideanWorld,
+    tasks: dict[str, dict[str, np.ndarray]],
     workdir: pathlib.Path,
-) -> np.ndarray:
-    """Scores ``[C, T, 3 * num_test]`` of every task under ``objective``'s encoder of ``fold``.
+) -> dict[str, np.ndarray]:
+    """Scores ``[C, T, 3 * num_test]`` of every split's tasks under ``objective``'s encoder.
 
-    The encoder is trained on the concepts outside ``fold`` (or restored from
-    ``workdir/fold<fold>/<objective>``); the scores are saved there as ``scores.npy``
-    and read back on a rerun.
+    The encoder is trained on ``world``'s concepts (or restored from
+    ``workdir/<objective>``); the scores are saved there as ``scores_<split>.npy`` and
+    read back on a rerun.
     """
-    directory = workdir / f"fold{fold}" / objective
-    path = directory / "scores.npy"
-    if path.exists():
-        return np.load(path)
-    _, trained = fold_concepts(len(config.world.concepts), config.num_folds, fold)
-    world = training_world(config.world, trained)
-    train_images, test_images = tasks["train_images"], tasks["test_images"]
-    item_shape = train_images.shape[3:]
+    directory = workdir / objective
+    paths = {split: directory / f"scores_{split}.npy" for split in tasks}
+    if all(path.exists() for path in paths.values()):
+        return {split: np.load(path) for split, path in paths.items()}
+    item_shape = next(iter(tasks.values()))["train_images"].shape[3:]
     model = objectives.train_encoder(
         objective, sources(world, config.augmentation), config.encoder, item_shape, config.train,
-        config.objective, workdir=directory, seed=config.seed + fold,
+        config.objective, workdir=directory, seed=config.seed,
     )
-    z_train = encoders.embed(model, train_images.reshape(-1, *item_shape))
-    z_test = encoders.embed(model, test_images.reshape(-1, *item_shape))
-    scores = task_scores(
-        z_train.reshape(*train_images.shape[:3], -1),
-        z_test.reshape(*test_images.shape[:3], -1),
-        objectives.similarity_kernel(objective, config.objective),
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    np.save(path, scores)
+    kernel = objectives.similarity_kernel(objective, config.objective)
+    scores = {}
+    for split, split_tasks in tasks.items():
+        train_images, test_images = split_tasks["train_images"], split_tasks["test_images"]
+        z_train = encoders.embed(model, train_images.reshape(-1, *item_shape))
+        z_test = encoders.embed(model, test_images.reshape(-1, *item_shape))
+        scores[split] = task_scores(
+            z_train.reshape(*train_images.shape[:3], -1), z_test.reshape(*test_images.shape[:3], -1), kernel
+        )
+        directory.mkdir(parents=True, exist_ok=True)
+        np.save(paths[split], scores[split])
     return scores
 
 
-def split_accuracies(accuracy_per_fold: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-concept accuracy ``[C, T]`` of each split from per-fold accuracies ``[F, C, T]``.
-
-    A concept's ``"unseen"`` accuracy comes from the fold that held it out; its
-    ``"trained"`` accuracy is the mean over the folds that trained on it. A split
-    without concepts (``"unseen"`` with one fold) is absent.
-    """
-    num_folds, num_concepts = accuracy_per_fold.shape[:2]
-    if num_folds == 1:
-        return {"trained": accuracy_per_fold[0]}
-    concepts = np.arange(num_concepts)
-    held_out = np.zeros((num_folds, num_concepts), dtype=bool)
-    held_out[concepts % num_folds, concepts] = True
-    trained = np.where(held_out[..., None], 0.0, accuracy_per_fold).sum(0) / (num_folds - 1)
-    return {"unseen": accuracy_per_fold[concepts % num_folds, concepts], "trained": trained}
-
-
 def run(config: GeoclideanConfig, workdir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Train every objective on every fold, score the few-shot tasks, report."""
+    """Train every objective on the grammar's concepts, score the few-shot tasks, report."""
     workdir = pathlib.Path(workdir)
-    tasks = sample_tasks(config)
-    kinds = tasks["test_kinds"]
-    names = [c.name for c in config.world.concepts]
+    world = training_world(config)
+    worlds = evaluation_worlds(config, world)
+    tasks = {split: sample_tasks(config, worlds[split], f"few-shot tasks ({split})") for split in SPLITS}
     metrics: dict[str, Any] = {}
     example_scores = {}
     example = config.world.concept_index(config.example_concept)
     for objective in config.objectives:
-        scores = np.stack([fold_scores(objective, config, f, tasks, workdir) for f in range(config.num_folds)])
-        example_fold = example % config.num_folds if config.num_folds > 1 else 0
-        example_scores[objective] = scores[example_fold, example, 0]
+        scores = objective_scores(objective, config, world, tasks, workdir)
+        example_scores[objective] = scores["unseen"][example, 0]
         metrics[objective] = {}
-        for foil in FOILS:
-            for split, accuracy in split_accuracies(forced_choice_accuracy(scores, kinds, foil)).items():
+        for split in SPLITS:
+            names = [c.name for c in worlds[split].concepts]
+            for foil in FOILS:
+                accuracy = forced_choice_accuracy(scores[split], tasks[split]["test_kinds"], foil)
                 per_concept = accuracy.mean(axis=1)
                 metrics[objective][f"{split}/{foil}"] = float(per_concept.mean())
                 metrics[objective][f"{split}/{foil}_se"] = float(per_concept.std(ddof=1) / np.sqrt(per_concept.size))
                 metrics[objective][f"{split}/{foil}_per_concept"] = dict(zip(names, per_concept.tolist()))
-    _write_report(config, workdir, metrics, tasks, example_scores)
+    _write_report(config, workdir, metrics, tasks["unseen"], example_scores, worlds)
     return metrics
 
 
-def _splits(metrics) -> list[str]:
-    first = next(iter(metrics.values()))
-    return [s for s in SPLITS if f"{s}/close" in first]
-
-
-def _write_report(config, workdir, metrics, tasks, example_scores) -> None:
+def _write_report(config, workdir, metrics, tasks, example_scores, worlds) -> None:
     world = config.world
     report = Report("gensim-geoclidean: few-shot learning of abstract geometric concepts")
     size = world.image_size
     report.paragraph(
         f"Encoders ({config.encoder.kind}, {size}x{size} line drawings, {config.train.num_steps} steps of "
-        f"{config.objective.batch_size}) trained with each objective on the concepts outside one of "
-        f"{config.num_folds} folds of the {len(world.concepts)} concepts. Few-shot tasks: "
-        f"{config.num_tasks_per_concept} per concept, {config.num_train} training instances, {config.num_test} "
-        "in-concept, close-foil (one constraint changed) and far-foil (another concept) test instances. "
-        "A test item's score is its mean similarity to the training instances; the table gives the "
-        "two-alternative forced-choice accuracy (in-concept against foil, ties one half; chance 0.5), averaged "
-        "over tasks, then over concepts (± standard error over concepts). *unseen*: concepts held out from "
-        "training; *trained*: new instances of the training concepts. Close variants are never trained on. "
-        "The claim (Marjieh et al. 2024): the generative-similarity encoder generalises the concepts better "
-        "than the baselines, in particular against close foils."
+        f"{config.objective.batch_size}) trained with each objective on {config.num_training_concepts} concepts "
+        f"sampled from a grammar of Euclidean constructions ({config.grammar.min_objects} to "
+        f"{config.grammar.max_objects} objects). Few-shot tasks: {config.num_tasks_per_concept} per concept, "
+        f"{config.num_train} training instances, {config.num_test} in-concept, close-foil (one constraint "
+        "relaxed) and far-foil (another concept) test instances. A test item's score is its mean similarity to "
+        "the training instances; the table gives the two-alternative forced-choice accuracy (in-concept against "
+        "foil, ties one half; chance 0.5), averaged over tasks, then over concepts (± standard error over "
+        f"concepts). *unseen*: the {len(world.concepts)} hand-written test concepts, whose structure (and their "
+        f"close variants') the grammar never produced; *trained*: new instances of {len(world.concepts)} training "
+        "concepts. Close variants are never trained on. The claim (Marjieh et al. 2024): the "
+        "generative-similarity encoder generalises the concepts better than the baselines, in particular "
+        "against close foils."
     )
-    splits = _splits(metrics)
     rows = []
     for name, m in metrics.items():
         row = {"objective": name}
-        for split in splits:
+        for split in SPLITS:
             for foil in FOILS:
                 row[f"{split} {foil}"] = f"{m[f'{split}/{foil}']:.3f} ± {m[f'{split}/{foil}_se']:.3f}"
         rows.append(row)
-    report.table(rows, ["objective", *[f"{s} {f}" for s in splits for f in FOILS]])
-    report.figure(_accuracy_figure(metrics, splits), workdir, "forced_choice_accuracy.png",
+    report.table(rows, ["objective", *[f"{s} {f}" for s in SPLITS for f in FOILS]])
+    report.figure(_accuracy_figure(metrics, SPLITS), workdir, "forced_choice_accuracy.png",
                   "Few-shot two-alternative forced-choice accuracy per foil type and objective (± s.e. over concepts)")
-    for split in splits:
-        report.heading(f"Close foils per concept ({split})")
-        report.table(
-            [{"concept": c.name, **{name: m[f"{split}/close_per_concept"][c.name] for name, m in metrics.items()}}
-             for c in world.concepts],
-            ["concept", *metrics],
-        )
-    report.figure(_per_concept_figure(metrics, splits[0], [c.name for c in world.concepts]), workdir,
-                  "close_foils_per_concept.png", f"Accuracy against close foils per concept ({splits[0]} concepts)")
+    report.heading("Close foils per test concept (unseen)")
+    names = [c.name for c in world.concepts]
+    report.table(
+        [{"concept": c, **{name: m["unseen/close_per_concept"][c] for name, m in metrics.items()}} for c in names],
+        ["concept", *metrics],
+    )
+    report.figure(_per_concept_figure(metrics, "unseen", names), workdir,
+                  "close_foils_per_concept.png", "Accuracy against close foils per test concept (unseen concepts)")
+    report.figure(_training_concepts_figure(worlds["trained"], config.seed), workdir, "training_concepts.png",
+                  "Training concepts sampled from the grammar: three instances and one close-variant instance each")
     report.figure(_task_figure(config, tasks, example_scores), workdir, "example_task.png",
                   f"One few-shot task of '{config.example_concept}': the training instances, then the test items "
                   "ranked by each objective's score (frame: green in-concept, orange close foil, blue far foil)")
@@ -427,6 +397,23 @@ def _per_concept_figure(metrics, split, names):
     ax.set_title(f"In-concept vs close foils, per concept ({split} concepts)")
     ax.legend(fontsize=8, ncol=len(metrics), loc="lower left")
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _training_concepts_figure(world, seed, num_concepts=8, num_instances=3):
+    rng = np.random.default_rng([seed, 2])
+    count = min(num_concepts, len(world.concepts))
+    fig, axes = plt.subplots(count, num_instances + 1, figsize=(1.0 * (num_instances + 1) + 3.2, 1.0 * count),
+                             squeeze=False)
+    for row in range(count):
+        instances = world.sample_instances(rng, row, num_instances) + world.sample_instances(rng, row, 1, "close")
+        for column, image in enumerate(world.render(instances)):
+            _show(axes[row, column], image, "tab:orange" if column == num_instances else None)
+        axes[row, -1].yaxis.set_label_position("right")
+        axes[row, -1].set_ylabel("\n".join(world.concepts[row].program), fontsize=5, rotation=0, ha="left",
+                                 va="center")
+    fig.suptitle("Grammar concepts (orange frame: close variant)", fontsize=8)
     fig.tight_layout()
     return fig
 
