@@ -556,12 +556,7 @@ class GeoclideanWorld:
         names = [c.name for c in self.concepts]
         if len(set(names)) != len(names):
             raise ValueError(f"concept names must be unique, got {names}")
-        for concept in self.concepts:
-            for label, lines in (("program", concept.program), ("close", concept.close)):
-                try:
-                    parse_program(lines)
-                except ValueError as error:
-                    raise ValueError(f"concept {concept.name!r} {label}: {error}") from None
+        self._programs  # parses every program once, raising on the first bad one
         if self.weights is not None:
             w = np.asarray(self.weights, dtype=float)
             if w.shape != (len(self.concepts),) or np.any(~(w > 0)):
@@ -595,8 +590,19 @@ class GeoclideanWorld:
 
     @functools.cached_property
     def _programs(self) -> tuple[tuple[Program, Program], ...]:
-        """Each concept's parsed program and close variant, parsed once."""
-        return tuple((parse_program(c.program), parse_program(c.close)) for c in self.concepts)
+        """Each concept's parsed program and close variant, parsed once.
+
+        Raises:
+          ValueError: naming the concept and variant of a program that does not parse.
+        """
+
+        def parse(concept: Concept, label: str, lines: Sequence[str]) -> Program:
+            try:
+                return parse_program(lines)
+            except ValueError as error:
+                raise ValueError(f"concept {concept.name!r} {label}: {error}") from None
+
+        return tuple((parse(c, "program", c.program), parse(c, "close", c.close)) for c in self.concepts)
 
     def concept_index(self, concept: int | str) -> int:
         """Index of a concept given by name or index."""

@@ -74,7 +74,7 @@ import sklearn.metrics
 from tqdm.auto import tqdm
 
 from alignjax.data.augmentations import ImageAugmentation
-from alignjax.data.geoclidean import GeoclideanWorld, parse_program
+from alignjax.data.geoclidean import GeoclideanWorld
 from alignjax.data.geoclidean_grammar import ConceptGrammar
 from alignjax.methods import encoders, objectives
 from alignjax.methods.report import Report
@@ -144,11 +144,12 @@ def training_world(config: GeoclideanConfig) -> GeoclideanWorld:
 
     The grammar skips the structure of every test concept and of its close variant.
     """
-    exclude = [parse_program(lines) for c in config.world.concepts for lines in (c.program, c.close)]
+    world = config.world
+    exclude = [world.program(k, variant) for k in range(len(world.concepts)) for variant in ("concept", "close")]
     concepts = config.grammar.sample_concepts(
         np.random.default_rng(config.seed), config.num_training_concepts, exclude=exclude
     )
-    return dataclasses.replace(config.world, concepts=concepts, weights=None)
+    return dataclasses.replace(world, concepts=concepts, weights=None)
 
 
 def evaluation_worlds(config: GeoclideanConfig, trained: GeoclideanWorld) -> dict[str, GeoclideanWorld]:
@@ -275,6 +276,7 @@ def objective_scores(
         config.objective, workdir=directory, seed=config.seed,
     )
     kernel = objectives.similarity_kernel(objective, config.objective)
+    directory.mkdir(parents=True, exist_ok=True)
     scores = {}
     for split, split_tasks in tasks.items():
         train_images, test_images = split_tasks["train_images"], split_tasks["test_images"]
@@ -283,7 +285,6 @@ def objective_scores(
         scores[split] = task_scores(
             z_train.reshape(*train_images.shape[:3], -1), z_test.reshape(*test_images.shape[:3], -1), kernel
         )
-        directory.mkdir(parents=True, exist_ok=True)
         np.save(paths[split], scores[split])
     return scores
 
