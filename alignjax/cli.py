@@ -77,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alignjax", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("list", help="list the experiments and their presets").set_defaults(func=_list)
+    commands.add_parser("list", help="list the experiments and their presets").set_defaults(
+        func=_list
+    )
 
     run = commands.add_parser("run", help="run an experiment (resumes in a used work directory)")
     run.add_argument("name", help="experiment name, see `alignjax list`")
@@ -97,14 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="evaluate a feature matrix on odd-one-out triplets")
     evaluate.add_argument("--features", required=True, help="[n_items, d] .npy or text matrix")
-    evaluate.add_argument("--triplets", required=True, help="THINGS-format triplets, odd one out last")
+    evaluate.add_argument(
+        "--triplets", required=True, help="THINGS-format triplets, odd one out last"
+    )
     evaluate.add_argument("--levels", help="optional per-triplet level names, one per line")
     evaluate.add_argument("--kernel", choices=("dot", "cosine"), default="dot")
     evaluate.add_argument("--transform", help="optional gLocal transform .npz to apply first")
     evaluate.add_argument("--json", help="also write the results to this JSON file")
     evaluate.set_defaults(func=_eval)
 
-    figures = commands.add_parser("figures", help="write a PNG of samples from each synthetic world")
+    figures = commands.add_parser(
+        "figures", help="write a PNG of samples from each synthetic world"
+    )
     figures.add_argument("--out", default="figures", help="output directory (default: figures)")
     figures.set_defaults(func=_figures)
     return parser

@@ -73,7 +73,9 @@ def get_experiment(name: str) -> Experiment:
     names = experiment_names()
     if name not in names:
         raise UsageError(f"unknown experiment {name!r}; known experiments: {', '.join(names)}")
-    return Experiment(name, importlib.import_module(f"alignjax.experiments.{name.replace('-', '_')}"))
+    return Experiment(
+        name, importlib.import_module(f"alignjax.experiments.{name.replace('-', '_')}")
+    )
 
 
 def prepare_workdir(workdir: str | os.PathLike[str], config: Any) -> pathlib.Path:
@@ -90,13 +92,17 @@ def prepare_workdir(workdir: str | os.PathLike[str], config: Any) -> pathlib.Pat
         probe.write_text("")
         probe.unlink()
     except OSError as error:
-        raise UsageError(f"cannot write to work directory {path}: {error.strerror or error}") from None
+        raise UsageError(
+            f"cannot write to work directory {path}: {error.strerror or error}"
+        ) from None
     config_json = path / "config.json"
     wanted = config_lib.to_dict(config)
     if config_json.exists():
         previous = json.loads(config_json.read_text())
         if previous != wanted:
-            changed = sorted(k for k in set(previous) | set(wanted) if previous.get(k) != wanted.get(k))
+            changed = sorted(
+                k for k in set(previous) | set(wanted) if previous.get(k) != wanted.get(k)
+            )
             raise UsageError(
                 f"work directory {path} holds a run with a different config (differs in: "
                 f"{', '.join(changed)}); choose another --workdir or delete it"

@@ -56,17 +56,24 @@ def stored_case(num_triplets: int, data_dir: str):
         return None
     rng = np.random.default_rng(0)
     items = world.sample(rng, 256)
-    tfds_builders.write_image_set({"train": {"image": items["images"], "label": items["labels"]}},
-                                  name="bench_items", data_dir=data_dir)
+    tfds_builders.write_image_set(
+        {"train": {"image": items["images"], "label": items["labels"]}},
+        name="bench_items",
+        data_dir=data_dir,
+    )
     triplets = TripletSet(observers.random_triplets(rng, num_triplets, 256), n_items=256)
     tfds_builders.write_triplet_set({"train": triplets}, name="bench_triplets", data_dir=data_dir)
-    return (tfds_builders.data_source("bench_triplets", data_dir, "train"),
-            tfds_builders.data_source("bench_items", data_dir, "train"))
+    return (
+        tfds_builders.data_source("bench_triplets", data_dir, "train"),
+        tfds_builders.data_source("bench_items", data_dir, "train"),
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="multiplies the number of triplets per run")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiplies the number of triplets per run"
+    )
     args = parser.parse_args()
     common = dict(batch_size=BATCH_SIZE, seed=0, process_index=0, process_count=1)
     cases, missing = [], []
@@ -77,18 +84,34 @@ def main() -> None:
             missing.append(name)
             continue
         num = int(n * args.scale)
-        cases.append((name, lambda threads, w=world, num=num: pipeline.example_stream(
-            w.sample_triplet, num_examples=num, num_threads=threads, **common)))
+        cases.append(
+            (
+                name,
+                lambda threads, w=world, num=num: pipeline.example_stream(
+                    w.sample_triplet, num_examples=num, num_threads=threads, **common
+                ),
+            )
+        )
     similarity = np.random.default_rng(0).normal(size=(1854, 16))
     observer = observers.LuceObserver(similarity @ similarity.T / 4)
     num = int(4096 * args.scale)
-    cases.append(("observer (1854 items)", lambda threads: pipeline.example_stream(
-        observer.sample_triplet, num_examples=num, num_threads=threads, **common)))
+    cases.append(
+        (
+            "observer (1854 items)",
+            lambda threads: pipeline.example_stream(
+                observer.sample_triplet, num_examples=num, num_threads=threads, **common
+            ),
+        )
+    )
     with tempfile.TemporaryDirectory() as data_dir:
         stored = stored_case(int(4096 * args.scale), data_dir)
         if stored is not None:
-            cases.append(("stored TFDS quadrilaterals", lambda threads: pipeline.triplet_stream(
-                *stored, num_threads=threads, **common)))
+            cases.append(
+                (
+                    "stored TFDS quadrilaterals",
+                    lambda threads: pipeline.triplet_stream(*stored, num_threads=threads, **common),
+                )
+            )
         print(f"batch {BATCH_SIZE}, device {jax.devices()[0].platform}, jax {jax.__version__}")
         print(f"{'stream':<28} {'threads':>7} {'triplets/s':>11} {'images/s':>10}")
         for name, make in cases:

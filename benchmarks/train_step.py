@@ -89,14 +89,14 @@ def step_flops(compiled) -> float:
     return float(analysis["flops"])
 
 
-def benchmark(
-    variant: str, image: int, batch: int, dtype: str, steps: int, profile: bool
-) -> dict:
+def benchmark(variant: str, image: int, batch: int, dtype: str, steps: int, profile: bool) -> dict:
     # The ViT's own dtype decides its matmuls' dtype; compute_dtype casts the
     # parameters and inputs to match, keeping float32 master weights.
     model = ViT(variant, image_size=image, dtype=jnp.dtype(dtype), rngs=nnx.Rngs(0))
     config = TrainConfig(
-        num_steps=steps + 1, mesh=MeshConfig(data=1), compute_dtype=dtype,
+        num_steps=steps + 1,
+        mesh=MeshConfig(data=1),
+        compute_dtype=dtype,
         progress_bar=False,
     )
     trainer = Trainer(model, triplet_loss, config)
@@ -187,15 +187,15 @@ def print_table(rows: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS,
-                        help="variant@image_size, e.g. Ti/16@64")
-    parser.add_argument("--batches", nargs="+", type=int, default=[32],
-                        help="triplets per step")
-    parser.add_argument("--dtypes", nargs="+", default=["float32"],
-                        choices=["float32", "bfloat16"])
+    parser.add_argument(
+        "--configs", nargs="+", default=DEFAULT_CONFIGS, help="variant@image_size, e.g. Ti/16@64"
+    )
+    parser.add_argument("--batches", nargs="+", type=int, default=[32], help="triplets per step")
+    parser.add_argument("--dtypes", nargs="+", default=["float32"], choices=["float32", "bfloat16"])
     parser.add_argument("--steps", type=int, default=5, help="timed steps per row")
-    parser.add_argument("--profile", action="store_true",
-                        help="print where each row's op time goes (jax.profiler)")
+    parser.add_argument(
+        "--profile", action="store_true", help="print where each row's op time goes (jax.profiler)"
+    )
     args = parser.parse_args()
 
     print(f"devices: {jax.devices()} ({os.cpu_count()} cores visible)")
@@ -205,9 +205,7 @@ def main() -> None:
         variant, image = spec.split("@")
         for dtype in args.dtypes:
             for batch in args.batches:
-                row = benchmark(
-                    variant, int(image), batch, dtype, args.steps, args.profile
-                )
+                row = benchmark(variant, int(image), batch, dtype, args.steps, args.profile)
                 rows.append(row)
                 peaks.append(matmul_flops_per_second())
     # The machine's matmul rate is the best one seen in the whole run: a slower

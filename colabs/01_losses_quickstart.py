@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -31,7 +31,7 @@
 # 4. generative similarity (Marjieh et al.) of a 2-D Gaussian mixture: exact
 #    `log s_gen` as a heatmap, its mean of one, and why it is computed in log space;
 # 5. gLocal's penalties on a transform matrix;
-# 6. `alignjax.optim.decay_to_init` pulling parameters back toward their initial values.
+# 6. `alignjax.training.optimizer.decay_to_init` pulling parameters back toward their initial values.
 #
 # The conventions (triplets `[s01, s02, s12]`, odd one out last, ties wrong) are
 # explained in [docs/concepts.md](https://github.com/alignjax/alignjax/blob/main/docs/concepts.md).
@@ -61,7 +61,7 @@ import optax
 
 from alignjax import losses
 from alignjax.data import GaussianMixtureWorld
-from alignjax.optim import decay_to_init
+from alignjax.training.optimizer import decay_to_init
 
 rng = np.random.default_rng(SEED)
 print("jax", jax.__version__, "on", jax.devices())
@@ -99,8 +99,12 @@ plt.show()
 # and the loss is `log 3`:
 
 # %%
-print("cross-entropy at s = 0:", float(losses.odd_one_out_cross_entropy(jnp.zeros(3))),
-      " log 3 =", math.log(3))
+print(
+    "cross-entropy at s = 0:",
+    float(losses.odd_one_out_cross_entropy(jnp.zeros(3))),
+    " log 3 =",
+    math.log(3),
+)
 
 # %% [markdown]
 # ### Ties count as wrong
@@ -111,20 +115,26 @@ print("cross-entropy at s = 0:", float(losses.odd_one_out_cross_entropy(jnp.zero
 # embedding) as perfect. `triplet_accuracy` scores it 0.
 
 # %%
-cases = np.array([
-    [3.0, 1.0, 2.0],  # pair 01 strictly most similar: correct
-    [2.0, 2.0, 1.0],  # tie between 01 and 02: wrong
-    [1.0, 1.0, 1.0],  # all equal: wrong
-    [1.0, 2.0, 3.0],  # pair 12 most similar, odd one out is item 0: wrong
-])
+cases = np.array(
+    [
+        [3.0, 1.0, 2.0],  # pair 01 strictly most similar: correct
+        [2.0, 2.0, 1.0],  # tie between 01 and 02: wrong
+        [1.0, 1.0, 1.0],  # all equal: wrong
+        [1.0, 2.0, 3.0],  # pair 12 most similar, odd one out is item 0: wrong
+    ]
+)
 accuracy = np.asarray(losses.triplet_accuracy(cases))
 for s, a in zip(cases, accuracy):
     print(f"s = {s}   triplet_accuracy = {a:.0f}   argmax(s) == 0: {np.argmax(s) == 0}")
 
 collapsed = jnp.ones((1000, 3, 8))  # every item has the same embedding
 s = losses.triplet_similarities(collapsed)
-print("collapsed embedding: triplet_accuracy =", float(losses.triplet_accuracy(s).mean()),
-      " argmax accuracy =", float(jnp.mean(jnp.argmax(s, -1) == 0)))
+print(
+    "collapsed embedding: triplet_accuracy =",
+    float(losses.triplet_accuracy(s).mean()),
+    " argmax accuracy =",
+    float(jnp.mean(jnp.argmax(s, -1) == 0)),
+)
 
 # %% [markdown]
 # ## 2. Triplet distillation: KL against Jensen-Shannon
@@ -148,8 +158,9 @@ student_temperatures = np.logspace(0, 4, 41)
 
 
 def mean_divergence(divergence, student_temperature):
-    return divergence(teacher_similarities, student_similarities,
-                      student_temperature=student_temperature).mean()
+    return divergence(
+        teacher_similarities, student_similarities, student_temperature=student_temperature
+    ).mean()
 
 
 # The losses are pure jax functions: vmap evaluates all temperatures at once.
@@ -172,7 +183,9 @@ for ax in axes:
     ax.legend()
 plt.show()
 best = student_temperatures[np.argmin(kl)]
-print(f"KL is smallest at T_s = {best:.0f}; max JS = {float(js.max()):.4f} <= log 2 = {math.log(2):.4f}")
+print(
+    f"KL is smallest at T_s = {best:.0f}; max JS = {float(js.max()):.4f} <= log 2 = {math.log(2):.4f}"
+)
 
 # %% [markdown]
 # ## 3. Distillation over every triplet of a batch
@@ -210,8 +223,9 @@ def all_triplets_loss(student):
 
 
 grad_loop = jax.jit(jax.grad(all_triplets_loss))(student)
-grad_batch = jax.jit(jax.grad(
-    lambda z: losses.batch_triplet_distillation(teacher, z, divergence="js")))(student)
+grad_batch = jax.jit(
+    jax.grad(lambda z: losses.batch_triplet_distillation(teacher, z, divergence="js"))
+)(student)
 print("largest gradient difference:", float(jnp.max(jnp.abs(grad_loop - grad_batch))))
 np.testing.assert_allclose(grad_batch, grad_loop, rtol=1e-4, atol=1e-6)
 
@@ -222,6 +236,7 @@ np.testing.assert_allclose(grad_batch, grad_loop, rtol=1e-4, atol=1e-6)
 # (`block_size = 64`) inside a `lax.scan`, so its only large arrays are the `[B, B]`
 # similarity matrices. We ask XLA how much scratch memory each version needs, by
 # compiling them (nothing is run, so the `O(B^3)` version does not have to fit):
+
 
 # %%
 def cube_loss(teacher, student):
@@ -246,8 +261,10 @@ def scratch_bytes(loss_fn, b):
     return jax.jit(loss_fn).lower(*shapes).compile().memory_analysis().temp_size_in_bytes
 
 
-blocked = [scratch_bytes(lambda t, s: losses.batch_triplet_distillation(t, s, divergence="js"), b)
-           for b in MEMORY_BATCH_SIZES]
+blocked = [
+    scratch_bytes(lambda t, s: losses.batch_triplet_distillation(t, s, divergence="js"), b)
+    for b in MEMORY_BATCH_SIZES
+]
 cubes = [scratch_bytes(cube_loss, b) for b in MEMORY_BATCH_SIZES]
 sizes = np.array(MEMORY_BATCH_SIZES, dtype=float)
 
@@ -276,8 +293,9 @@ for b, c, d in zip(MEMORY_BATCH_SIZES, cubes, blocked):
 # `losses.gaussian_mixture_log_generative_similarity`.
 
 # %%
-world = GaussianMixtureWorld(num_components=4, dim=2, separation=3.0, stds=1.5,
-                             weights=(0.4, 0.3, 0.2, 0.1), seed=SEED)
+world = GaussianMixtureWorld(
+    num_components=4, dim=2, separation=3.0, stds=1.5, weights=(0.4, 0.3, 0.2, 0.1), seed=SEED
+)
 means, stds, weights = world.means, world.component_stds, world.prior.astype(np.float32)
 print("means:\n", means, "\nweights:", weights)
 
@@ -288,8 +306,9 @@ anchors = {"at mean 0": means[0], "between means 0 and 1": (means[0] + means[1])
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
 for ax, (name, anchor) in zip(axes, anchors.items()):
-    log_s = np.asarray(losses.gaussian_mixture_log_generative_similarity(
-        grid, anchor, means, stds, weights))
+    log_s = np.asarray(
+        losses.gaussian_mixture_log_generative_similarity(grid, anchor, means, stds, weights)
+    )
     # log s_gen <= log(1 / min pi); far from every mean it plunges (clipped here).
     limit = np.log(1 / weights.min())
     image = ax.pcolormesh(xs, ys, log_s, cmap="RdBu_r", vmin=-limit, vmax=limit)
@@ -317,11 +336,17 @@ plt.show()
 # %%
 x, _ = world.sample(rng, NUM_PAIRS)
 y, _ = world.sample(rng, NUM_PAIRS)
-s_gen = np.exp(np.asarray(losses.gaussian_mixture_log_generative_similarity(
-    x, y, means, stds, weights), dtype=np.float64))
+s_gen = np.exp(
+    np.asarray(
+        losses.gaussian_mixture_log_generative_similarity(x, y, means, stds, weights),
+        dtype=np.float64,
+    )
+)
 standard_error = s_gen.std() / np.sqrt(NUM_PAIRS)
-print(f"mean s_gen over {NUM_PAIRS} independent pairs: {s_gen.mean():.4f} "
-      f"± {standard_error:.4f} (1 expected)")
+print(
+    f"mean s_gen over {NUM_PAIRS} independent pairs: {s_gen.mean():.4f} "
+    f"± {standard_error:.4f} (1 expected)"
+)
 print(f"max s_gen: {s_gen.max():.3f} <= max 1/pi = {1 / weights.min():.3f}")
 assert abs(s_gen.mean() - 1) < 5 * standard_error
 assert s_gen.max() <= 1 / weights.min() * (1 + 1e-5)
@@ -342,7 +367,8 @@ log_lik_y = losses.gaussian_component_log_likelihoods(y, wide.means, wide.compon
 pi = jnp.asarray(wide.prior, jnp.float32)
 print("per-component log-likelihoods of x:", np.asarray(log_lik_x).round(1))
 direct = jnp.sum(pi * jnp.exp(log_lik_x) * jnp.exp(log_lik_y)) / (
-    jnp.sum(pi * jnp.exp(log_lik_x)) * jnp.sum(pi * jnp.exp(log_lik_y)))
+    jnp.sum(pi * jnp.exp(log_lik_x)) * jnp.sum(pi * jnp.exp(log_lik_y))
+)
 in_log_space = losses.mixture_log_generative_similarity(log_lik_x, log_lik_y, jnp.log(pi))
 print("direct ratio of densities:", float(direct))
 print("log s_gen in log space:   ", float(in_log_space))
@@ -358,6 +384,7 @@ print("log s_gen in log space:   ", float(in_log_space))
 # `R(W) = 2 a^2 sin^2 θ` and `||W||_F = a √2` (at 180° the rotation is `-I`, itself a
 # scaled identity).
 
+
 # %%
 def scaled_rotation(a, theta):
     c, s = np.cos(theta), np.sin(theta)
@@ -366,12 +393,20 @@ def scaled_rotation(a, theta):
 
 angles = np.linspace(0, np.pi, 91)
 scales = np.linspace(0, 3, 61)
-by_angle = {name: [float(fn(scaled_rotation(1.0, t))) for t in angles]
-            for name, fn in (("scaled identity", losses.scaled_identity_penalty),
-                             ("Frobenius", losses.frobenius_penalty))}
-by_scale = {name: [float(fn(scaled_rotation(a, 0.0))) for a in scales]
-            for name, fn in (("scaled identity", losses.scaled_identity_penalty),
-                             ("Frobenius", losses.frobenius_penalty))}
+by_angle = {
+    name: [float(fn(scaled_rotation(1.0, t))) for t in angles]
+    for name, fn in (
+        ("scaled identity", losses.scaled_identity_penalty),
+        ("Frobenius", losses.frobenius_penalty),
+    )
+}
+by_scale = {
+    name: [float(fn(scaled_rotation(a, 0.0))) for a in scales]
+    for name, fn in (
+        ("scaled identity", losses.scaled_identity_penalty),
+        ("Frobenius", losses.frobenius_penalty),
+    )
+}
 np.testing.assert_allclose(by_angle["scaled identity"], 2 * np.sin(angles) ** 2, atol=1e-5)
 np.testing.assert_allclose(by_scale["Frobenius"], scales * np.sqrt(2), rtol=1e-5)
 
@@ -394,10 +429,13 @@ plt.show()
 # %%
 triplet_features = jnp.array([[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]])
 for w in (jnp.eye(2), 2 * jnp.eye(2)):
-    objective = losses.glocal_objective(w, None, triplet_features, None, alpha=0.0,
-                                        penalty_weight=1.0)
-    print(f"W = {float(w[0, 0]):.0f} I: objective {float(objective):.4f}, "
-          f"penalty {float(losses.scaled_identity_penalty(w)):.1f}")
+    objective = losses.glocal_objective(
+        w, None, triplet_features, None, alpha=0.0, penalty_weight=1.0
+    )
+    print(
+        f"W = {float(w[0, 0]):.0f} I: objective {float(objective):.4f}, "
+        f"penalty {float(losses.scaled_identity_penalty(w)):.1f}"
+    )
 
 # %% [markdown]
 # ## 6. `decay_to_init`: fine-tuning on a leash
@@ -413,8 +451,7 @@ for w in (jnp.eye(2), 2 * jnp.eye(2)):
 theta_init = {"w": jnp.array([0.0, 0.0])}  # the "pretrained" parameters
 theta_star = jnp.array([2.0, 1.0])  # what the new loss alone would want
 curvature = jnp.array([1.0, 0.25])  # a_i: the loss is flatter along the second axis
-loss_grad = jax.grad(
-    lambda params: 0.5 * jnp.sum(curvature * (params["w"] - theta_star) ** 2))
+loss_grad = jax.grad(lambda params: 0.5 * jnp.sum(curvature * (params["w"] - theta_star) ** 2))
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for weight in (0.0, 0.25, 1.0, 3.0):

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -50,13 +50,20 @@
 # shape) for the regularity plot; raise MATRIX_POINTS to 400 and NUM_PAIRS to 20_000.
 GAUSSIAN_PRESET = "quick"
 GAUSSIAN_OVERRIDES = [
-    "train.num_steps=600", "objective.batch_size=128", "objectives=gensim,untrained",
+    "train.num_steps=600",
+    "objective.batch_size=128",
+    "objectives=gensim,untrained",
     "train.progress_bar=false",
 ]
 QUADRILATERAL_PRESET = "quick"
 QUADRILATERAL_OVERRIDES = [
-    "world.image_size=24", "encoder.widths=8,16,16", "train.num_steps=150", "train.warmup_steps=15",
-    "objective.batch_size=32", "objectives=gensim_nce,untrained", "num_trials_per_shape=100",
+    "world.image_size=24",
+    "encoder.widths=8,16,16",
+    "train.num_steps=150",
+    "train.warmup_steps=15",
+    "objective.batch_size=32",
+    "objectives=gensim_nce,untrained",
+    "num_trials_per_shape=100",
     "train.progress_bar=false",
 ]
 MATRIX_POINTS = 200  # items in the s_gen matrices
@@ -94,8 +101,14 @@ print("jax", jax.__version__, "on", jax.devices(), "| work directory", workdir)
 gaussian = runner.get_experiment("gensim-gaussian").config(GAUSSIAN_PRESET, GAUSSIAN_OVERRIDES)
 world = gaussian.world
 print(world)
-print("training:", gaussian.train.num_steps, "steps of", gaussian.objective.batch_size,
-      "triplets; objectives:", gaussian.objectives)
+print(
+    "training:",
+    gaussian.train.num_steps,
+    "steps of",
+    gaussian.objective.batch_size,
+    "triplets; objectives:",
+    gaussian.objectives,
+)
 
 # %% [markdown]
 # ### The exact `s_gen`, as a matrix
@@ -160,8 +173,14 @@ assert abs(s_gen.mean() - 1) < 5 * standard_error
 learned, learned_matrix, spearman = {}, {}, {}
 for objective in gaussian.objectives:
     model = objectives.train_encoder(
-        objective, gensim_gaussian.sources(gaussian), gaussian.encoder, (world.dim,), gaussian.train,
-        gaussian.objective, workdir=workdir / "gaussian" / objective, seed=gaussian.seed,
+        objective,
+        gensim_gaussian.sources(gaussian),
+        gaussian.encoder,
+        (world.dim,),
+        gaussian.train,
+        gaussian.objective,
+        workdir=workdir / "gaussian" / objective,
+        seed=gaussian.seed,
     )
     kernel = objectives.similarity_kernel(objective, gaussian.objective)
     fx, fy = encoders.embed(model, x), encoders.embed(model, y)
@@ -171,7 +190,9 @@ for objective in gaussian.objectives:
         z = z / np.linalg.norm(z, axis=-1, keepdims=True)
     learned_matrix[objective] = z @ z.T
     spearman[objective] = stats.spearmanr(learned[objective], exact)[0]
-    print(f"{objective:>10}: Spearman(learned similarity, exact log s_gen) = {spearman[objective]:.3f}")
+    print(
+        f"{objective:>10}: Spearman(learned similarity, exact log s_gen) = {spearman[objective]:.3f}"
+    )
 
 # %%
 names = list(gaussian.objectives)
@@ -247,8 +268,9 @@ log_s_shapes = shapes_world.class_log_generative_similarity(classes[:, None], cl
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.2, 1]})
 axes[0].bar(range(len(SHAPE_NAMES)), shapes_world.prior)
-axes[0].set_xticks(range(len(SHAPE_NAMES)), [s.replace("_", " ") for s in SHAPE_NAMES],
-                   rotation=40, ha="right")
+axes[0].set_xticks(
+    range(len(SHAPE_NAMES)), [s.replace("_", " ") for s in SHAPE_NAMES], rotation=40, ha="right"
+)
 axes[0].set_ylabel("prior π of the class")
 axes[0].set_title("the property grammar's prior")
 image = axes[1].imshow(np.exp(log_s_shapes), cmap="viridis")
@@ -295,13 +317,21 @@ trials = gensim_quadrilaterals.oddball_trials(quadrilaterals)
 n_trials = quadrilaterals.num_trials_per_shape * len(SHAPE_NAMES)
 results, choices, summaries = {}, {}, {}
 for objective in quadrilaterals.objectives:
-    z = gensim_quadrilaterals.trial_embeddings(objective, quadrilaterals, trials, workdir / "quadrilaterals")
+    z = gensim_quadrilaterals.trial_embeddings(
+        objective, quadrilaterals, trials, workdir / "quadrilaterals"
+    )
     assert z.shape[:2] == (n_trials, 6) and np.all(np.isfinite(z))
-    results[objective] = oddball_error_rates(z, trials["intruder"], trials["shape"], shape_names=SHAPE_NAMES)
+    results[objective] = oddball_error_rates(
+        z, trials["intruder"], trials["shape"], shape_names=SHAPE_NAMES
+    )
     choices[objective] = oddball_choices(z)
-    summaries[objective] = gensim_quadrilaterals.regularity_summary(results[objective].per_shape_error_rate)
-    print(f"{objective:>10}: error {results[objective].error_rate:.3f}; "
-          + ", ".join(f"{k} {v:.3f}" for k, v in summaries[objective].items()))
+    summaries[objective] = gensim_quadrilaterals.regularity_summary(
+        results[objective].per_shape_error_rate
+    )
+    print(
+        f"{objective:>10}: error {results[objective].error_rate:.3f}; "
+        + ", ".join(f"{k} {v:.3f}" for k, v in summaries[objective].items())
+    )
 
 # %% [markdown]
 # A few held-out trials, from the most to the least regular shape
@@ -325,14 +355,21 @@ plt.show()
 # longer and test on more trials.
 
 # %%
-metrics = {name: {"per_shape_error": results[name].per_shape_error_rate, **summaries[name]} for name in results}
+metrics = {
+    name: {"per_shape_error": results[name].per_shape_error_rate, **summaries[name]}
+    for name in results
+}
 gensim_quadrilaterals.per_shape_figure(quadrilaterals, metrics)
 plt.show()
 
 for name, result in results.items():
-    assert result.per_shape_n_trials == {s: quadrilaterals.num_trials_per_shape for s in SHAPE_NAMES}
+    assert result.per_shape_n_trials == {
+        s: quadrilaterals.num_trials_per_shape for s in SHAPE_NAMES
+    }
     assert all(0 <= e <= 1 for e in result.per_shape_error_rate.values())
-    assert 0 <= summaries[name]["regular_error"] <= 1 and 0 <= summaries[name]["irregular_error"] <= 1
+    assert (
+        0 <= summaries[name]["regular_error"] <= 1 and 0 <= summaries[name]["irregular_error"] <= 1
+    )
 
 # %% [markdown]
 # ## Next

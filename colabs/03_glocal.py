@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -48,11 +48,19 @@
 # minute), or PRESET to "paper" (the paper's grid, 20,000 training triplets).
 PRESET = "quick"
 OVERRIDES = [
-    "train.num_steps=300", "train.progress_bar=false", "local_images=512",
-    "n_test_triplets=3000", "n_level_triplets=500",
-    "fit.learning_rates=0.001", "fit.penalty_weights=0.01", "fit.alphas=0.25",
-    "fit.temperatures=0.5", "fit.naive_penalty_weights=0.01", "fit.num_steps=300",
-    "fit.local_batch_size=512", "fit.progress_bar=false",
+    "train.num_steps=300",
+    "train.progress_bar=false",
+    "local_images=512",
+    "n_test_triplets=3000",
+    "n_level_triplets=500",
+    "fit.learning_rates=0.001",
+    "fit.penalty_weights=0.01",
+    "fit.alphas=0.25",
+    "fit.temperatures=0.5",
+    "fit.naive_penalty_weights=0.01",
+    "fit.num_steps=300",
+    "fit.local_batch_size=512",
+    "fit.progress_bar=false",
 ]
 SEED = 0  # of the pictures of the world; the experiment's seed is its config's
 
@@ -88,14 +96,19 @@ superordinates = tree.children[0]
 leaves_by_row = [tree.leaves[tree.ancestors[tree.leaves, 1] == s] for s in superordinates]
 columns = max(len(leaves) for leaves in leaves_by_row)
 
-fig, axes = plt.subplots(len(leaves_by_row), columns, figsize=(0.6 * columns, 0.7 * len(leaves_by_row)))
+fig, axes = plt.subplots(
+    len(leaves_by_row), columns, figsize=(0.6 * columns, 0.7 * len(leaves_by_row))
+)
 for row, leaves in zip(axes, leaves_by_row):
     for ax, image in zip(row, world.render_items(rng, leaves)):
         ax.imshow(image, interpolation="nearest")
     for ax in row:
         ax.axis("off")
-fig.suptitle(f"{tree.num_leaves} leaf categories ({world.image_size}x{world.image_size} images), "
-             "one row per superordinate category", fontsize=9)
+fig.suptitle(
+    f"{tree.num_leaves} leaf categories ({world.image_size}x{world.image_size} images), "
+    "one row per superordinate category",
+    fontsize=9,
+)
 plt.show()
 
 # %% [markdown]
@@ -149,12 +162,26 @@ colours = {"base": "tab:gray", "naive": "tab:orange", "glocal": "tab:blue"}
 fig, ax = plt.subplots(figsize=(6, 4.5))
 for kind in ("naive", "glocal"):
     rows = [r for r in metrics["grid"] if r["kind"] == kind]
-    ax.scatter([r["neighbour_preservation"] for r in rows], [r["test_accuracy"] for r in rows],
-               s=25, alpha=0.4, color=colours[kind])
+    ax.scatter(
+        [r["neighbour_preservation"] for r in rows],
+        [r["test_accuracy"] for r in rows],
+        s=25,
+        alpha=0.4,
+        color=colours[kind],
+    )
 for space in spaces:
-    ax.scatter(metrics[space]["neighbour_preservation"], metrics[space]["test_accuracy"], s=140,
-               color=colours[space], edgecolor="black", zorder=3, label=space)
-ax.axhline(metrics["base"]["noise_ceiling"], color="black", linestyle="--", lw=1, label="noise ceiling")
+    ax.scatter(
+        metrics[space]["neighbour_preservation"],
+        metrics[space]["test_accuracy"],
+        s=140,
+        color=colours[space],
+        edgecolor="black",
+        zorder=3,
+        label=space,
+    )
+ax.axhline(
+    metrics["base"]["noise_ceiling"], color="black", linestyle="--", lw=1, label="noise ceiling"
+)
 ax.axhline(1 / 3, color="black", linestyle=":", lw=1, label="chance")
 ax.set_xlabel(f"nearest-neighbour preservation (k = {config.neighbours})")
 ax.set_ylabel("odd-one-out accuracy, test triplets")
@@ -177,8 +204,12 @@ for space in spaces:
     assert 0 <= m["neighbour_preservation"] <= 1, space
 assert metrics["base"]["neighbour_preservation"] == 1.0
 assert metrics["naive"]["test_accuracy"] > metrics["base"]["test_accuracy"]
-assert metrics["glocal"]["neighbour_preservation"] > metrics["naive"]["neighbour_preservation"] + 0.1
-assert len(metrics["grid"]) == len(glocal.grid(config.fit, "glocal")) + len(glocal.grid(config.fit, "naive"))
+assert (
+    metrics["glocal"]["neighbour_preservation"] > metrics["naive"]["neighbour_preservation"] + 0.1
+)
+assert len(metrics["grid"]) == len(glocal.grid(config.fit, "glocal")) + len(
+    glocal.grid(config.fit, "naive")
+)
 
 # %% [markdown]
 # ## Per abstraction level, and on categories no transform saw
@@ -195,10 +226,22 @@ fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 width = 0.25
 x = np.arange(len(LEVELS))
 for i, space in enumerate(spaces):
-    axes[0].bar(x + (i - 1) * width, [metrics[space][f"accuracy/{level}"] for level in LEVELS], width,
-                color=colours[space], label=space)
-axes[0].scatter(x, [metrics["base"][f"noise_ceiling/{level}"] for level in LEVELS], marker="_", s=900,
-                color="black", zorder=3, label="noise ceiling")
+    axes[0].bar(
+        x + (i - 1) * width,
+        [metrics[space][f"accuracy/{level}"] for level in LEVELS],
+        width,
+        color=colours[space],
+        label=space,
+    )
+axes[0].scatter(
+    x,
+    [metrics["base"][f"noise_ceiling/{level}"] for level in LEVELS],
+    marker="_",
+    s=900,
+    color="black",
+    zorder=3,
+    label="noise ceiling",
+)
 axes[0].axhline(1 / 3, color="black", linestyle=":", lw=1)
 axes[0].set_xticks(x, LEVELS)
 axes[0].set_ylim(0, 1)
@@ -207,8 +250,13 @@ axes[0].set_title("held-out test triplets per level")
 tasks = [f"few_shot/{s}" for s in config.few_shot_shots] + ["anomaly_auc"]
 x = np.arange(len(tasks))
 for i, space in enumerate(spaces):
-    axes[1].bar(x + (i - 1) * width, [metrics[space][t] for t in tasks], width,
-                color=colours[space], label=space)
+    axes[1].bar(
+        x + (i - 1) * width,
+        [metrics[space][t] for t in tasks],
+        width,
+        color=colours[space],
+        label=space,
+    )
 axes[1].set_xticks(x, [f"{s}-shot accuracy" for s in config.few_shot_shots] + ["anomaly AUC"])
 axes[1].set_ylim(0, 1.05)
 axes[1].set_title("held-out categories")

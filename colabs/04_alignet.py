@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -49,7 +49,8 @@
 # 6 minutes on a CPU) or "paper"; raise TRIPLETS_SHOWN to 4.
 PRESET = "tiny"
 OVERRIDES = [
-    "teacher_train.progress_bar=false", "student_pretrain.progress_bar=false",
+    "teacher_train.progress_bar=false",
+    "student_pretrain.progress_bar=false",
     "student_train.progress_bar=false",
 ]
 TRIPLETS_SHOWN = 2  # example triplets per sampling kind
@@ -93,15 +94,21 @@ print("jax", jax.__version__, "on", jax.devices(), "| work directory", workdir)
 # %%
 config = runner.get_experiment("alignet").config(PRESET, OVERRIDES)
 data = config.data
-print(f"world: {data.world.tree.num_leaves} leaf categories, {data.world.image_size}x{data.world.image_size} "
-      f"images, {data.pool_size} in the pool; observers' Luce temperature {data.observer_temperature}")
-print(f"teacher {config.teacher.variant} (depth {config.teacher.depth}), "
-      f"{config.teacher_train.num_steps} steps; student {config.student.variant} (depth "
-      f"{config.student.depth}), {config.student_pretrain.num_steps} pretraining + "
-      f"{config.student_train.num_steps} distillation steps")
-print(f"{config.sampling.num_triplets} AligNet triplets from {config.sampling.num_clusters} clusters; "
-      f"{config.distillation.divergence.upper()} loss, tau = {config.distillation.student_temperature}, "
-      f"decay_to_init {config.student_train.decay_to_init}")
+print(
+    f"world: {data.world.tree.num_leaves} leaf categories, {data.world.image_size}x{data.world.image_size} "
+    f"images, {data.pool_size} in the pool; observers' Luce temperature {data.observer_temperature}"
+)
+print(
+    f"teacher {config.teacher.variant} (depth {config.teacher.depth}), "
+    f"{config.teacher_train.num_steps} steps; student {config.student.variant} (depth "
+    f"{config.student.depth}), {config.student_pretrain.num_steps} pretraining + "
+    f"{config.student_train.num_steps} distillation steps"
+)
+print(
+    f"{config.sampling.num_triplets} AligNet triplets from {config.sampling.num_clusters} clusters; "
+    f"{config.distillation.divergence.upper()} loss, tau = {config.distillation.student_temperature}, "
+    f"decay_to_init {config.student_train.decay_to_init}"
+)
 
 # %%
 metrics = runner.run_experiment("alignet", preset=PRESET, workdir=workdir, overrides=OVERRIDES)
@@ -120,7 +127,9 @@ data_dir = workdir / "data"
 pool = alignet_data.load_images(data_dir, "pool")
 superordinates = np.unique(pool["superordinate"])
 per_row = 12
-fig, axes = plt.subplots(len(superordinates), per_row, figsize=(0.75 * per_row, 0.8 * len(superordinates)))
+fig, axes = plt.subplots(
+    len(superordinates), per_row, figsize=(0.75 * per_row, 0.8 * len(superordinates))
+)
 for row, superordinate in zip(axes, superordinates):
     members = np.flatnonzero(pool["superordinate"] == superordinate)
     chosen = np.sort(rng.choice(members, per_row, replace=False))
@@ -143,8 +152,10 @@ plt.show()
 # %%
 ud = metrics["uncertainty_distillation"]
 for name in ("untransformed", "aligned"):
-    print(f"{name:>13} teacher: KL(p_human || p_teacher) validation {ud[f'{name}/validation_kl']:.3f}, "
-          f"test {ud[f'{name}/test_kl']:.3f}")
+    print(
+        f"{name:>13} teacher: KL(p_human || p_teacher) validation {ud[f'{name}/validation_kl']:.3f}, "
+        f"test {ud[f'{name}/test_kl']:.3f}"
+    )
 print(f"chosen T = {ud['temperature']}, lambda = {ud['penalty']}")
 print("purity of the pool's k-means clusters:", metrics["cluster_purity"])
 assert ud["aligned/test_kl"] < ud["untransformed/test_kl"]
@@ -158,11 +169,15 @@ assert ud["aligned/test_kl"] < ud["untransformed/test_kl"]
 # superordinate category (the true one, which the teacher never saw).
 
 # %%
-triplets = tfds_builders.read_triplet_set(alignet.TRIPLETS_NAME, workdir / "alignet" / "tfds", "train")
+triplets = tfds_builders.read_triplet_set(
+    alignet.TRIPLETS_NAME, workdir / "alignet" / "tfds", "train"
+)
 assert triplets.indices.shape == (config.sampling.num_triplets, 3)
 assert np.all(triplets.similarities.argmax(axis=1) == 0)  # odd one out last
 kinds, tree = triplets.level_names, data.world.tree
-fig, axes = plt.subplots(len(kinds), 3 * TRIPLETS_SHOWN, figsize=(1.2 * 3 * TRIPLETS_SHOWN, 1.5 * len(kinds)))
+fig, axes = plt.subplots(
+    len(kinds), 3 * TRIPLETS_SHOWN, figsize=(1.2 * 3 * TRIPLETS_SHOWN, 1.5 * len(kinds))
+)
 for row, (kind, code) in zip(axes, ((k, i) for i, k in enumerate(kinds))):
     chosen = rng.choice(np.flatnonzero(triplets.levels == code), TRIPLETS_SHOWN, replace=False)
     for t, index in enumerate(chosen):
@@ -199,10 +214,21 @@ fig, ax = plt.subplots(figsize=(8.5, 4))
 width = 0.8 / len(students)
 x = np.arange(len(columns))
 for i, model in enumerate(students):
-    ax.bar(x + (i - (len(students) - 1) / 2) * width, [metrics[model][c] for c in columns], width,
-           color=alignet_report.MODEL_COLOURS[model], label=alignet_report.MODEL_NAMES[model])
-ax.hlines([ceiling[c] for c in columns], x - 0.42, x + 0.42, colors="black", linewidth=2,
-          label="noise ceiling")
+    ax.bar(
+        x + (i - (len(students) - 1) / 2) * width,
+        [metrics[model][c] for c in columns],
+        width,
+        color=alignet_report.MODEL_COLOURS[model],
+        label=alignet_report.MODEL_NAMES[model],
+    )
+ax.hlines(
+    [ceiling[c] for c in columns],
+    x - 0.42,
+    x + 0.42,
+    colors="black",
+    linewidth=2,
+    label="noise ceiling",
+)
 ax.axhline(1 / 3, color="black", linestyle="--", linewidth=0.8)
 ax.set_xticks(x, ["coarse", "boundary", "fine", "THINGS-like"])
 ax.set_ylim(0.25, 1.0)
@@ -211,10 +237,14 @@ ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
 fig.tight_layout()
 plt.show()
 
-print(f"{'change over the base student':>30} " + " ".join(f"{c.split('/')[-1]:>16}" for c in columns))
+print(
+    f"{'change over the base student':>30} " + " ".join(f"{c.split('/')[-1]:>16}" for c in columns)
+)
 for model in ("unalignet", "alignet", "teacher_ud"):
-    print(f"{alignet_report.MODEL_NAMES[model]:>30} "
-          + " ".join(f"{metrics[model][c] - metrics['base'][c]:+16.3f}" for c in columns))
+    print(
+        f"{alignet_report.MODEL_NAMES[model]:>30} "
+        + " ".join(f"{metrics[model][c] - metrics['base'][c]:+16.3f}" for c in columns)
+    )
 
 # %% [markdown]
 # The AligNet student gains most at the coarse level, the level its aligned teacher

@@ -33,7 +33,6 @@ COMMAND = "python docs/generate_api.py"
 # The layers, bottom up (DESIGN.md); "*" expands to the package's modules.
 SECTIONS = (
     ("Losses", ("alignjax.losses",)),
-    ("Optimisers", ("alignjax.optim",)),
     ("Data", ("alignjax.data", "alignjax.data.*")),
     ("Models", ("alignjax.models",)),
     ("Training", ("alignjax.training",)),
@@ -117,7 +116,11 @@ def _one_line(text: str) -> str:
 
 def summary(obj) -> str:
     """The first line (the whole first paragraph, if it wraps) of the object's own docstring."""
-    doc = obj.__doc__ if isinstance(obj, (type, types.FunctionType, types.ModuleType)) else inspect.getdoc(obj)
+    doc = (
+        obj.__doc__
+        if isinstance(obj, (type, types.FunctionType, types.ModuleType))
+        else inspect.getdoc(obj)
+    )
     doc = inspect.cleandoc(doc or "")
     if isinstance(obj, type) and re.fullmatch(rf"{obj.__name__}\(.*\)", _one_line(doc)):
         return ""  # The docstring dataclasses write for undocumented classes.
@@ -138,7 +141,9 @@ class _Text:
 def _annotation(annotation) -> _Text:
     if isinstance(annotation, typing.ForwardRef):
         annotation = annotation.__forward_arg__
-    return _Text(annotation if isinstance(annotation, str) else inspect.formatannotation(annotation))
+    return _Text(
+        annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+    )
 
 
 def _parameter(p: inspect.Parameter) -> inspect.Parameter:
@@ -172,7 +177,9 @@ def signature(obj) -> str:
     sig = sig.replace(
         parameters=[_parameter(p) for p in sig.parameters.values()],
         # A constructor returns None; saying so adds nothing.
-        return_annotation=empty if returns is empty or inspect.isclass(obj) else _annotation(returns),
+        return_annotation=empty
+        if returns is empty or inspect.isclass(obj)
+        else _annotation(returns),
     )
     text = str(sig)
     # Default values that are objects print with their memory address.
@@ -229,7 +236,9 @@ def render_name(module_name: str, name: str, assignments: dict[str, str]) -> lis
         return lines + _members(obj)
     if _is_definition(obj):
         doc = summary(obj)
-        return [f"- **`{name}`**`{signature(obj)}` ([source](../{link}))"] + ([f"  {doc}"] if doc else [])
+        return [f"- **`{name}`**`{signature(obj)}` ([source](../{link}))"] + (
+            [f"  {doc}"] if doc else []
+        )
     value = assignments.get(name)
     if value is None:
         definition = f"{name}: {type(obj).__name__}"
@@ -300,7 +309,9 @@ def render() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="only check that docs/api.md is current")
+    parser.add_argument(
+        "--check", action="store_true", help="only check that docs/api.md is current"
+    )
     args = parser.parse_args(argv)
     text = render()
     if args.check:

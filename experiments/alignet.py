@@ -1,7 +1,7 @@
 """alignet: AligNet end to end: surrogate teacher, synthetic triplets, aligned student.
 
-    alignjax run alignet
-    alignjax run alignet --preset fashion-mnist --workdir runs/alignet-fashion-mnist
+alignjax run alignet
+alignjax run alignet --preset fashion-mnist --workdir runs/alignet-fashion-mnist
 """
 
 import dataclasses
@@ -35,12 +35,21 @@ def get_config(preset: str) -> alignet.AligNetConfig:
 
 
 def _paper(config: alignet.AligNetConfig) -> alignet.AligNetConfig:
-    steps = lambda train, n, warmup: dataclasses.replace(train, num_steps=n, warmup_steps=warmup, log_every=100)
+    steps = lambda train, n, warmup: dataclasses.replace(
+        train, num_steps=n, warmup_steps=warmup, log_every=100
+    )
     return dataclasses.replace(
         config,
         data=dataclasses.replace(
-            config.data, pool_size=32768, human_items=1000, human_train=50000, human_validation=5000,
-            human_test=10000, levels_items_per_leaf=32, levels_per_level=3000, held_out_items_per_leaf=100,
+            config.data,
+            pool_size=32768,
+            human_items=1000,
+            human_train=50000,
+            human_validation=5000,
+            human_test=10000,
+            levels_items_per_leaf=32,
+            levels_per_level=3000,
+            held_out_items_per_leaf=100,
         ),
         teacher=dataclasses.replace(config.teacher, depth=4, embed_dim=64),
         teacher_train=steps(config.teacher_train, 2000, 100),
@@ -52,23 +61,37 @@ def _paper(config: alignet.AligNetConfig) -> alignet.AligNetConfig:
 
 
 def _tiny(config: alignet.AligNetConfig) -> alignet.AligNetConfig:
-    steps = lambda train, n, warmup: dataclasses.replace(train, num_steps=n, warmup_steps=warmup, log_every=10)
+    steps = lambda train, n, warmup: dataclasses.replace(
+        train, num_steps=n, warmup_steps=warmup, log_every=10
+    )
     ud = config.uncertainty_distillation
     return dataclasses.replace(
         config,
         data=dataclasses.replace(
-            config.data, world=HierarchyWorld(image_size=16), pool_size=1024, human_items=200,
-            human_train=3000, human_validation=500, human_test=1000, levels_items_per_leaf=6,
-            levels_per_level=300, held_out_items_per_leaf=10,
+            config.data,
+            world=HierarchyWorld(image_size=16),
+            pool_size=1024,
+            human_items=200,
+            human_train=3000,
+            human_validation=500,
+            human_test=1000,
+            levels_items_per_leaf=6,
+            levels_per_level=300,
+            held_out_items_per_leaf=10,
         ),
         teacher_train=steps(config.teacher_train, 150, 10),
         student_pretrain=steps(config.student_pretrain, 100, 10),
         objective=dataclasses.replace(config.objective, batch_size=64),
         uncertainty_distillation=dataclasses.replace(
-            ud, temperatures=(0.5,), penalties=(0.001,), batch_size=256,
+            ud,
+            temperatures=(0.5,),
+            penalties=(0.001,),
+            batch_size=256,
             fit=dataclasses.replace(ud.fit, num_steps=300),
         ),
-        sampling=dataclasses.replace(config.sampling, num_clusters=8, num_triplets=4096, kmeans_init=1),
+        sampling=dataclasses.replace(
+            config.sampling, num_clusters=8, num_triplets=4096, kmeans_init=1
+        ),
         distillation=dataclasses.replace(config.distillation, batch_size=32),
         student_train=dataclasses.replace(steps(config.student_train, 200, 20), learning_rate=2e-3),
         evaluation=dataclasses.replace(config.evaluation, n_shot=3, few_shot_seeds=(0, 1)),
@@ -79,7 +102,10 @@ def _fashion_mnist(config: alignet.AligNetConfig) -> alignet.AligNetConfig:
     return dataclasses.replace(
         config,
         data=dataclasses.replace(
-            config.data, dataset="fashion_mnist", levels_items_per_leaf=150, held_out_items_per_leaf=100,
+            config.data,
+            dataset="fashion_mnist",
+            levels_items_per_leaf=150,
+            held_out_items_per_leaf=100,
         ),
         teacher=dataclasses.replace(config.teacher, variant="mu/7"),
         teacher_labels="leaf",

@@ -1,6 +1,6 @@
 """gensim-gaussian: generative-similarity embedding of a Gaussian mixture vs exact s_gen.
 
-    alignjax run gensim-gaussian --preset quick
+alignjax run gensim-gaussian --preset quick
 """
 
 import dataclasses

@@ -1,6 +1,6 @@
 """gensim-geoclidean: few-shot learning of abstract geometric concepts from generative-similarity triplets.
 
-    alignjax run gensim-geoclidean --preset quick
+alignjax run gensim-geoclidean --preset quick
 """
 
 import dataclasses
@@ -22,7 +22,9 @@ def get_config(preset: str) -> gensim_geoclidean.GeoclideanConfig:
         return config
     return dataclasses.replace(
         config,
-        train=dataclasses.replace(config.train, num_steps=2000, learning_rate=3e-3, warmup_steps=100, log_every=100),
+        train=dataclasses.replace(
+            config.train, num_steps=2000, learning_rate=3e-3, warmup_steps=100, log_every=100
+        ),
         objectives=("gensim_nce", "gensim", "simclr", "supcon", "untrained"),
         num_tasks_per_concept=50,
     )

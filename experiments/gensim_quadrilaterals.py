@@ -1,6 +1,6 @@
 """gensim-quadrilaterals: shape regularity in the intruder task from generative-similarity triplets.
 
-    alignjax run gensim-quadrilaterals --preset quick
+alignjax run gensim-quadrilaterals --preset quick
 """
 
 import dataclasses
@@ -24,7 +24,9 @@ def get_config(preset: str) -> gensim_quadrilaterals.QuadrilateralsConfig:
         config,
         # The paper's triplet loss collapses (all embeddings alike, loss log 2) at the quick
         # preset's learning rate 1e-2; at 3e-3 it trains (experiments/README.md).
-        train=dataclasses.replace(config.train, num_steps=2000, learning_rate=3e-3, warmup_steps=100, log_every=100),
+        train=dataclasses.replace(
+            config.train, num_steps=2000, learning_rate=3e-3, warmup_steps=100, log_every=100
+        ),
         objectives=("gensim_nce", "gensim", "simclr", "supcon", "untrained"),
         num_trials_per_shape=1000,
     )

@@ -1,7 +1,7 @@
 """glocal: gLocal vs naive alignment of a frozen model's features with (simulated) human triplets.
 
-    alignjax run glocal --preset quick
-    alignjax run glocal --set things_dir=path/to/things   # real THINGS files (docs/data.md)
+alignjax run glocal --preset quick
+alignjax run glocal --set things_dir=path/to/things   # real THINGS files (docs/data.md)
 """
 
 import dataclasses
@@ -23,8 +23,12 @@ def get_config(preset: str) -> glocal.GlocalExperimentConfig:
         train=dataclasses.replace(config.train, num_steps=1500),
         n_train_triplets=20000,
         fit=dataclasses.replace(
-            config.fit, learning_rates=(1e-2, 1e-3), penalty_weights=(10.0, 1.0, 0.1, 0.01),
-            alphas=(0.25, 0.1), temperatures=(1.0, 0.5), naive_penalty_weights=(10.0, 1.0, 0.1, 0.01),
+            config.fit,
+            learning_rates=(1e-2, 1e-3),
+            penalty_weights=(10.0, 1.0, 0.1, 0.01),
+            alphas=(0.25, 0.1),
+            temperatures=(1.0, 0.5),
+            naive_penalty_weights=(10.0, 1.0, 0.1, 0.01),
             num_steps=1000,
         ),
     )

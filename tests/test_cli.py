@@ -32,9 +32,18 @@ def test_list_names_every_experiment_and_its_presets(capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["run", "no-such-experiment"], "unknown experiment 'no-such-experiment'; known experiments: "),
-        (["run", "gensim-gaussian", "--preset", "huge"], "has no preset 'huge'; presets: quick, paper"),
-        (["run", "gensim-gaussian", "--set", "train.num_step=3"], "unknown config key 'train.num_step'"),
+        (
+            ["run", "no-such-experiment"],
+            "unknown experiment 'no-such-experiment'; known experiments: ",
+        ),
+        (
+            ["run", "gensim-gaussian", "--preset", "huge"],
+            "has no preset 'huge'; presets: quick, paper",
+        ),
+        (
+            ["run", "gensim-gaussian", "--set", "train.num_step=3"],
+            "unknown config key 'train.num_step'",
+        ),
         (["run", "gensim-gaussian", "--set", "seed=x"], "'seed' must be an integer"),
     ],
 )
@@ -55,7 +64,9 @@ def test_unwritable_workdir_is_one_line(capsys, tmp_path):
 def test_workdir_of_another_config_is_refused(capsys, tmp_path):
     experiment = runner.get_experiment("gensim-gaussian")
     runner.prepare_workdir(tmp_path, experiment.config("quick", ["seed=1"]))
-    status, _, err = _main(capsys, "run", "gensim-gaussian", "--workdir", str(tmp_path), "--set", "seed=2")
+    status, _, err = _main(
+        capsys, "run", "gensim-gaussian", "--workdir", str(tmp_path), "--set", "seed=2"
+    )
     assert status == 2 and "holds a run with a different config (differs in: seed)" in err
 
 
@@ -73,8 +84,16 @@ def files(tmp_path):
 def test_eval_reports_the_accuracy_of_the_features(capsys, files):
     path, features, triplets = files
     status, out, _ = _main(
-        capsys, "eval", "--features", str(path / "features.npy"), "--triplets", str(path / "triplets.txt"),
-        "--levels", str(path / "levels.txt"), "--json", str(path / "out.json"),
+        capsys,
+        "eval",
+        "--features",
+        str(path / "features.npy"),
+        "--triplets",
+        str(path / "triplets.txt"),
+        "--levels",
+        str(path / "levels.txt"),
+        "--json",
+        str(path / "out.json"),
     )
     assert status == 0
     expected = evaluation.odd_one_out_accuracy(features, triplets).accuracy
@@ -88,6 +107,13 @@ def test_eval_reports_the_accuracy_of_the_features(capsys, files):
 def test_eval_bad_triplet_file_names_file_and_row(capsys, files):
     path, _, _ = files
     (path / "bad.txt").write_text("0 1 2\n3 3 4\n")
-    status, _, err = _main(capsys, "eval", "--features", str(path / "features.npy"), "--triplets", str(path / "bad.txt"))
+    status, _, err = _main(
+        capsys,
+        "eval",
+        "--features",
+        str(path / "features.npy"),
+        "--triplets",
+        str(path / "bad.txt"),
+    )
     assert status == 2 and err.count("\n") == 1
     assert "bad.txt" in err and "row 1" in err

@@ -25,7 +25,9 @@ def test_fashion_mnist_shapes_and_label_counts(split, n):
     # The published data set is balanced: n / 10 images per class.
     np.testing.assert_array_equal(np.bincount(data["label"], minlength=10), np.full(10, n // 10))
     np.testing.assert_array_equal(data["superordinate"], SUPERORDINATE_OF_CLASS[data["label"]])
-    np.testing.assert_array_equal(np.bincount(data["superordinate"]), np.array([4, 2, 3, 1]) * n // 10)
+    np.testing.assert_array_equal(
+        np.bincount(data["superordinate"]), np.array([4, 2, 3, 1]) * n // 10
+    )
     assert 0 < data["image"].mean() < 255 and data["image"].max() == 255
 
 
@@ -59,14 +61,19 @@ def test_read_idx_bad_files(tmp_path):
         read_idx(tmp_path / "bad")
     truncated = _idx_bytes(np.zeros((2, 2), np.uint8), 0x08)[:-1]
     (tmp_path / "short").write_bytes(truncated)
-    with pytest.raises(ValueError, match=r"short: header shape \(2, 2\) needs 4 data bytes; the file has 3"):
+    with pytest.raises(
+        ValueError, match=r"short: header shape \(2, 2\) needs 4 data bytes; the file has 3"
+    ):
         read_idx(tmp_path / "short")
     with pytest.raises(FileNotFoundError, match="idx file not found"):
         read_idx(tmp_path / "missing")
 
 
 def test_absent_package_says_how_to_install(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"train-images-idx3-ubyte.gz.*apt-get install dataset-fashion-mnist"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"train-images-idx3-ubyte.gz.*apt-get install dataset-fashion-mnist",
+    ):
         load_fashion_mnist("train", data_dir=tmp_path)
     with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
         load_fashion_mnist("validation")

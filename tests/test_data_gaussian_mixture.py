@@ -7,19 +7,29 @@ from scipy import stats
 
 from alignjax.data.gaussian_mixture import GaussianMixtureWorld
 
-WORLD = GaussianMixtureWorld(num_components=3, dim=2, separation=2.0, stds=(1.0, 0.7, 1.3), weights=(5, 3, 2))
+WORLD = GaussianMixtureWorld(
+    num_components=3, dim=2, separation=2.0, stds=(1.0, 0.7, 1.3), weights=(5, 3, 2)
+)
 
 
 def test_means_are_separated_and_seeded():
     world = GaussianMixtureWorld(num_components=6, dim=3, separation=2.5, seed=7)
     distances = np.linalg.norm(world.means[:, None] - world.means[None], axis=-1)
     assert distances[np.triu_indices(6, 1)].min() >= 2.5
-    np.testing.assert_array_equal(world.means, GaussianMixtureWorld(num_components=6, dim=3, separation=2.5, seed=7).means)
-    assert not np.allclose(world.means, GaussianMixtureWorld(num_components=6, dim=3, separation=2.5, seed=8).means)
+    np.testing.assert_array_equal(
+        world.means, GaussianMixtureWorld(num_components=6, dim=3, separation=2.5, seed=7).means
+    )
+    assert not np.allclose(
+        world.means, GaussianMixtureWorld(num_components=6, dim=3, separation=2.5, seed=8).means
+    )
 
 
 def test_same_seed_same_bytes():
-    a, b, c = WORLD.sample_triplets(3, 50), WORLD.sample_triplets(3, 50), WORLD.sample_triplets(4, 50)
+    a, b, c = (
+        WORLD.sample_triplets(3, 50),
+        WORLD.sample_triplets(3, 50),
+        WORLD.sample_triplets(4, 50),
+    )
     assert a["x"].tobytes() == b["x"].tobytes() and a["labels"].tobytes() == b["labels"].tobytes()
     assert a["x"].tobytes() != c["x"].tobytes()
     one = WORLD.sample_triplet(np.random.default_rng(11))
@@ -30,7 +40,9 @@ def test_same_seed_same_bytes():
 def test_grain_stream_is_deterministic_across_threads():
     dataset = grain.MapDataset.range(6).seed(5).random_map(lambda i, rng: WORLD.sample_triplet(rng))
     direct = [dataset[i]["x"] for i in range(6)]
-    threaded = list(dataset.to_iter_dataset(grain.ReadOptions(num_threads=3, prefetch_buffer_size=3)))
+    threaded = list(
+        dataset.to_iter_dataset(grain.ReadOptions(num_threads=3, prefetch_buffer_size=3))
+    )
     for a, b in zip(direct, threaded, strict=True):
         np.testing.assert_array_equal(a, b["x"])
 
@@ -49,7 +61,9 @@ def test_triplet_latents():
     np.testing.assert_array_equal(labels[:, 0], labels[:, 1])
     # The negative is independent: it equals the anchor's component with prob sum pi^2.
     assert np.mean(labels[:, 2] == labels[:, 0]) == pytest.approx(np.sum(WORLD.prior**2), abs=0.015)
-    distinct = GaussianMixtureWorld(num_components=3, distinct_negative=True).sample_triplets(1, 500)["labels"]
+    distinct = GaussianMixtureWorld(num_components=3, distinct_negative=True).sample_triplets(
+        1, 500
+    )["labels"]
     assert np.all(distinct[:, 2] != distinct[:, 0])
 
 
@@ -95,4 +109,3 @@ def test_exact_value_at_a_far_mean():
 def test_bad_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
         GaussianMixtureWorld(**kwargs)
-

@@ -18,7 +18,12 @@ def _lengths(instance):
 
 def test_parse_program():
     program = g.parse_program(
-        ["l1 = line(p1(), p2())", "c1* = circle(p1(), p2())", "l2 = line(p2(), p3(l1, c1))", "l3 = line(p3(), p4(c1))"]
+        [
+            "l1 = line(p1(), p2())",
+            "c1* = circle(p1(), p2())",
+            "l2 = line(p2(), p3(l1, c1))",
+            "l3 = line(p3(), p4(c1))",
+        ]
     )
     assert [s.visible for s in program.statements] == [True, False, True, True]
     assert program.points == {"p1": (), "p2": (), "p3": ("l1", "c1"), "p4": ("c1",)}
@@ -91,7 +96,12 @@ def test_program_similarity():
     # Names do not matter; shared points do (concentric circles are not two circles).
     renamed = g.parse_program(["k = circle(q7(), q2())", "m = line(q7(), q0(k))"])
     assert g.program_similarity(renamed, WORLD.program("radius")) == pytest.approx(1.0)
-    assert g.program_similarity(WORLD.program("concentric_circles"), WORLD.program("circles_through_centres")) < 1
+    assert (
+        g.program_similarity(
+            WORLD.program("concentric_circles"), WORLD.program("circles_through_centres")
+        )
+        < 1
+    )
     # The equilateral triangle's close variant (apex on one circle only, the other
     # circle unused) draws exactly an isosceles triangle.
     close = WORLD.program("equilateral_triangle", "close")
@@ -120,8 +130,13 @@ def test_triplets_and_determinism():
     assert a["images"].tobytes() != c["images"].tobytes()
     np.testing.assert_array_equal(a["labels"][:, 0], a["labels"][:, 1])
     one = WORLD.sample_triplet(np.random.default_rng(4))
-    assert one["images"].tobytes() == WORLD.sample_triplet(np.random.default_rng(4))["images"].tobytes()
-    distinct = g.GeoclideanWorld(image_size=16, distinct_negative=True).sample_triplets(0, 30)["labels"]
+    assert (
+        one["images"].tobytes()
+        == WORLD.sample_triplet(np.random.default_rng(4))["images"].tobytes()
+    )
+    distinct = g.GeoclideanWorld(image_size=16, distinct_negative=True).sample_triplets(0, 30)[
+        "labels"
+    ]
     assert np.all(distinct[:, 2] != distinct[:, 0])
 
 
@@ -143,7 +158,15 @@ def test_s_gen_matches_the_concept_sampler():
     [
         ({"concepts": g.CONCEPTS[:1]}, "at least 2"),
         ({"concepts": (g.CONCEPTS[0], g.CONCEPTS[0])}, "unique"),
-        ({"concepts": (g.CONCEPTS[0], g.Concept("bad", ("x = line(p1(), p1())",), ("x = line(p1(), p2())",)))}, "bad"),
+        (
+            {
+                "concepts": (
+                    g.CONCEPTS[0],
+                    g.Concept("bad", ("x = line(p1(), p1())",), ("x = line(p1(), p2())",)),
+                )
+            },
+            "bad",
+        ),
         ({"weights": (1.0,) * 3}, "weights"),
         ({"channels": 4}, "channels"),
         ({"min_size": 0.0}, "min_size"),

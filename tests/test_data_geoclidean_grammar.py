@@ -55,7 +55,9 @@ def test_concepts_are_distinct_satisfiable_and_skip_the_test_concepts(concepts):
     assert not set(keys) & {g.structure_key(p) for p in TEST_PROGRAMS}
     # Without the exclusion the grammar does produce some of the test structures.
     free = GRAMMAR.sample_concepts(np.random.default_rng(0), 300)
-    assert {g.structure_key(g.parse_program(c.program)) for c in free} & {g.structure_key(p) for p in TEST_PROGRAMS}
+    assert {g.structure_key(g.parse_program(c.program)) for c in free} & {
+        g.structure_key(p) for p in TEST_PROGRAMS
+    }
     world = g.GeoclideanWorld(concepts=concepts[:20], image_size=16, line_width=1.0, margin=1.0)
     rng = np.random.default_rng(1)
     for k in range(20):
@@ -91,7 +93,9 @@ def test_bad_grammar(kwargs, message):
 
 def test_too_few_distinct_concepts_is_reported():
     # Two segments sharing at most endpoints: a handful of structures, not 50.
-    grammar = ConceptGrammar(max_objects=2, circle_probability=0.0, point_probabilities=(1.0, 1.0, 0.0, 0.0))
+    grammar = ConceptGrammar(
+        max_objects=2, circle_probability=0.0, point_probabilities=(1.0, 1.0, 0.0, 0.0)
+    )
     with pytest.raises(ValueError, match="gave only"):
         grammar.sample_concepts(np.random.default_rng(0), 50)
     with pytest.raises(ValueError, match="n must be"):

@@ -17,7 +17,9 @@ def test_tree_from_nested():
     assert [tree.names[i] for i in tree.leaves] == ["a1", "a2", "a3x", "a3y", "b1", "b2", "c"]
     assert tree.height == 3
     np.testing.assert_array_equal(tree.depths[[0, 1, 4, 5]], [0, 1, 2, 3])
-    lca = tree.lca(tree.index("a3x"), np.array([tree.index("a3y"), tree.index("a1"), tree.index("b1")]))
+    lca = tree.lca(
+        tree.index("a3x"), np.array([tree.index("a3y"), tree.index("a1"), tree.index("b1")])
+    )
     assert [tree.names[i] for i in lca] == ["a3", "a", "root"]
     assert tree.lca(tree.index("c"), tree.index("c")) == tree.index("c")
     u = tree.descent_probability
@@ -47,7 +49,12 @@ def test_balanced_tree():
         (lambda: WORLD.level_triplet(np.random.default_rng(0), "medium"), "level must be one of"),
         (lambda: WORLD.log_generative_similarity(0, 85), "leaves"),
         (lambda: WORLD.log_generative_similarity(1, 85), "leaf nodes"),
-        (lambda: HierarchyWorld(tree=Tree.balanced((2, 2))).level_triplet(np.random.default_rng(0), "fine"), "height"),
+        (
+            lambda: HierarchyWorld(tree=Tree.balanced((2, 2))).level_triplet(
+                np.random.default_rng(0), "fine"
+            ),
+            "height",
+        ),
     ],
 )
 def test_bad_input(call, message):
@@ -85,13 +92,19 @@ def test_exact_s_gen_matches_the_sampler_on_an_unbalanced_tree():
     s = np.exp(world.log_generative_similarity(x, z).astype(np.float64))
     assert s.mean() == pytest.approx(1.0, abs=0.02)
     for d in range(tree.height + 1):
-        assert np.mean(s * (independent_depth == d)) == pytest.approx(np.mean(same_depth == d), abs=0.01)
+        assert np.mean(s * (independent_depth == d)) == pytest.approx(
+            np.mean(same_depth == d), abs=0.01
+        )
     # Leaf frequencies under the marginal match q(l) implied by the prior.
     q = np.exp(np.log(world.prior) + world.leaf_log_likelihoods(tree.leaves)).sum(axis=1)
-    np.testing.assert_allclose(np.bincount(z, minlength=tree.num_nodes)[tree.leaves] / n, q, atol=0.005)
+    np.testing.assert_allclose(
+        np.bincount(z, minlength=tree.num_nodes)[tree.leaves] / n, q, atol=0.005
+    )
 
 
-@pytest.mark.parametrize(("level", "pair_depth", "odd_depth"), [("coarse", 1, 0), ("boundary", 2, 1), ("fine", 3, 2)])
+@pytest.mark.parametrize(
+    ("level", "pair_depth", "odd_depth"), [("coarse", 1, 0), ("boundary", 2, 1), ("fine", 3, 2)]
+)
 def test_levels_triplets(level, pair_depth, odd_depth):
     triplets = WORLD.level_triplets(0, 200, level)
     tree = WORLD.tree
@@ -110,8 +123,15 @@ def test_levels_triplets(level, pair_depth, odd_depth):
 
 
 def test_generative_triplets_and_determinism():
-    a, b, c = WORLD.sample_triplets(1, 10), WORLD.sample_triplets(1, 10), WORLD.sample_triplets(2, 10)
-    assert a["images"].tobytes() == b["images"].tobytes() and a["labels"].tobytes() == b["labels"].tobytes()
+    a, b, c = (
+        WORLD.sample_triplets(1, 10),
+        WORLD.sample_triplets(1, 10),
+        WORLD.sample_triplets(2, 10),
+    )
+    assert (
+        a["images"].tobytes() == b["images"].tobytes()
+        and a["labels"].tobytes() == b["labels"].tobytes()
+    )
     assert a["images"].tobytes() != c["images"].tobytes()
     tree = WORLD.tree
     assert np.all(tree.is_ancestor(a["thetas"][:, 0], a["labels"][:, 0]))
@@ -119,7 +139,10 @@ def test_generative_triplets_and_determinism():
     assert np.all(tree.is_ancestor(a["thetas"][:, 2], a["labels"][:, 2]))
     one = WORLD.sample_triplet(np.random.default_rng(5))
     assert one["images"].shape == (3, 8, 8, 3) and one["images"].dtype == np.float32
-    assert one["images"].tobytes() == WORLD.sample_triplet(np.random.default_rng(5))["images"].tobytes()
+    assert (
+        one["images"].tobytes()
+        == WORLD.sample_triplet(np.random.default_rng(5))["images"].tobytes()
+    )
 
 
 def test_images_inherit_attributes():

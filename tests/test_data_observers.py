@@ -35,7 +35,11 @@ def test_pair_similarities_match_a_loop(similarity):
 def test_probabilities_are_the_luce_rule(similarity):
     indices = random_triplets(np.random.default_rng(2), 40, 30)
     observer = LuceObserver(similarity, temperature=2.0)
-    np.testing.assert_allclose(observer.probabilities(indices), _luce(pair_similarities(similarity, indices), 2.0), rtol=1e-5)
+    np.testing.assert_allclose(
+        observer.probabilities(indices),
+        _luce(pair_similarities(similarity, indices), 2.0),
+        rtol=1e-5,
+    )
 
 
 @pytest.mark.parametrize("temperature", [0.5, 3.0])
@@ -64,8 +68,12 @@ def test_choose_puts_the_odd_one_out_last_with_its_probabilities(similarity):
     chosen = observer.choose(indices, np.random.default_rng(5))
     np.testing.assert_array_equal(np.sort(chosen.indices, axis=1), np.sort(indices, axis=1))
     # The stored similarities and probabilities follow the reordered items.
-    np.testing.assert_allclose(chosen.similarities, pair_similarities(similarity, chosen.indices), rtol=1e-6)
-    np.testing.assert_allclose(chosen.probabilities, observer.probabilities(chosen.indices), atol=1e-6)
+    np.testing.assert_allclose(
+        chosen.similarities, pair_similarities(similarity, chosen.indices), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        chosen.probabilities, observer.probabilities(chosen.indices), atol=1e-6
+    )
 
 
 def test_callable_similarity_equals_the_matrix(similarity):
@@ -73,7 +81,9 @@ def test_callable_similarity_equals_the_matrix(similarity):
     by_matrix = LuceObserver(similarity, 0.7)
     by_function = LuceObserver(lambda idx: pair_similarities(similarity, idx), 0.7)
     assert by_function.n_items is None
-    np.testing.assert_array_equal(by_matrix.probabilities(indices), by_function.probabilities(indices))
+    np.testing.assert_array_equal(
+        by_matrix.probabilities(indices), by_function.probabilities(indices)
+    )
     a = by_matrix.choose(indices, np.random.default_rng(7))
     b = by_function.choose(indices, np.random.default_rng(7))
     np.testing.assert_array_equal(a.indices, b.indices)
@@ -92,11 +102,19 @@ def test_noise_ceiling_hand_computed():
 
 
 def test_empirical_noise_ceiling_hand_computed_and_consistent():
-    responses = np.array([
-        [0, 1, 2], [1, 0, 2], [0, 2, 1], [2, 1, 0],  # group {0,1,2}: odd 2, 2, 1, 0 -> 2/4
-        [3, 4, 5], [5, 3, 4],                        # group {3,4,5}: odd 5, 4 -> 1/2
-        [6, 7, 8], [7, 6, 8], [8, 6, 7]              # group {6,7,8}: odd 8, 8, 7 -> 2/3
-    ])
+    responses = np.array(
+        [
+            [0, 1, 2],
+            [1, 0, 2],
+            [0, 2, 1],
+            [2, 1, 0],  # group {0,1,2}: odd 2, 2, 1, 0 -> 2/4
+            [3, 4, 5],
+            [5, 3, 4],  # group {3,4,5}: odd 5, 4 -> 1/2
+            [6, 7, 8],
+            [7, 6, 8],
+            [8, 6, 7],  # group {6,7,8}: odd 8, 8, 7 -> 2/3
+        ]
+    )
     assert empirical_noise_ceiling(responses) == pytest.approx((0.5 + 0.5 + 2 / 3) / 3)
     with pytest.raises(ValueError, match="no repeated triplet"):
         empirical_noise_ceiling(np.array([[0, 1, 2], [3, 4, 5]]))
@@ -106,17 +124,33 @@ def test_empirical_noise_ceiling_hand_computed_and_consistent():
     observer = LuceObserver(similarity)
     chosen = observer.choose(np.repeat([[2, 0, 1]], 4000, axis=0), np.random.default_rng(8))
     p_max = np.e / (np.e + 2)
-    assert empirical_noise_ceiling(chosen.indices) == pytest.approx(p_max, abs=4 * np.sqrt(p_max * (1 - p_max) / 4000))
+    assert empirical_noise_ceiling(chosen.indices) == pytest.approx(
+        p_max, abs=4 * np.sqrt(p_max * (1 - p_max) / 4000)
+    )
 
 
 def test_object_split_keeps_test_objects_unseen(similarity):
     observer = LuceObserver(similarity, temperature=1.0)
-    ds = simulate_triplet_dataset(observer, n_train=300, n_validation=50, n_test=60, split="objects",
-                                  validation_fraction=0.2, test_fraction=0.2, n_repeated=5, n_repeats=4, seed=0)
+    ds = simulate_triplet_dataset(
+        observer,
+        n_train=300,
+        n_validation=50,
+        n_test=60,
+        split="objects",
+        validation_fraction=0.2,
+        test_fraction=0.2,
+        n_repeated=5,
+        n_repeats=4,
+        seed=0,
+    )
     objects = [ds.train_objects, ds.validation_objects, ds.test_objects]
     np.testing.assert_array_equal(np.sort(np.concatenate(objects)), np.arange(30))
     assert [len(o) for o in objects] == [18, 6, 6]
-    for split, own in [(ds.train, ds.train_objects), (ds.validation, ds.validation_objects), (ds.test, ds.test_objects)]:
+    for split, own in [
+        (ds.train, ds.train_objects),
+        (ds.validation, ds.validation_objects),
+        (ds.test, ds.test_objects),
+    ]:
         assert np.isin(split.indices, own).all()
     assert not np.isin(ds.test.indices, np.unique(ds.train.indices)).any()
     assert len(ds.repeated_test) == 20 and np.isin(ds.repeated_test.indices, ds.test_objects).all()
@@ -141,7 +175,9 @@ def test_sample_triplet_is_one_odd_last_choice(similarity):
     observer = LuceObserver(similarity, temperature=1.0)
     example = observer.sample_triplet(np.random.default_rng(9))
     assert example["indices"].shape == (3,) and len(set(example["indices"].tolist())) == 3
-    np.testing.assert_allclose(example["probabilities"], observer.probabilities(example["indices"][None])[0], atol=1e-6)
+    np.testing.assert_allclose(
+        example["probabilities"], observer.probabilities(example["indices"][None])[0], atol=1e-6
+    )
 
 
 @pytest.mark.parametrize(
@@ -151,12 +187,29 @@ def test_sample_triplet_is_one_odd_last_choice(similarity):
         (lambda: LuceObserver(np.triu(np.ones((3, 3)))), "symmetric"),
         (lambda: LuceObserver(np.full((3, 3), np.nan)), "NaN"),
         (lambda: LuceObserver(np.eye(3), temperature=0.0), "temperature must be a positive number"),
-        (lambda: simulate_triplet_dataset(LuceObserver(np.eye(5)), n_train=1, n_validation=1, n_test=1,
-                                          split="objects"), "needs >= 3 objects per split"),
-        (lambda: simulate_triplet_dataset(LuceObserver(np.eye(5)), n_train=1, n_validation=1, n_test=1,
-                                          split="classes"), "split must be 'random' or 'objects'"),
-        (lambda: simulate_triplet_dataset(LuceObserver(np.eye(5)), n_train=1, n_validation=1, n_test=1,
-                                          n_repeated=2, n_repeats=1), "n_repeats must be >= 2"),
+        (
+            lambda: simulate_triplet_dataset(
+                LuceObserver(np.eye(5)), n_train=1, n_validation=1, n_test=1, split="objects"
+            ),
+            "needs >= 3 objects per split",
+        ),
+        (
+            lambda: simulate_triplet_dataset(
+                LuceObserver(np.eye(5)), n_train=1, n_validation=1, n_test=1, split="classes"
+            ),
+            "split must be 'random' or 'objects'",
+        ),
+        (
+            lambda: simulate_triplet_dataset(
+                LuceObserver(np.eye(5)),
+                n_train=1,
+                n_validation=1,
+                n_test=1,
+                n_repeated=2,
+                n_repeats=1,
+            ),
+            "n_repeats must be >= 2",
+        ),
         (lambda: LuceObserver(np.eye(5)).probabilities(np.array([[0, 1, 5]])), "not in \\[0, 5\\)"),
     ],
 )

@@ -36,7 +36,9 @@ def test_reference_geometry():
     assert sides["hinge"][0] == pytest.approx(sides["hinge"][2], rel=1e-3)
     assert angles["hinge"][0] == pytest.approx(90.0)
     assert q.is_convex(q.REFERENCE_SHAPES).all()
-    np.testing.assert_array_equal(q.symmetry_axes(q.REFERENCE_SHAPES), [4, 2, 2, 0, 1, 1, 1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(
+        q.symmetry_axes(q.REFERENCE_SHAPES), [4, 2, 2, 0, 1, 1, 1, 0, 0, 0, 0]
+    )
 
 
 def test_reference_signatures_are_the_documented_classes():
@@ -143,7 +145,10 @@ def test_images_and_determinism():
     b = WORLD.sample_triplets(5, 8)
     c = WORLD.sample_triplets(6, 8)
     assert a["images"].shape == (8, 3, 32, 32, 1) and a["images"].dtype == np.float32
-    assert a["images"].tobytes() == b["images"].tobytes() and a["labels"].tobytes() == b["labels"].tobytes()
+    assert (
+        a["images"].tobytes() == b["images"].tobytes()
+        and a["labels"].tobytes() == b["labels"].tobytes()
+    )
     assert a["images"].tobytes() != c["images"].tobytes()
     np.testing.assert_array_equal(a["labels"][:, 0], a["labels"][:, 1])
     images = a["images"]
@@ -155,8 +160,13 @@ def test_images_and_determinism():
     # All vertices inside the image.
     assert a["vertices"].min() >= 0 and a["vertices"].max() <= 32
     one = WORLD.sample_triplet(np.random.default_rng(3))
-    assert one["images"].tobytes() == WORLD.sample_triplet(np.random.default_rng(3))["images"].tobytes()
-    rgb = q.QuadrilateralWorld(image_size=16, channels=3).sample(np.random.default_rng(0), 2)["images"]
+    assert (
+        one["images"].tobytes()
+        == WORLD.sample_triplet(np.random.default_rng(3))["images"].tobytes()
+    )
+    rgb = q.QuadrilateralWorld(image_size=16, channels=3).sample(np.random.default_rng(0), 2)[
+        "images"
+    ]
     assert rgb.shape == (2, 16, 16, 3) and np.array_equal(rgb[..., 0], rgb[..., 2])
 
 
@@ -167,7 +177,9 @@ def test_oddball_trials():
     classes = q.classify(trials["vertices"])
     is_intruder = np.arange(6)[None, :] == trials["intruder"][:, None]
     # The five references keep their class in any pose; a square's intruder is no square.
-    np.testing.assert_array_equal(np.where(is_intruder, -2, classes), np.where(is_intruder, -2, trials["shape"][:, None]))
+    np.testing.assert_array_equal(
+        np.where(is_intruder, -2, classes), np.where(is_intruder, -2, trials["shape"][:, None])
+    )
     squares = trials["shape"] == 0
     assert np.all(classes[squares][is_intruder[squares]] != 0)
     assert set(trials["intruder"]) <= set(range(6))

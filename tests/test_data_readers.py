@@ -41,8 +41,16 @@ def test_text_and_npy_triplets_agree(tmp_path):
         ("0 1 2\n\n3 4 5 6\n", None, r"bad.txt: row 1 \(line 3\) has 4 columns"),
         ("0 1 2\n3 x 5\n", None, r"bad.txt: row 1 \(line 2\) holds a non-integer index"),
         ("0 1 2\n3 4 9\n", 9, r"bad.txt: row 1 \(line 2\) has an index that is not in \[0, 9\)"),
-        ("0 1 2\n3 -4 5\n", None, r"bad.txt: row 1 \(line 2\) has an index that is not non-negative"),
-        ("# header\n0 1 2\n7 3 7\n", None, r"bad.txt: row 1 \(line 3\) repeats an object: \[7, 3, 7\]"),
+        (
+            "0 1 2\n3 -4 5\n",
+            None,
+            r"bad.txt: row 1 \(line 2\) has an index that is not non-negative",
+        ),
+        (
+            "# header\n0 1 2\n7 3 7\n",
+            None,
+            r"bad.txt: row 1 \(line 3\) repeats an object: \[7, 3, 7\]",
+        ),
         ("\n# only a comment\n", None, r"bad.txt: the file is empty"),
     ],
 )
@@ -54,7 +62,10 @@ def test_bad_text_triplets_name_file_and_row(tmp_path, content, n_items, message
 @pytest.mark.parametrize(
     ("array", "message"),
     [
-        (np.zeros((4, 2), np.int64), r"bad.npy: triplets must have shape \[n, 3\]; got shape \(4, 2\)"),
+        (
+            np.zeros((4, 2), np.int64),
+            r"bad.npy: triplets must have shape \[n, 3\]; got shape \(4, 2\)",
+        ),
         (np.zeros((4, 3)), "bad.npy: triplet indices must be integers"),
         (np.zeros((0, 3), np.int64), "bad.npy: the file holds no triplets"),
         (np.array([[0, 1, 2], [1, 1, 2]]), r"bad.npy: row 1 repeats an object"),

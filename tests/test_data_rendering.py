@@ -96,7 +96,9 @@ def test_mask_hides_primitives():
 def test_batches_and_chunks_match_single_images(monkeypatch):
     rng = np.random.default_rng(0)
     v = rng.uniform(4, 28, (5, 4, 2))
-    singles = np.concatenate([rendering.stroke_polygons(v[i : i + 1], 1.5, 32, 32) for i in range(5)])
+    singles = np.concatenate(
+        [rendering.stroke_polygons(v[i : i + 1], 1.5, 32, 32) for i in range(5)]
+    )
     fills = np.concatenate([rendering.fill_polygons(v[i : i + 1], 32, 32) for i in range(5)])
     monkeypatch.setattr(rendering, "_CHUNK_PIXELS", 2 * 32 * 32)  # chunks of 2 images
     np.testing.assert_array_equal(rendering.stroke_polygons(v, 1.5, 32, 32), singles)
@@ -131,13 +133,27 @@ def test_grating_range_and_period():
     [
         (lambda: rendering.fill_polygons(np.zeros((4, 2)), 8, 8), "vertices must have shape"),
         (lambda: rendering.fill_polygons(np.zeros((1, 2, 2)), 8, 8), "at least 3 vertices"),
-        (lambda: rendering.stroke_segments(np.zeros((1, 1, 2)), np.zeros((1, 1, 2)), -1.0, 8, 8), "line_width"),
-        (lambda: rendering.stroke_segments(np.zeros((1, 1, 2)), np.zeros((1, 2, 2)), 1.0, 8, 8), "same shape"),
-        (lambda: rendering.stroke_circles(np.zeros((1, 1, 2)), np.zeros((1, 2)), 1.0, 8, 8), "radii"),
+        (
+            lambda: rendering.stroke_segments(np.zeros((1, 1, 2)), np.zeros((1, 1, 2)), -1.0, 8, 8),
+            "line_width",
+        ),
+        (
+            lambda: rendering.stroke_segments(np.zeros((1, 1, 2)), np.zeros((1, 2, 2)), 1.0, 8, 8),
+            "same shape",
+        ),
+        (
+            lambda: rendering.stroke_circles(np.zeros((1, 1, 2)), np.zeros((1, 2)), 1.0, 8, 8),
+            "radii",
+        ),
         (lambda: rendering.draw_points(np.full((1, 1, 2), np.nan), 1.0, 8, 8), "finite"),
         (lambda: rendering.fill_polygons(np.zeros((1, 3, 2)), 0, 8), "height"),
         (lambda: rendering.grating([0.7], [0.0], [0.0], 8, 8), "frequency"),
-        (lambda: rendering.stroke_segments(np.zeros((1, 1, 2)), np.ones((1, 1, 2)), 1.0, 8, 8, mask=[True]), "mask"),
+        (
+            lambda: rendering.stroke_segments(
+                np.zeros((1, 1, 2)), np.ones((1, 1, 2)), 1.0, 8, 8, mask=[True]
+            ),
+            "mask",
+        ),
     ],
 )
 def test_bad_input(call, message):

@@ -28,8 +28,14 @@ def _images(seed, n=24):
 def _triplets(seed, n=30):
     rng = np.random.default_rng(seed)
     indices = np.stack([rng.choice(10, 3, replace=False) for _ in range(n)])
-    return TripletSet(indices, similarities=rng.normal(size=(n, 3)), probabilities=rng.dirichlet(np.ones(3), n),
-                      levels=rng.integers(0, 3, n), level_names=("coarse", "fine", "boundary"), n_items=10)
+    return TripletSet(
+        indices,
+        similarities=rng.normal(size=(n, 3)),
+        probabilities=rng.dirichlet(np.ones(3), n),
+        levels=rng.integers(0, 3, n),
+        level_names=("coarse", "fine", "boundary"),
+        n_items=10,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +58,13 @@ def test_image_set_round_trip_through_tfds_data_source(stored):
         for i in range(len(source)):
             record = source[i]
             # Stored as round(255 x): record i is item i (no shuffling).
-            np.testing.assert_array_equal(record["image"], np.round(arrays["image"][i] * 255).astype(np.uint8))
-            assert record["label"] == arrays["label"][i] and record["superordinate"] == arrays["superordinate"][i]
+            np.testing.assert_array_equal(
+                record["image"], np.round(arrays["image"][i] * 255).astype(np.uint8)
+            )
+            assert (
+                record["label"] == arrays["label"][i]
+                and record["superordinate"] == arrays["superordinate"][i]
+            )
     read = read_image_set("toy_images", data_dir, "train")
     assert read["image"].dtype == np.uint8 and read["image"].shape == (24, 6, 5, 3)
     np.testing.assert_allclose(read["image"] / 255, images["train"]["image"], atol=0.5 / 255 + 1e-7)
@@ -67,7 +78,9 @@ def test_triplet_set_round_trip(stored):
         for field in ("indices", "similarities", "probabilities", "levels"):
             np.testing.assert_array_equal(getattr(back, field), getattr(expected, field))
         assert back.level_names == expected.level_names and back.n_items == 10
-    record = tfds.data_source("toy_triplets", split="test", data_dir=str(data_dir), download=False)[2]
+    record = tfds.data_source("toy_triplets", split="test", data_dir=str(data_dir), download=False)[
+        2
+    ]
     np.testing.assert_array_equal(record["indices"], triplets["test"].indices[2])
     assert record["level"] == triplets["test"].levels[2]
 
@@ -111,11 +124,18 @@ def test_overwrite_and_missing_data(tmp_path):
 @pytest.mark.parametrize(
     ("splits", "message"),
     [
-        ({"train": {"image": np.full((2, 4, 4, 1), 1.5, np.float32), "label": [0, 1]}},
-         r"splits\['train'\] example 0: float images must lie in \[0, 1\]"),
-        ({"train": {"image": np.zeros((2, 4, 4, 1), np.uint8), "label": [0.5, 1.0]}},
-         r"example 0: label 'label' must be one integer"),
-        ({"train": {"image": np.zeros((2, 4, 4, 1), np.uint8), "label": [0]}}, r"\['label'\] has 1 rows"),
+        (
+            {"train": {"image": np.full((2, 4, 4, 1), 1.5, np.float32), "label": [0, 1]}},
+            r"splits\['train'\] example 0: float images must lie in \[0, 1\]",
+        ),
+        (
+            {"train": {"image": np.zeros((2, 4, 4, 1), np.uint8), "label": [0.5, 1.0]}},
+            r"example 0: label 'label' must be one integer",
+        ),
+        (
+            {"train": {"image": np.zeros((2, 4, 4, 1), np.uint8), "label": [0]}},
+            r"\['label'\] has 1 rows",
+        ),
         ({"train": {"label": [0]}}, "must be a dict of arrays with an 'image' key"),
         ({"train": {"image": np.zeros((2, 4, 4), np.uint8)}}, r"shape \[H, W, C\]"),
         ({}, "at least one split"),
@@ -128,7 +148,11 @@ def test_bad_image_sets_raise(tmp_path, splits, message):
 
 def test_bad_triplet_sets_and_names_raise(tmp_path):
     with pytest.raises(ValueError, match="differ in having similarities"):
-        write_triplet_set({"a": _triplets(6), "b": TripletSet(np.array([[0, 1, 2]]))}, name="bad", data_dir=tmp_path)
+        write_triplet_set(
+            {"a": _triplets(6), "b": TripletSet(np.array([[0, 1, 2]]))},
+            name="bad",
+            data_dir=tmp_path,
+        )
     with pytest.raises(ValueError, match="must be a TripletSet"):
         write_triplet_set({"a": np.zeros((2, 3))}, name="bad", data_dir=tmp_path)
     with pytest.raises(ValueError, match="snake_case"):

@@ -12,8 +12,14 @@ from alignjax.data.triplet_set import TripletSet, concatenate, odd_last_order, s
 def _random_set(rng, n=50, n_items=12):
     indices = np.stack([rng.choice(n_items, 3, replace=False) for _ in range(n)])
     probabilities = rng.dirichlet(np.ones(3), size=n)
-    return TripletSet(indices, similarities=rng.normal(size=(n, 3)), probabilities=probabilities,
-                      levels=rng.integers(0, 3, n), level_names=("coarse", "fine", "boundary"), n_items=n_items)
+    return TripletSet(
+        indices,
+        similarities=rng.normal(size=(n, 3)),
+        probabilities=probabilities,
+        levels=rng.integers(0, 3, n),
+        level_names=("coarse", "fine", "boundary"),
+        n_items=n_items,
+    )
 
 
 def test_sort_odd_last_keeps_similarities_attached_to_their_pairs():
@@ -28,7 +34,9 @@ def test_sort_odd_last_keeps_similarities_attached_to_their_pairs():
     np.testing.assert_array_equal(pair_similarities(similarity, new_indices), new_s)
     assert np.all(np.argmax(new_s, axis=1) == 0)
     # The odd one out is the item outside the most similar pair: pair k leaves item 2 - k.
-    np.testing.assert_array_equal(new_indices[:, 2], indices[np.arange(200), 2 - np.argmax(s, axis=1)])
+    np.testing.assert_array_equal(
+        new_indices[:, 2], indices[np.arange(200), 2 - np.argmax(s, axis=1)]
+    )
     # Each row is a permutation of the original items.
     np.testing.assert_array_equal(np.sort(new_indices, axis=1), np.sort(indices, axis=1))
 
@@ -51,7 +59,9 @@ def test_sorted_odd_last_method_reorders_every_field():
     out = ts.sorted_odd_last()
     assert np.all(np.argmax(out.similarities, axis=1) == 0)
     _, pair_order = sort_odd_last(ts.similarities)
-    np.testing.assert_array_equal(out.probabilities, np.take_along_axis(ts.probabilities, pair_order, axis=1))
+    np.testing.assert_array_equal(
+        out.probabilities, np.take_along_axis(ts.probabilities, pair_order, axis=1)
+    )
     np.testing.assert_array_equal(out.levels, ts.levels)
     by_probabilities = TripletSet(ts.indices, probabilities=ts.probabilities).sorted_odd_last()
     assert np.all(np.argmax(by_probabilities.probabilities, axis=1) == 0)
@@ -62,20 +72,54 @@ def test_sorted_odd_last_method_reorders_every_field():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"indices": np.zeros((2, 2), int)}, r"indices must have shape \[n, 3\]; got shape \(2, 2\)"),
+        (
+            {"indices": np.zeros((2, 2), int)},
+            r"indices must have shape \[n, 3\]; got shape \(2, 2\)",
+        ),
         ({"indices": np.array([[0.0, 1.0, 2.0]])}, "indices must be integers"),
-        ({"indices": np.array([[0, 1, 2], [0, 1, 5]]), "n_items": 5}, r"indices row 1 has an index that is not in \[0, 5\)"),
-        ({"indices": np.array([[0, 1, 2], [-1, 1, 2]])}, "indices row 1 has an index that is not non-negative"),
+        (
+            {"indices": np.array([[0, 1, 2], [0, 1, 5]]), "n_items": 5},
+            r"indices row 1 has an index that is not in \[0, 5\)",
+        ),
+        (
+            {"indices": np.array([[0, 1, 2], [-1, 1, 2]])},
+            "indices row 1 has an index that is not non-negative",
+        ),
         ({"indices": np.array([[0, 1, 2], [3, 4, 5], [4, 2, 4]])}, "indices row 2 repeats an item"),
-        ({"indices": np.array([[0, 1, 2]]), "similarities": np.zeros((2, 3))}, r"similarities must have shape \[1, 3\]"),
-        ({"indices": np.array([[0, 1, 2], [1, 2, 3]]), "similarities": [[0, 1, 2], [0, np.nan, 1]]},
-         r"similarities row 1 is not finite"),
-        ({"indices": np.array([[0, 1, 2], [1, 2, 3]]), "probabilities": [[0.2, 0.3, 0.5], [0.2, 0.3, 0.4]]},
-         "probabilities row 1 must be non-negative and sum to one"),
-        ({"indices": np.array([[0, 1, 2]]), "probabilities": [[1.2, -0.2, 0.0]]}, "probabilities row 0"),
-        ({"indices": np.array([[0, 1, 2]]), "levels": [0]}, "level_names must name the level codes"),
-        ({"indices": np.array([[0, 1, 2], [1, 2, 3]]), "levels": [0, 2], "level_names": ("a", "b")},
-         r"levels row 1 is 2, not a code in \[0, 2\)"),
+        (
+            {"indices": np.array([[0, 1, 2]]), "similarities": np.zeros((2, 3))},
+            r"similarities must have shape \[1, 3\]",
+        ),
+        (
+            {
+                "indices": np.array([[0, 1, 2], [1, 2, 3]]),
+                "similarities": [[0, 1, 2], [0, np.nan, 1]],
+            },
+            r"similarities row 1 is not finite",
+        ),
+        (
+            {
+                "indices": np.array([[0, 1, 2], [1, 2, 3]]),
+                "probabilities": [[0.2, 0.3, 0.5], [0.2, 0.3, 0.4]],
+            },
+            "probabilities row 1 must be non-negative and sum to one",
+        ),
+        (
+            {"indices": np.array([[0, 1, 2]]), "probabilities": [[1.2, -0.2, 0.0]]},
+            "probabilities row 0",
+        ),
+        (
+            {"indices": np.array([[0, 1, 2]]), "levels": [0]},
+            "level_names must name the level codes",
+        ),
+        (
+            {
+                "indices": np.array([[0, 1, 2], [1, 2, 3]]),
+                "levels": [0, 2],
+                "level_names": ("a", "b"),
+            },
+            r"levels row 1 is 2, not a code in \[0, 2\)",
+        ),
         ({"indices": np.array([[0, 1, 2]]), "n_items": 2}, "n_items must be an integer >= 3"),
     ],
 )

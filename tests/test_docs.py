@@ -27,8 +27,7 @@ def _blocks(path):
     """``(language, code, line)`` of each fenced block, in document order."""
     text = path.read_text()
     return [
-        (m.group(1), m.group(2), text.count("\n", 0, m.start()) + 2)
-        for m in BLOCK.finditer(text)
+        (m.group(1), m.group(2), text.count("\n", 0, m.start()) + 2) for m in BLOCK.finditer(text)
     ]
 
 

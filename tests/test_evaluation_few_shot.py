@@ -30,9 +30,7 @@ def test_sampling_draws_n_shot_distinct_examples_per_class_reproducibly():
 
 def test_logistic_matches_hand_run_sklearn(split):
     train_x, train_y, test_x, test_y = split
-    result = few_shot.few_shot_accuracy(
-        train_x, train_y, test_x, test_y, n_shot=3, seeds=(0, 1, 2)
-    )
+    result = few_shot.few_shot_accuracy(train_x, train_y, test_x, test_y, n_shot=3, seeds=(0, 1, 2))
     expected = []
     for seed in (0, 1, 2):
         chosen = few_shot.sample_few_shot(train_y, 3, seed)
@@ -60,7 +58,13 @@ def test_one_shot_knn_is_the_nearest_shot_by_cosine(split):
 def test_knn_neighbours_are_capped_and_kwargs_pass_through(split):
     train_x, train_y, test_x, test_y = split
     capped = few_shot.few_shot_accuracy(
-        train_x, train_y, test_x, test_y, n_shot=1, classifier="knn", seeds=(0,),
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        n_shot=1,
+        classifier="knn",
+        seeds=(0,),
         classifier_kwargs={"n_neighbors": 50},
     )
     # With every shot a neighbour and uniform weights, k-NN votes 1:1:1 and picks class 0.
@@ -83,8 +87,12 @@ def test_knn_neighbours_are_capped_and_kwargs_pass_through(split):
 def test_bad_inputs(split, kwargs, message):
     train_x, train_y, test_x, test_y = split
     arguments = {
-        "train_features": train_x, "train_labels": train_y, "test_features": test_x,
-        "test_labels": test_y, "n_shot": 1, **kwargs,
+        "train_features": train_x,
+        "train_labels": train_y,
+        "test_features": test_x,
+        "test_labels": test_y,
+        "n_shot": 1,
+        **kwargs,
     }
     with pytest.raises(ValueError, match=message):
         few_shot.few_shot_accuracy(**arguments)

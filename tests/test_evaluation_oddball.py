@@ -65,7 +65,10 @@ def test_shape_without_trials_is_nan_and_left_out_of_the_correlation():
     rng = np.random.default_rng(3)
     trials = np.stack([_trial(i, offset, rng) for i, offset in enumerate([1.0, 1.0, 0.0, 1.0])])
     result = oddball.oddball_error_rates(
-        trials, [0, 1, 2, 3], [0, 1, 2, 3], shape_names=["a", "b", "c", "d", "unused"],
+        trials,
+        [0, 1, 2, 3],
+        [0, 1, 2, 3],
+        shape_names=["a", "b", "c", "d", "unused"],
         human_error_rates=[0.1, 0.2, 0.9, 0.3, 0.5],
     )
     assert np.isnan(result.per_shape_error_rate["unused"])

@@ -32,7 +32,10 @@ def test_the_aligned_student_gains_most_at_the_coarse_level(run):
     _, metrics = run
     base = metrics["base"]
     gain = {
-        variant: {level: metrics[variant][f"accuracy/{level}"] - base[f"accuracy/{level}"] for level in LEVELS}
+        variant: {
+            level: metrics[variant][f"accuracy/{level}"] - base[f"accuracy/{level}"]
+            for level in LEVELS
+        }
         for variant in alignet.VARIANTS
     }
     assert gain["alignet"]["coarse"] > 0.05
@@ -54,35 +57,55 @@ def test_the_aligned_student_gains_most_at_the_coarse_level(run):
 
 def test_every_stage_leaves_its_artefacts(run):
     workdir, metrics = run
-    assert json.loads((workdir / "metrics.json").read_text())["alignet"] == pytest.approx(metrics["alignet"])
+    assert json.loads((workdir / "metrics.json").read_text())["alignet"] == pytest.approx(
+        metrics["alignet"]
+    )
     for stage in ("teacher", "student_base", "alignet/student", "unalignet/student"):
         assert (workdir / stage / "checkpoints").is_dir(), stage
         assert (workdir / stage / "metrics.jsonl").read_text().count("\n") >= 2, stage
     for teacher in ("aligned", "untransformed"):
-        params = affine_fit.AffineParams.load_npz(workdir / "uncertainty_distillation" / teacher / "transform.npz")
+        params = affine_fit.AffineParams.load_npz(
+            workdir / "uncertainty_distillation" / teacher / "transform.npz"
+        )
         assert params.weights.shape[0] == params.weights.shape[1]
     config = runner.get_experiment("alignet").config("tiny", TINY)
     for variant in alignet.VARIANTS:
-        triplets = tfds_builders.read_triplet_set(alignet.TRIPLETS_NAME, workdir / variant / "tfds", "train")
+        triplets = tfds_builders.read_triplet_set(
+            alignet.TRIPLETS_NAME, workdir / variant / "tfds", "train"
+        )
         assert triplets.indices.shape == (config.sampling.num_triplets, 3)
         # Pseudo-labels: the teacher's similarities, the odd one out last.
         assert np.all(triplets.similarities[:, 0] >= triplets.similarities[:, 1:].max(axis=1))
     report = (workdir / "report.md").read_text()
-    for row in ("| base student |", "| AligNet student |", "| UnAligNet student |", "| noise ceiling |"):
+    for row in (
+        "| base student |",
+        "| AligNet student |",
+        "| UnAligNet student |",
+        "| noise ceiling |",
+    ):
         assert row in report
     for name in ("accuracy_per_level.png", "embeddings_pca.png", "distillation_curves.png"):
         assert name in report and (workdir / name).stat().st_size > 10_000
 
 
-def test_killed_during_student_distillation_resumes_to_the_uninterrupted_result(run, tmp_path, monkeypatch):
+def test_killed_during_student_distillation_resumes_to_the_uninterrupted_result(
+    run, tmp_path, monkeypatch
+):
     done, expected = run
     workdir = tmp_path / "alignet"
     # Every stage before the AligNet student as the uninterrupted run left it.
-    shutil.copytree(done, workdir, ignore=lambda d, names: ["student"] if pathlib.Path(d).name == "alignet" else [])
+    shutil.copytree(
+        done,
+        workdir,
+        ignore=lambda d, names: ["student"] if pathlib.Path(d).name == "alignet" else [],
+    )
     original_fit = alignet.fit
 
     def fit_interrupted_once(model, loss_fn, batches, config, **kwargs):
-        if pathlib.Path(config.workdir) == workdir / "alignet" / "student" and not (workdir / "killed").exists():
+        if (
+            pathlib.Path(config.workdir) == workdir / "alignet" / "student"
+            and not (workdir / "killed").exists()
+        ):
             (workdir / "killed").touch()
 
             def interrupt(step, metrics):

@@ -8,7 +8,12 @@ from alignjax import runner
 
 # One device (see test_experiments_gensim_hierarchy.py: the simulated devices' collectives
 # abort when a loaded 2-core machine stalls one of them).
-SMALL = ["train.mesh.data=1", "train.num_steps=1000", "train.progress_bar=false", "num_eval_pairs=1000"]
+SMALL = [
+    "train.mesh.data=1",
+    "train.num_steps=1000",
+    "train.progress_bar=false",
+    "num_eval_pairs=1000",
+]
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +51,10 @@ def test_rerun_in_the_same_workdir_restores_instead_of_retraining(run):
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("objectives=gensim,nope", r"objectives must be a non-empty subset.*'nope'"),
-     ("num_eval_pairs=1", "num_eval_pairs must be >= 2")],
+    [
+        ("objectives=gensim,nope", r"objectives must be a non-empty subset.*'nope'"),
+        ("num_eval_pairs=1", "num_eval_pairs must be >= 2"),
+    ],
 )
 def test_bad_configs_are_one_usage_error(override, message):
     with pytest.raises(runner.UsageError, match=message):

@@ -54,8 +54,12 @@ def test_run_writes_its_artefacts(run):
     assert saved["gensim_nce"]["trained/close"] == metrics["gensim_nce"]["trained/close"]
     report = (workdir / "report.md").read_text()
     assert "| gensim_nce |" in report and "| untrained |" in report
-    for name in ("forced_choice_accuracy.png", "close_foils_per_concept.png", "training_concepts.png",
-                 "example_task.png"):
+    for name in (
+        "forced_choice_accuracy.png",
+        "close_foils_per_concept.png",
+        "training_concepts.png",
+        "example_task.png",
+    ):
         assert name in report and (workdir / name).stat().st_size > 10_000
     for split in gensim_geoclidean.SPLITS:
         scores = np.load(workdir / "gensim_nce" / f"scores_{split}.npy")
@@ -73,10 +77,12 @@ def test_rerun_in_the_same_workdir_restores_instead_of_retraining(run):
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("objectives=", "objectives must be a non-empty subset"),
-     ("num_training_concepts=5", "num_training_concepts must be >= 10"),
-     ("grammar.min_objects=1", "min_objects"),
-     ("example_concept=spiral", "spiral")],
+    [
+        ("objectives=", "objectives must be a non-empty subset"),
+        ("num_training_concepts=5", "num_training_concepts must be >= 10"),
+        ("grammar.min_objects=1", "min_objects"),
+        ("example_concept=spiral", "spiral"),
+    ],
 )
 def test_bad_configs_are_one_usage_error(override, message):
     with pytest.raises(runner.UsageError, match=message):

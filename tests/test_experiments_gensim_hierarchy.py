@@ -35,7 +35,9 @@ def test_generative_similarity_captures_the_hierarchy_where_the_baselines_do_not
     _, metrics = run
     for method in ("gensim", "gensim_contrastive"):
         for baseline in BASELINES:
-            assert metrics[method]["accuracy/coarse"] > metrics[baseline]["accuracy/coarse"] + 0.1, (method, baseline)
+            assert (
+                metrics[method]["accuracy/coarse"] > metrics[baseline]["accuracy/coarse"] + 0.1
+            ), (method, baseline)
             assert metrics[method]["rsa"] > metrics[baseline]["rsa"], (method, baseline)
     # Flat basic-level labels are what the boundary triplets test: SupCon must have learned them.
     assert metrics["supcon"]["accuracy/boundary"] > metrics["untrained"]["accuracy/boundary"]
@@ -88,7 +90,9 @@ def test_supcon_labels_are_basic_categories_and_latents_index_the_exact_table():
     assert np.all(tree.is_ancestor(items["labels"], leaves))
     assert np.unique(items["labels"]).size == 6
     expected = world.log_generative_similarity(leaves[:5, None], leaves[None, :5])
-    np.testing.assert_allclose(sources.log_similarity[items["latents"][:5, None], items["latents"][None, :5]], expected)
+    np.testing.assert_allclose(
+        sources.log_similarity[items["latents"][:5, None], items["latents"][None, :5]], expected
+    )
     triplets = sources.triplets(np.random.default_rng(1), 7)["inputs"]
     assert triplets.shape == (7, 3, 8, 8, 3)
 

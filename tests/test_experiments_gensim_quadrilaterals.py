@@ -82,4 +82,6 @@ def test_bad_configs_name_the_field():
     with pytest.raises(runner.UsageError, match="objectives"):
         runner.get_experiment("gensim-quadrilaterals").config("quick", ["objectives=gensim,nope"])
     with pytest.raises(runner.UsageError, match="human_error_rates"):
-        runner.get_experiment("gensim-quadrilaterals").config("quick", ["human_error_rates=0.1,0.2"])
+        runner.get_experiment("gensim-quadrilaterals").config(
+            "quick", ["human_error_rates=0.1,0.2"]
+        )

@@ -11,13 +11,23 @@ from alignjax.methods import affine_fit
 
 THINGS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "things"
 FIT = [
-    "fit.learning_rates=0.001", "fit.penalty_weights=0.01", "fit.alphas=0.25", "fit.temperatures=0.5",
-    "fit.naive_penalty_weights=0.01", "fit.progress_bar=false",
+    "fit.learning_rates=0.001",
+    "fit.penalty_weights=0.01",
+    "fit.alphas=0.25",
+    "fit.temperatures=0.5",
+    "fit.naive_penalty_weights=0.01",
+    "fit.progress_bar=false",
 ]
 # The quick preset's world and base model (a weaker base model leaves nothing for the
 # transforms to align), one point of each grid and fewer test triplets; one device (see
 # test_experiments_gensim_hierarchy.py).
-SMALL = ["train.mesh.data=1", "train.progress_bar=false", "n_test_triplets=3000", "n_level_triplets=500", *FIT]
+SMALL = [
+    "train.mesh.data=1",
+    "train.progress_bar=false",
+    "n_test_triplets=3000",
+    "n_level_triplets=500",
+    *FIT,
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +46,12 @@ def test_glocal_aligns_and_keeps_local_structure_that_naive_breaks(run):
     assert base["neighbour_preservation"] == 1.0
     for space in (base, naive, glocal):
         assert space["test_accuracy"] < space["noise_ceiling"]
-        assert set(space) >= {"accuracy/coarse", "accuracy/boundary", "accuracy/fine", "anomaly_auc"}
+        assert set(space) >= {
+            "accuracy/coarse",
+            "accuracy/boundary",
+            "accuracy/fine",
+            "anomaly_auc",
+        }
 
 
 def test_run_writes_its_artefacts(run):

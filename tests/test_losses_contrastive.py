@@ -75,7 +75,9 @@ def test_supervised_contrastive_with_one_positive_each_is_info_nce(batch):
     view1, view2, _ = batch
     n = len(view1)
     labels = np.concatenate([np.arange(n), np.arange(n)])
-    supcon = losses.supervised_contrastive_loss(np.concatenate([view1, view2]), labels, temperature=0.3)
+    supcon = losses.supervised_contrastive_loss(
+        np.concatenate([view1, view2]), labels, temperature=0.3
+    )
     nt_xent = losses.info_nce_loss(view1, view2, temperature=0.3)
     np.testing.assert_allclose(0.5 * (supcon[:n] + supcon[n:]), nt_xent, rtol=1e-5)
 
@@ -84,9 +86,17 @@ def test_gradients(batch):
     view1, view2, labels = batch
     with jax.enable_x64(True):
         v1, v2 = jnp.asarray(view1), jnp.asarray(view2)
-        check_grads(jax.jit(lambda a, b: losses.info_nce_loss(a, b, temperature=0.5)), (v1, v2), order=1, modes=["rev"])
         check_grads(
-            jax.jit(lambda a: losses.supervised_contrastive_loss(a, labels, temperature=0.5)), (v1,), order=1, modes=["rev"]
+            jax.jit(lambda a, b: losses.info_nce_loss(a, b, temperature=0.5)),
+            (v1, v2),
+            order=1,
+            modes=["rev"],
+        )
+        check_grads(
+            jax.jit(lambda a: losses.supervised_contrastive_loss(a, labels, temperature=0.5)),
+            (v1,),
+            order=1,
+            modes=["rev"],
         )
 
 
@@ -127,12 +137,21 @@ def test_finite_at_extremes(batch, loss_and_grad, dtype, norm, temperature):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda v1, v2, y: losses.info_nce_loss(v1, v2[:5]), r"`view1` and `view2`.*\(6, 4\).*\(5, 4\)"),
+        (
+            lambda v1, v2, y: losses.info_nce_loss(v1, v2[:5]),
+            r"`view1` and `view2`.*\(6, 4\).*\(5, 4\)",
+        ),
         (lambda v1, v2, y: losses.info_nce_loss(v1[0], v2[0]), r"`view1`.*\[B, d\].*\(4,\)"),
         (lambda v1, v2, y: losses.info_nce_loss(v1, v2, temperature=0.0), r"`temperature`"),
         (lambda v1, v2, y: losses.supervised_contrastive_loss(v1, y[:5]), r"batch sizes.*6.*5"),
-        (lambda v1, v2, y: losses.supervised_contrastive_loss(v1, y.astype(float)), r"`labels`.*integer"),
-        (lambda v1, v2, y: losses.supervised_contrastive_loss(v1, y[:, None]), r"`labels`.*\[B\].*\(6, 1\)"),
+        (
+            lambda v1, v2, y: losses.supervised_contrastive_loss(v1, y.astype(float)),
+            r"`labels`.*integer",
+        ),
+        (
+            lambda v1, v2, y: losses.supervised_contrastive_loss(v1, y[:, None]),
+            r"`labels`.*\[B\].*\(6, 1\)",
+        ),
     ],
 )
 def test_bad_input_raises(batch, call, message):

@@ -33,6 +33,7 @@ NP_DIVERGENCES = {"kl": np_kl, "js": np_js}
 
 def np_batch_distillation(teacher, student, divergence, t_temp, s_temp, kernel, triplets=None):
     """Brute force: a Python loop over the triplets."""
+
     def sims(x):
         x = np.asarray(x, np.float64)
         if kernel == "cosine":
@@ -75,7 +76,9 @@ def test_divergences_by_hand():
     p, q = np.array([0.5, 0.25, 0.25]), np.array([1 / 3] * 3)
     m = (p + q) / 2
     expected_js = 0.5 * np.sum(p * np.log(p / m)) + 0.5 * np.sum(q * np.log(q / m))
-    np.testing.assert_allclose(losses.triplet_js_divergence(t, jnp.zeros(3)), expected_js, rtol=1e-5)
+    np.testing.assert_allclose(
+        losses.triplet_js_divergence(t, jnp.zeros(3)), expected_js, rtol=1e-5
+    )
     np.testing.assert_allclose(losses.triplet_kl_divergence(t, t), 0.0, atol=1e-7)
 
 
@@ -90,7 +93,9 @@ def test_triplet_divergence_gradients(sims, divergence):
     fn = {"kl": losses.triplet_kl_divergence, "js": losses.triplet_js_divergence}[divergence]
     with jax.enable_x64(True):
         t, s = (jnp.asarray(x, jnp.float64) for x in sims)
-        check_grads(jax.jit(lambda a, b: fn(a, b, student_temperature=0.5)), (t, s), order=1, modes=["rev"])
+        check_grads(
+            jax.jit(lambda a, b: fn(a, b, student_temperature=0.5)), (t, s), order=1, modes=["rev"]
+        )
 
 
 def test_uncertainty_distillation_matches_numpy(sims):
@@ -104,21 +109,49 @@ def test_uncertainty_distillation_matches_numpy(sims):
     with jax.enable_x64(True):
         check_grads(
             jax.jit(lambda x: losses.uncertainty_distillation_loss(p, x, temperature=0.5)),
-            (jnp.asarray(s, jnp.float64),), order=1, modes=["rev"],
+            (jnp.asarray(s, jnp.float64),),
+            order=1,
+            modes=["rev"],
         )
 
 
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: losses.triplet_kl_divergence(np.ones((2, 3)), np.ones((2, 4))), r"`student_similarities`.*\(2, 4\)"),
-        (lambda: losses.triplet_js_divergence(np.ones((2, 3)), np.ones((4, 3))), r"do not broadcast.*\(2, 3\).*\(4, 3\)"),
-        (lambda: losses.triplet_kl_divergence(np.ones(3), np.ones(3), teacher_temperature=0.0), r"`teacher_temperature`.*positive"),
-        (lambda: losses.triplet_js_divergence(np.ones(3), np.ones(3), student_temperature=-2.0), r"`student_temperature`.*-2"),
-        (lambda: losses.uncertainty_distillation_loss(np.array([0.5, 0.2, 0.2]), np.ones(3)), r"`target_probs`.*sum to one"),
-        (lambda: losses.uncertainty_distillation_loss(np.array([1.2, -0.2, 0.0]), np.ones(3)), r"`target_probs`.*non-negative"),
-        (lambda: losses.uncertainty_distillation_loss(np.ones((2, 2)) / 2, np.ones((2, 3))), r"`target_probs`.*\(2, 2\)"),
-        (lambda: losses.uncertainty_distillation_loss(np.ones(3) / 3, np.ones(3), temperature=0.0), r"`temperature`"),
+        (
+            lambda: losses.triplet_kl_divergence(np.ones((2, 3)), np.ones((2, 4))),
+            r"`student_similarities`.*\(2, 4\)",
+        ),
+        (
+            lambda: losses.triplet_js_divergence(np.ones((2, 3)), np.ones((4, 3))),
+            r"do not broadcast.*\(2, 3\).*\(4, 3\)",
+        ),
+        (
+            lambda: losses.triplet_kl_divergence(np.ones(3), np.ones(3), teacher_temperature=0.0),
+            r"`teacher_temperature`.*positive",
+        ),
+        (
+            lambda: losses.triplet_js_divergence(np.ones(3), np.ones(3), student_temperature=-2.0),
+            r"`student_temperature`.*-2",
+        ),
+        (
+            lambda: losses.uncertainty_distillation_loss(np.array([0.5, 0.2, 0.2]), np.ones(3)),
+            r"`target_probs`.*sum to one",
+        ),
+        (
+            lambda: losses.uncertainty_distillation_loss(np.array([1.2, -0.2, 0.0]), np.ones(3)),
+            r"`target_probs`.*non-negative",
+        ),
+        (
+            lambda: losses.uncertainty_distillation_loss(np.ones((2, 2)) / 2, np.ones((2, 3))),
+            r"`target_probs`.*\(2, 2\)",
+        ),
+        (
+            lambda: losses.uncertainty_distillation_loss(
+                np.ones(3) / 3, np.ones(3), temperature=0.0
+            ),
+            r"`temperature`",
+        ),
     ],
 )
 def test_bad_input_raises(call, message):
@@ -140,7 +173,9 @@ BATCH = 7
 @pytest.fixture(scope="module")
 def batch():
     rng = np.random.default_rng(1)
-    return rng.normal(size=(BATCH, 5)).astype(np.float32), rng.normal(size=(BATCH, 4)).astype(np.float32)
+    return rng.normal(size=(BATCH, 5)).astype(np.float32), rng.normal(size=(BATCH, 4)).astype(
+        np.float32
+    )
 
 
 @pytest.mark.parametrize(
@@ -151,8 +186,13 @@ def test_batch_distillation_equals_brute_force(batch, divergence, kernel, block_
     teacher, student = batch
     got = jax.jit(
         lambda t, s: losses.batch_triplet_distillation(
-            t, s, divergence=divergence, teacher_temperature=0.7, student_temperature=1.3,
-            kernel=kernel, block_size=block_size,
+            t,
+            s,
+            divergence=divergence,
+            teacher_temperature=0.7,
+            student_temperature=1.3,
+            kernel=kernel,
+            block_size=block_size,
         )
     )(teacher, student)
     expected = np_batch_distillation(teacher, student, divergence, 0.7, 1.3, kernel)
@@ -164,7 +204,9 @@ def test_unordered_triplets_give_the_mean_over_ordered_ones(batch):
     teacher, student = batch
     ordered = [t for t in itertools.permutations(range(BATCH), 3)]
     expected = np_batch_distillation(teacher, student, "kl", 1.0, 1.0, "dot", ordered)
-    np.testing.assert_allclose(losses.batch_triplet_distillation(teacher, student), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        losses.batch_triplet_distillation(teacher, student), expected, rtol=1e-5
+    )
 
 
 def test_batch_distillation_with_given_triplets(batch):
@@ -191,22 +233,30 @@ def test_batch_distillation_gradients(divergence):
 
         check_grads(jax.jit(loss), (teacher, student), order=1, modes=["rev"])
         value, _ = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(teacher, student)
-        np.testing.assert_allclose(value, np_batch_distillation(teacher, student, divergence, 1.0, 0.5, "dot"))
+        np.testing.assert_allclose(
+            value, np_batch_distillation(teacher, student, divergence, 1.0, 0.5, "dot")
+        )
 
 
 def test_batch_distillation_vmap_matches_a_loop(batch):
     teacher, student = batch
     students = np.stack([student, student[::-1]])
-    mapped = jax.vmap(lambda s: losses.batch_triplet_distillation(teacher, s, block_size=4))(students)
+    mapped = jax.vmap(lambda s: losses.batch_triplet_distillation(teacher, s, block_size=4))(
+        students
+    )
     for got, s in zip(mapped, students):
-        np.testing.assert_allclose(got, np_batch_distillation(teacher, s, "kl", 1.0, 1.0, "dot"), rtol=1e-5)
+        np.testing.assert_allclose(
+            got, np_batch_distillation(teacher, s, "kl", 1.0, 1.0, "dot"), rtol=1e-5
+        )
 
 
 def test_batch_distillation_jit_matches_eager(batch):
     teacher, student = batch
     eager = losses.batch_triplet_distillation(teacher, student, block_size=4)
     np.testing.assert_allclose(
-        jax.jit(lambda t, s: losses.batch_triplet_distillation(t, s, block_size=4))(teacher, student),
+        jax.jit(lambda t, s: losses.batch_triplet_distillation(t, s, block_size=4))(
+            teacher, student
+        ),
         eager,
         rtol=1e-6,
     )
@@ -216,8 +266,14 @@ def test_batch_distillation_jit_matches_eager(batch):
     ("kwargs", "message"),
     [
         ({"student_embeddings": np.ones((6, 4))}, r"batch sizes.*7.*6"),
-        ({"teacher_embeddings": np.ones((2, 5)), "student_embeddings": np.ones((2, 4))}, r"at least 3 items.*\(2, 5\)"),
-        ({"teacher_embeddings": np.ones((7, 5, 1))}, r"`teacher_embeddings`.*\[B, d_t\].*\(7, 5, 1\)"),
+        (
+            {"teacher_embeddings": np.ones((2, 5)), "student_embeddings": np.ones((2, 4))},
+            r"at least 3 items.*\(2, 5\)",
+        ),
+        (
+            {"teacher_embeddings": np.ones((7, 5, 1))},
+            r"`teacher_embeddings`.*\[B, d_t\].*\(7, 5, 1\)",
+        ),
         ({"divergence": "tv"}, r"`divergence`.*'tv'"),
         ({"kernel": "rbf"}, r"`kernel`.*'rbf'"),
         ({"teacher_temperature": 0.0}, r"`teacher_temperature`"),

@@ -63,7 +63,9 @@ def test_diagonal_stds_match_scipy_and_isotropic(points):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
     isotropic_as_diagonal = np.repeat(STDS[:, None], 3, axis=1)
     np.testing.assert_allclose(
-        losses.gaussian_mixture_log_generative_similarity(x, y, MEANS, isotropic_as_diagonal, WEIGHTS),
+        losses.gaussian_mixture_log_generative_similarity(
+            x, y, MEANS, isotropic_as_diagonal, WEIGHTS
+        ),
         losses.gaussian_mixture_log_generative_similarity(x, y, MEANS, STDS, WEIGHTS),
         rtol=1e-6,
     )
@@ -96,7 +98,9 @@ def test_mixture_symmetry_bounds_and_broadcasting(points):
     pairwise = np.asarray(losses.mixture_log_generative_similarity(lx[:, None], ly[None], log_w))
     assert pairwise.shape == (8, 8)
     np.testing.assert_allclose(
-        pairwise.T, losses.mixture_log_generative_similarity(ly[:, None], lx[None], log_w), atol=1e-5
+        pairwise.T,
+        losses.mixture_log_generative_similarity(ly[:, None], lx[None], log_w),
+        atol=1e-5,
     )
     s = np.exp(pairwise)
     assert np.all(s >= 0) and np.all(s <= 1 / WEIGHTS.min() * (1 + 1e-5))
@@ -180,7 +184,9 @@ def test_conjugate_gaussian_matches_monte_carlo_from_the_prior():
         exact, losses.conjugate_gaussian_log_generative_similarity(y, x, mu0, s0, s), rtol=1e-6
     )
     draws = mu0 + np.sqrt(s0 + s) * rng.normal(size=(2, 20000, 2))
-    ratio = np.exp(losses.conjugate_gaussian_log_generative_similarity(draws[0], draws[1], mu0, s0, s))
+    ratio = np.exp(
+        losses.conjugate_gaussian_log_generative_similarity(draws[0], draws[1], mu0, s0, s)
+    )
     assert abs(ratio.mean() - 1.0) < 4 * ratio.std() / np.sqrt(ratio.size)
 
 
@@ -189,12 +195,24 @@ def test_generative_similarity_gradients(points):
     with jax.enable_x64(True):
         x, y = jnp.asarray(x), jnp.asarray(y)
         check_grads(
-            jax.jit(lambda a, b: losses.gaussian_mixture_log_generative_similarity(a, b, MEANS, STDS, WEIGHTS)),
-            (x, y), order=1, modes=["rev"],
+            jax.jit(
+                lambda a, b: losses.gaussian_mixture_log_generative_similarity(
+                    a, b, MEANS, STDS, WEIGHTS
+                )
+            ),
+            (x, y),
+            order=1,
+            modes=["rev"],
         )
         check_grads(
-            jax.jit(lambda a, b: losses.conjugate_gaussian_log_generative_similarity(a, b, 0.0, 2.0, 0.5)),
-            (x, y), order=1, modes=["rev"],
+            jax.jit(
+                lambda a, b: losses.conjugate_gaussian_log_generative_similarity(
+                    a, b, 0.0, 2.0, 0.5
+                )
+            ),
+            (x, y),
+            order=1,
+            modes=["rev"],
         )
 
 
@@ -229,19 +247,80 @@ def test_far_points_stay_accurate_in_float32():
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: losses.mixture_log_generative_similarity(np.zeros(3), np.zeros(2), np.log(np.ones(3) / 3)), r"last axes.*`log_lik_x`: 3.*`log_lik_y`: 2"),
-        (lambda: losses.mixture_log_generative_similarity(np.zeros((4, 3)), np.zeros((5, 3)), np.log(np.ones(3) / 3)), r"do not broadcast.*\(4, 3\).*\(5, 3\)"),
-        (lambda: losses.mixture_log_generative_similarity(np.zeros(3), np.zeros(3), np.zeros(3)), r"`log_weights`.*sum to one"),
-        (lambda: losses.mixture_log_generative_similarity(np.zeros(3), np.zeros(3), np.zeros(2)), r"`log_weights`.*K = 3.*\(2,\)"),
-        (lambda: losses.gaussian_mixture_log_generative_similarity(np.zeros(3), np.zeros(3), MEANS, STDS, np.array([0.5, 0.6, -0.1])), r"`weights`.*non-negative"),
-        (lambda: losses.gaussian_mixture_log_generative_similarity(np.zeros(3), np.zeros(3), MEANS, STDS, np.array([0.5, 0.3, 0.3])), r"`weights`.*sum to one"),
-        (lambda: losses.gaussian_mixture_log_generative_similarity(np.zeros(3), np.zeros(3), MEANS, np.array([1.0, 0.0, 1.0]), WEIGHTS), r"`stds`.*positive"),
-        (lambda: losses.gaussian_mixture_log_generative_similarity(np.zeros(3), np.zeros(3), MEANS, np.ones((3, 2)), WEIGHTS), r"`stds`.*\(3, 2\)"),
-        (lambda: losses.gaussian_mixture_log_generative_similarity(np.zeros(2), np.zeros(2), MEANS, STDS, WEIGHTS), r"`x`.*d = 3.*\(2,\)"),
-        (lambda: losses.conjugate_gaussian_log_generative_similarity(np.zeros(2), np.zeros(3), np.zeros(2), 1.0, 1.0), r"`y`.*d = 2.*\(3,\)"),
-        (lambda: losses.conjugate_gaussian_log_generative_similarity(np.zeros(2), np.zeros(2), np.zeros(2), -1.0, 1.0), r"`prior_cov`.*positive"),
-        (lambda: losses.conjugate_gaussian_log_generative_similarity(np.zeros(2), np.zeros(2), np.zeros(2), np.array([[1.0, 2.0], [2.0, 1.0]]), 1.0), r"`prior_cov`.*positive-definite"),
-        (lambda: losses.conjugate_gaussian_log_generative_similarity(np.zeros(2), np.zeros(2), np.zeros(2), 1.0, np.ones(3)), r"`noise_cov`.*\(3,\)"),
+        (
+            lambda: losses.mixture_log_generative_similarity(
+                np.zeros(3), np.zeros(2), np.log(np.ones(3) / 3)
+            ),
+            r"last axes.*`log_lik_x`: 3.*`log_lik_y`: 2",
+        ),
+        (
+            lambda: losses.mixture_log_generative_similarity(
+                np.zeros((4, 3)), np.zeros((5, 3)), np.log(np.ones(3) / 3)
+            ),
+            r"do not broadcast.*\(4, 3\).*\(5, 3\)",
+        ),
+        (
+            lambda: losses.mixture_log_generative_similarity(np.zeros(3), np.zeros(3), np.zeros(3)),
+            r"`log_weights`.*sum to one",
+        ),
+        (
+            lambda: losses.mixture_log_generative_similarity(np.zeros(3), np.zeros(3), np.zeros(2)),
+            r"`log_weights`.*K = 3.*\(2,\)",
+        ),
+        (
+            lambda: losses.gaussian_mixture_log_generative_similarity(
+                np.zeros(3), np.zeros(3), MEANS, STDS, np.array([0.5, 0.6, -0.1])
+            ),
+            r"`weights`.*non-negative",
+        ),
+        (
+            lambda: losses.gaussian_mixture_log_generative_similarity(
+                np.zeros(3), np.zeros(3), MEANS, STDS, np.array([0.5, 0.3, 0.3])
+            ),
+            r"`weights`.*sum to one",
+        ),
+        (
+            lambda: losses.gaussian_mixture_log_generative_similarity(
+                np.zeros(3), np.zeros(3), MEANS, np.array([1.0, 0.0, 1.0]), WEIGHTS
+            ),
+            r"`stds`.*positive",
+        ),
+        (
+            lambda: losses.gaussian_mixture_log_generative_similarity(
+                np.zeros(3), np.zeros(3), MEANS, np.ones((3, 2)), WEIGHTS
+            ),
+            r"`stds`.*\(3, 2\)",
+        ),
+        (
+            lambda: losses.gaussian_mixture_log_generative_similarity(
+                np.zeros(2), np.zeros(2), MEANS, STDS, WEIGHTS
+            ),
+            r"`x`.*d = 3.*\(2,\)",
+        ),
+        (
+            lambda: losses.conjugate_gaussian_log_generative_similarity(
+                np.zeros(2), np.zeros(3), np.zeros(2), 1.0, 1.0
+            ),
+            r"`y`.*d = 2.*\(3,\)",
+        ),
+        (
+            lambda: losses.conjugate_gaussian_log_generative_similarity(
+                np.zeros(2), np.zeros(2), np.zeros(2), -1.0, 1.0
+            ),
+            r"`prior_cov`.*positive",
+        ),
+        (
+            lambda: losses.conjugate_gaussian_log_generative_similarity(
+                np.zeros(2), np.zeros(2), np.zeros(2), np.array([[1.0, 2.0], [2.0, 1.0]]), 1.0
+            ),
+            r"`prior_cov`.*positive-definite",
+        ),
+        (
+            lambda: losses.conjugate_gaussian_log_generative_similarity(
+                np.zeros(2), np.zeros(2), np.zeros(2), 1.0, np.ones(3)
+            ),
+            r"`noise_cov`.*\(3,\)",
+        ),
     ],
 )
 def test_bad_input_raises(call, message):
@@ -256,15 +335,20 @@ def test_softmax_and_margin_losses_by_hand():
     e = np.array([[[1.0, 0.0], [2.0, 1.0], [0.0, -1.0]]])
     # dot: s(a, p) = 2, s(a, n) = 0; T = 0.5: softplus(-(2 - 0) / 0.5) = log(1 + e^-4).
     np.testing.assert_allclose(
-        losses.generative_similarity_softmax_loss(e, temperature=0.5), [np.log1p(np.exp(-4.0))], rtol=1e-6
+        losses.generative_similarity_softmax_loss(e, temperature=0.5),
+        [np.log1p(np.exp(-4.0))],
+        rtol=1e-6,
     )
     cos_ap, cos_an = 2 / np.sqrt(5), 0.0
     np.testing.assert_allclose(
         losses.generative_similarity_softmax_loss(e, kernel="cosine"),
-        [np.log1p(np.exp(-(cos_ap - cos_an)))], rtol=1e-6,
+        [np.log1p(np.exp(-(cos_ap - cos_an)))],
+        rtol=1e-6,
     )
     # d(a, p) = 1 + 1 = 2, d(a, n) = 1 + 1 = 2: relu(2 - 2 + m) = m.
-    np.testing.assert_allclose(losses.generative_similarity_margin_loss(e, margin=0.3), [0.3], rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.generative_similarity_margin_loss(e, margin=0.3), [0.3], rtol=1e-6
+    )
     far = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 0.0]])
     assert float(losses.generative_similarity_margin_loss(far)) == 0.0
 
@@ -285,9 +369,13 @@ def np_soft_contrastive(emb, log_s, temperature):
 def test_soft_target_contrastive_matches_numpy(points):
     x, _ = points
     lx = np.asarray(losses.gaussian_component_log_likelihoods(x, MEANS, STDS))
-    log_s = np.asarray(losses.mixture_log_generative_similarity(lx[:, None], lx[None], np.log(WEIGHTS)), np.float64)
+    log_s = np.asarray(
+        losses.mixture_log_generative_similarity(lx[:, None], lx[None], np.log(WEIGHTS)), np.float64
+    )
     emb = np.random.default_rng(5).normal(size=(8, 4))
-    got = losses.generative_similarity_contrastive_loss(emb.astype(np.float32), log_s, temperature=0.5)
+    got = losses.generative_similarity_contrastive_loss(
+        emb.astype(np.float32), log_s, temperature=0.5
+    )
     np.testing.assert_allclose(got, np_soft_contrastive(emb, log_s, 0.5), rtol=1e-4)
 
 
@@ -296,7 +384,9 @@ def np_pair_info_nce(anchors, positives, temperature):
     logits = anchors @ positives.T / temperature
 
     def own_log_softmax(m):
-        return np.array([row[i] - np.log(np.exp(row - row.max()).sum()) - row.max() for i, row in enumerate(m)])
+        return np.array(
+            [row[i] - np.log(np.exp(row - row.max()).sum()) - row.max() for i, row in enumerate(m)]
+        )
 
     return -0.5 * (own_log_softmax(logits) + own_log_softmax(logits.T))
 
@@ -304,7 +394,9 @@ def np_pair_info_nce(anchors, positives, temperature):
 def test_info_nce_loss_matches_numpy_and_by_hand():
     rng = np.random.default_rng(8)
     a, p = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
-    got = losses.generative_similarity_info_nce_loss(a.astype(np.float32), p.astype(np.float32), temperature=0.7)
+    got = losses.generative_similarity_info_nce_loss(
+        a.astype(np.float32), p.astype(np.float32), temperature=0.7
+    )
     np.testing.assert_allclose(got, np_pair_info_nce(a, p, 0.7), rtol=1e-5)
     unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)
     cosine = losses.generative_similarity_info_nce_loss(a, p, kernel="cosine", temperature=0.7)
@@ -313,13 +405,16 @@ def test_info_nce_loss_matches_numpy_and_by_hand():
     # T = 0.5: -log(e^4 / (e^4 + 1)) in both directions.
     z = np.sqrt(2.0) * np.eye(2)
     np.testing.assert_allclose(
-        losses.generative_similarity_info_nce_loss(z, z, temperature=0.5), [np.log1p(np.exp(-4.0))] * 2, rtol=1e-5
+        losses.generative_similarity_info_nce_loss(z, z, temperature=0.5),
+        [np.log1p(np.exp(-4.0))] * 2,
+        rtol=1e-5,
     )
     # Unlike SimCLR's form, an anchor is never contrasted with the other anchors.
     twins = np.stack([a[0], a[0]])
     np.testing.assert_allclose(
         losses.generative_similarity_info_nce_loss(twins, np.stack([p[0], 3 * p[0]])),
-        np_pair_info_nce(twins, np.stack([p[0], 3 * p[0]]), 1.0), rtol=1e-5,
+        np_pair_info_nce(twins, np.stack([p[0], 3 * p[0]]), 1.0),
+        rtol=1e-5,
     )
     jitted = jax.jit(lambda x, y: losses.generative_similarity_info_nce_loss(x, y, temperature=0.7))
     np.testing.assert_allclose(jitted(a, p), got, rtol=1e-5)
@@ -330,22 +425,36 @@ def test_contrastive_losses_gradients():
     with jax.enable_x64(True):
         triplets = jnp.asarray(rng.normal(size=(4, 3, 3)))
         check_grads(
-            jax.jit(lambda e: losses.generative_similarity_softmax_loss(e, kernel="cosine", temperature=0.5)),
-            (triplets,), order=1, modes=["rev"],
+            jax.jit(
+                lambda e: losses.generative_similarity_softmax_loss(
+                    e, kernel="cosine", temperature=0.5
+                )
+            ),
+            (triplets,),
+            order=1,
+            modes=["rev"],
         )
         check_grads(
             jax.jit(lambda e: losses.generative_similarity_margin_loss(e, margin=10.0)),
-            (triplets,), order=1, modes=["rev"],
+            (triplets,),
+            order=1,
+            modes=["rev"],
         )
         pairs = jnp.asarray(rng.normal(size=(2, 5, 3)))
         check_grads(
             jax.jit(lambda a, p: losses.generative_similarity_info_nce_loss(a, p, temperature=0.7)),
-            (pairs[0], pairs[1]), order=1, modes=["rev"],
+            (pairs[0], pairs[1]),
+            order=1,
+            modes=["rev"],
         )
         emb, log_s = jnp.asarray(rng.normal(size=(5, 3))), jnp.asarray(rng.normal(size=(5, 5)))
         check_grads(
-            jax.jit(lambda e, l: losses.generative_similarity_contrastive_loss(e, l, temperature=0.7)),
-            (emb, log_s), order=1, modes=["rev"],
+            jax.jit(
+                lambda e, l: losses.generative_similarity_contrastive_loss(e, l, temperature=0.7)
+            ),
+            (emb, log_s),
+            order=1,
+            modes=["rev"],
         )
 
 
@@ -356,8 +465,12 @@ def extreme_loss_and_grad():
         return (
             losses.generative_similarity_softmax_loss(triplets, temperature=temperature).mean()
             + losses.generative_similarity_margin_loss(triplets).mean()
-            + losses.generative_similarity_contrastive_loss(batch, log_s, temperature=temperature).mean()
-            + losses.generative_similarity_info_nce_loss(batch, batch[::-1], temperature=temperature).mean()
+            + losses.generative_similarity_contrastive_loss(
+                batch, log_s, temperature=temperature
+            ).mean()
+            + losses.generative_similarity_info_nce_loss(
+                batch, batch[::-1], temperature=temperature
+            ).mean()
         )
 
     return jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
@@ -369,7 +482,8 @@ def test_losses_finite_at_extremes(extreme_loss_and_grad, dtype, norm, temperatu
     rng = np.random.default_rng(7)
     triplets, batch = rng.normal(size=(4, 3, 8)), rng.normal(size=(6, 8))
     triplets, batch = (
-        jnp.asarray(norm * a / np.linalg.norm(a, axis=-1, keepdims=True), dtype) for a in (triplets, batch)
+        jnp.asarray(norm * a / np.linalg.norm(a, axis=-1, keepdims=True), dtype)
+        for a in (triplets, batch)
     )
     value, grads = extreme_loss_and_grad(triplets, batch, temperature)
     assert np.isfinite(value)
@@ -380,16 +494,54 @@ def test_losses_finite_at_extremes(extreme_loss_and_grad, dtype, norm, temperatu
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: losses.generative_similarity_softmax_loss(np.ones((2, 4, 3))), r"`embeddings`.*\(2, 4, 3\)"),
-        (lambda: losses.generative_similarity_softmax_loss(np.ones((3, 3)), temperature=0.0), r"`temperature`"),
-        (lambda: losses.generative_similarity_margin_loss(np.ones((3, 3)), margin=-1.0), r"`margin`.*non-negative"),
-        (lambda: losses.generative_similarity_contrastive_loss(np.ones((4, 2)), np.zeros((4, 3))), r"`log_similarity`.*\[4, 4\].*\(4, 3\)"),
-        (lambda: losses.generative_similarity_contrastive_loss(np.ones((1, 2)), np.zeros((1, 1))), r"at least 2 items"),
-        (lambda: losses.generative_similarity_contrastive_loss(np.ones((4, 2)), np.zeros((4, 4)), kernel="l1"), r"`kernel`"),
-        (lambda: losses.generative_similarity_info_nce_loss(np.ones((4, 2)), np.ones((3, 2))), r"`anchors` and `positives`.*\(4, 2\).*\(3, 2\)"),
-        (lambda: losses.generative_similarity_info_nce_loss(np.ones((1, 2)), np.ones((1, 2))), r"at least 2 pairs"),
-        (lambda: losses.generative_similarity_info_nce_loss(np.ones(4), np.ones(4)), r"`anchors`.*\[B, d\]"),
-        (lambda: losses.generative_similarity_info_nce_loss(np.ones((4, 2)), np.ones((4, 2)), kernel="l2"), r"`kernel`"),
+        (
+            lambda: losses.generative_similarity_softmax_loss(np.ones((2, 4, 3))),
+            r"`embeddings`.*\(2, 4, 3\)",
+        ),
+        (
+            lambda: losses.generative_similarity_softmax_loss(np.ones((3, 3)), temperature=0.0),
+            r"`temperature`",
+        ),
+        (
+            lambda: losses.generative_similarity_margin_loss(np.ones((3, 3)), margin=-1.0),
+            r"`margin`.*non-negative",
+        ),
+        (
+            lambda: losses.generative_similarity_contrastive_loss(
+                np.ones((4, 2)), np.zeros((4, 3))
+            ),
+            r"`log_similarity`.*\[4, 4\].*\(4, 3\)",
+        ),
+        (
+            lambda: losses.generative_similarity_contrastive_loss(
+                np.ones((1, 2)), np.zeros((1, 1))
+            ),
+            r"at least 2 items",
+        ),
+        (
+            lambda: losses.generative_similarity_contrastive_loss(
+                np.ones((4, 2)), np.zeros((4, 4)), kernel="l1"
+            ),
+            r"`kernel`",
+        ),
+        (
+            lambda: losses.generative_similarity_info_nce_loss(np.ones((4, 2)), np.ones((3, 2))),
+            r"`anchors` and `positives`.*\(4, 2\).*\(3, 2\)",
+        ),
+        (
+            lambda: losses.generative_similarity_info_nce_loss(np.ones((1, 2)), np.ones((1, 2))),
+            r"at least 2 pairs",
+        ),
+        (
+            lambda: losses.generative_similarity_info_nce_loss(np.ones(4), np.ones(4)),
+            r"`anchors`.*\[B, d\]",
+        ),
+        (
+            lambda: losses.generative_similarity_info_nce_loss(
+                np.ones((4, 2)), np.ones((4, 2)), kernel="l2"
+            ),
+            r"`kernel`",
+        ),
     ],
 )
 def test_loss_bad_input_raises(call, message):

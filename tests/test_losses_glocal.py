@@ -75,13 +75,23 @@ def test_penalties_by_hand():
 def test_objective_composes_the_terms(data, penalty):
     alpha, lam = 0.25, 0.1
     got = losses.glocal_objective(
-        data["weights"], data["bias"], data["triplets"], data["local"],
-        alpha=alpha, penalty_weight=lam, temperature=0.5, penalty=penalty,
+        data["weights"],
+        data["bias"],
+        data["triplets"],
+        data["local"],
+        alpha=alpha,
+        penalty_weight=lam,
+        temperature=0.5,
+        penalty=penalty,
     )
     student = data["local"] @ data["weights"] + data["bias"]
-    regulariser = {"scaled_identity": losses.scaled_identity_penalty, "frobenius": losses.frobenius_penalty}
+    regulariser = {
+        "scaled_identity": losses.scaled_identity_penalty,
+        "frobenius": losses.frobenius_penalty,
+    }
     expected = (
-        (1 - alpha) * np.mean(losses.glocal_global_loss(data["triplets"], data["weights"], data["bias"]))
+        (1 - alpha)
+        * np.mean(losses.glocal_global_loss(data["triplets"], data["weights"], data["bias"]))
         + alpha * np.mean(np_local(data["local"], student, 0.5))
         + lam * float(regulariser[penalty](data["weights"]))
     )
@@ -90,7 +100,13 @@ def test_objective_composes_the_terms(data, penalty):
 
 def test_naive_objective_needs_no_local_batch(data):
     got = losses.glocal_objective(
-        data["weights"], None, data["triplets"], None, alpha=0.0, penalty_weight=1.0, penalty="frobenius"
+        data["weights"],
+        None,
+        data["triplets"],
+        None,
+        alpha=0.0,
+        penalty_weight=1.0,
+        penalty="frobenius",
     )
     expected = np.mean(losses.glocal_global_loss(data["triplets"], data["weights"])) + float(
         losses.frobenius_penalty(data["weights"])
@@ -102,15 +118,21 @@ def test_gradients(data):
     with jax.enable_x64(True):
         args = tuple(jnp.asarray(data[k]) for k in ("weights", "bias", "triplets", "local"))
         objective = jax.jit(
-            lambda w, b, t, x: losses.glocal_objective(w, b, t, x, alpha=0.3, penalty_weight=0.5, temperature=0.5)
+            lambda w, b, t, x: losses.glocal_objective(
+                w, b, t, x, alpha=0.3, penalty_weight=0.5, temperature=0.5
+            )
         )
         check_grads(objective, args, order=1, modes=["rev"])
 
 
 def test_jit_and_vmap_agree_with_eager(data):
     eager = losses.glocal_global_loss(data["triplets"], data["weights"])
-    np.testing.assert_allclose(jax.jit(losses.glocal_global_loss)(data["triplets"], data["weights"]), eager, rtol=1e-6)
-    mapped = jax.vmap(losses.glocal_global_loss, in_axes=(0, None))(data["triplets"], data["weights"])
+    np.testing.assert_allclose(
+        jax.jit(losses.glocal_global_loss)(data["triplets"], data["weights"]), eager, rtol=1e-6
+    )
+    mapped = jax.vmap(losses.glocal_global_loss, in_axes=(0, None))(
+        data["triplets"], data["weights"]
+    )
     np.testing.assert_allclose(mapped, eager, rtol=1e-6)
 
 
@@ -137,17 +159,55 @@ def test_finite_at_extremes(data, objective_and_grad, dtype, norm, temperature):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda d: losses.glocal_global_loss(d["triplets"][:, :2], d["weights"]), r"`triplet_features`.*\[\.\.\., 3, p\].*\(5, 2, 4\)"),
-        (lambda d: losses.glocal_global_loss(d["triplets"], np.eye(3)), r"`triplet_features`.*p = 3.*\(5, 3, 4\)"),
-        (lambda d: losses.glocal_global_loss(d["triplets"], d["weights"], np.ones(3)), r"`bias`.*q = 4.*\(3,\)"),
+        (
+            lambda d: losses.glocal_global_loss(d["triplets"][:, :2], d["weights"]),
+            r"`triplet_features`.*\[\.\.\., 3, p\].*\(5, 2, 4\)",
+        ),
+        (
+            lambda d: losses.glocal_global_loss(d["triplets"], np.eye(3)),
+            r"`triplet_features`.*p = 3.*\(5, 3, 4\)",
+        ),
+        (
+            lambda d: losses.glocal_global_loss(d["triplets"], d["weights"], np.ones(3)),
+            r"`bias`.*q = 4.*\(3,\)",
+        ),
         (lambda d: losses.glocal_local_loss(d["local"], d["local"][:5]), r"batch sizes.*6.*5"),
         (lambda d: losses.glocal_local_loss(d["local"][:1], d["local"][:1]), r"at least 2 items"),
-        (lambda d: losses.glocal_local_loss(d["local"], d["local"], temperature=-0.5), r"`temperature`"),
+        (
+            lambda d: losses.glocal_local_loss(d["local"], d["local"], temperature=-0.5),
+            r"`temperature`",
+        ),
         (lambda d: losses.scaled_identity_penalty(np.ones(3)), r"`weights`.*\[p, q\].*\(3,\)"),
-        (lambda d: losses.glocal_objective(d["weights"], None, d["triplets"], None, alpha=0.25, penalty_weight=1.0), r"`local_features` is None.*`alpha` must be 0"),
-        (lambda d: losses.glocal_objective(d["weights"], None, d["triplets"], d["local"], alpha=1.5, penalty_weight=1.0), r"`alpha`.*\[0, 1\].*1.5"),
-        (lambda d: losses.glocal_objective(d["weights"], None, d["triplets"], d["local"], alpha=0.5, penalty_weight=-1.0), r"`penalty_weight`.*non-negative"),
-        (lambda d: losses.glocal_objective(d["weights"], None, d["triplets"], d["local"], alpha=0.5, penalty_weight=1.0, penalty="l1"), r"`penalty`.*'l1'"),
+        (
+            lambda d: losses.glocal_objective(
+                d["weights"], None, d["triplets"], None, alpha=0.25, penalty_weight=1.0
+            ),
+            r"`local_features` is None.*`alpha` must be 0",
+        ),
+        (
+            lambda d: losses.glocal_objective(
+                d["weights"], None, d["triplets"], d["local"], alpha=1.5, penalty_weight=1.0
+            ),
+            r"`alpha`.*\[0, 1\].*1.5",
+        ),
+        (
+            lambda d: losses.glocal_objective(
+                d["weights"], None, d["triplets"], d["local"], alpha=0.5, penalty_weight=-1.0
+            ),
+            r"`penalty_weight`.*non-negative",
+        ),
+        (
+            lambda d: losses.glocal_objective(
+                d["weights"],
+                None,
+                d["triplets"],
+                d["local"],
+                alpha=0.5,
+                penalty_weight=1.0,
+                penalty="l1",
+            ),
+            r"`penalty`.*'l1'",
+        ),
     ],
 )
 def test_bad_input_raises(data, call, message):

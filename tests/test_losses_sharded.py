@@ -42,10 +42,14 @@ def assert_sharded_matches(mesh, loss_fn, args, in_specs, out_spec, argnums):
 
     def value_and_grad(fn):
         return jax.jit(
-            jax.value_and_grad(lambda *a: (_weighted_sum(fn(*a)), fn(*a)), argnums=argnums, has_aux=True)
+            jax.value_and_grad(
+                lambda *a: (_weighted_sum(fn(*a)), fn(*a)), argnums=argnums, has_aux=True
+            )
         )
 
-    (_, expected), expected_grads = value_and_grad(functools.partial(loss_fn, axis_name=None))(*args)
+    (_, expected), expected_grads = value_and_grad(functools.partial(loss_fn, axis_name=None))(
+        *args
+    )
     placed = [jax.device_put(a, NamedSharding(mesh, s)) for a, s in zip(args, in_specs)]
     (_, got), grads = value_and_grad(sharded)(*placed)
     np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-6)
@@ -61,7 +65,9 @@ def data():
         "student": rng.normal(size=(BATCH, 4)).astype(np.float32),
         "labels": rng.integers(0, 4, size=BATCH).astype(np.int32),
         "log_similarity": rng.normal(size=(BATCH, BATCH)).astype(np.float32),
-        "triplets": np.stack([rng.choice(BATCH, 3, replace=False) for _ in range(BATCH)]).astype(np.int32),
+        "triplets": np.stack([rng.choice(BATCH, 3, replace=False) for _ in range(BATCH)]).astype(
+            np.int32
+        ),
         "triplet_features": rng.normal(size=(BATCH, 3, 5)).astype(np.float32),
         "weights": (np.eye(5) + 0.2 * rng.normal(size=(5, 5))).astype(np.float32),
         "bias": (0.1 * rng.normal(size=5)).astype(np.float32),
@@ -75,12 +81,16 @@ def test_batch_distillation_all_triplets(mesh, data, divergence):
             t, s, divergence=divergence, block_size=4, student_temperature=0.5, axis_name=axis_name
         )
 
-    assert_sharded_matches(mesh, loss, (data["teacher"], data["student"]), (ROWS, ROWS), REPLICATED, (0, 1))
+    assert_sharded_matches(
+        mesh, loss, (data["teacher"], data["student"]), (ROWS, ROWS), REPLICATED, (0, 1)
+    )
 
 
 def test_batch_distillation_given_triplets(mesh, data):
     def loss(t, s, triplets, axis_name):
-        return losses.batch_triplet_distillation(t, s, divergence="js", triplets=triplets, axis_name=axis_name)
+        return losses.batch_triplet_distillation(
+            t, s, divergence="js", triplets=triplets, axis_name=axis_name
+        )
 
     args = (data["teacher"], data["student"], data["triplets"])
     assert_sharded_matches(mesh, loss, args, (ROWS, ROWS, ROWS), REPLICATED, (0, 1))
@@ -90,23 +100,35 @@ def test_glocal_local_loss(mesh, data):
     def loss(t, s, axis_name):
         return losses.glocal_local_loss(t, s, temperature=0.5, axis_name=axis_name)
 
-    assert_sharded_matches(mesh, loss, (data["teacher"], data["student"]), (ROWS, ROWS), ROWS, (0, 1))
+    assert_sharded_matches(
+        mesh, loss, (data["teacher"], data["student"]), (ROWS, ROWS), ROWS, (0, 1)
+    )
 
 
 def test_glocal_objective(mesh, data):
     def loss(w, b, triplet_features, local_features, axis_name):
         return losses.glocal_objective(
-            w, b, triplet_features, local_features, alpha=0.25, penalty_weight=0.1,
-            temperature=0.5, axis_name=axis_name,
+            w,
+            b,
+            triplet_features,
+            local_features,
+            alpha=0.25,
+            penalty_weight=0.1,
+            temperature=0.5,
+            axis_name=axis_name,
         )
 
     args = (data["weights"], data["bias"], data["triplet_features"], data["teacher"])
-    assert_sharded_matches(mesh, loss, args, (REPLICATED, REPLICATED, ROWS, ROWS), REPLICATED, (0, 1))
+    assert_sharded_matches(
+        mesh, loss, args, (REPLICATED, REPLICATED, ROWS, ROWS), REPLICATED, (0, 1)
+    )
 
 
 def test_generative_similarity_contrastive_loss(mesh, data):
     def loss(e, log_s, axis_name):
-        return losses.generative_similarity_contrastive_loss(e, log_s, temperature=0.5, axis_name=axis_name)
+        return losses.generative_similarity_contrastive_loss(
+            e, log_s, temperature=0.5, axis_name=axis_name
+        )
 
     args = (data["student"], data["log_similarity"])
     assert_sharded_matches(mesh, loss, args, (ROWS, ROWS), ROWS, (0, 1))
@@ -114,7 +136,9 @@ def test_generative_similarity_contrastive_loss(mesh, data):
 
 def test_generative_similarity_info_nce_loss(mesh, data):
     def loss(a, p, axis_name):
-        return losses.generative_similarity_info_nce_loss(a, p, temperature=0.5, axis_name=axis_name)
+        return losses.generative_similarity_info_nce_loss(
+            a, p, temperature=0.5, axis_name=axis_name
+        )
 
     pairs = (data["student"], data["student"] + 0.1 * data["teacher"][:, :4])
     assert_sharded_matches(mesh, loss, pairs, (ROWS, ROWS), ROWS, (0, 1))
@@ -136,7 +160,9 @@ def test_supervised_contrastive_loss(mesh, data):
 
 
 def test_batch_distillation_under_pmap(mesh, data):
-    teacher, student = (x.reshape(N_DEVICES, BATCH // N_DEVICES, -1) for x in (data["teacher"], data["student"]))
+    teacher, student = (
+        x.reshape(N_DEVICES, BATCH // N_DEVICES, -1) for x in (data["teacher"], data["student"])
+    )
     values = jax.pmap(
         lambda t, s: losses.batch_triplet_distillation(t, s, block_size=4, axis_name="data"),
         axis_name="data",

@@ -44,7 +44,8 @@ def test_similarities_by_hand():
     e = np.array([[1.0, 2.0], [3.0, 0.0], [0.0, -1.0]])
     np.testing.assert_allclose(losses.triplet_similarities(e), [3.0, -2.0, 0.0])
     np.testing.assert_allclose(
-        losses.triplet_similarities(e, "cosine"), [3 / (np.sqrt(5) * 3), -2 / np.sqrt(5), 0.0],
+        losses.triplet_similarities(e, "cosine"),
+        [3 / (np.sqrt(5) * 3), -2 / np.sqrt(5), 0.0],
         rtol=1e-6,
     )
 
@@ -125,7 +126,8 @@ def test_jit_and_vmap_agree_with_eager(embeddings):
         losses.triplet_similarities(embeddings), 0.5
     )
     np.testing.assert_allclose(
-        traced_temperature, losses.odd_one_out_log_probs(losses.triplet_similarities(embeddings), 0.5),
+        traced_temperature,
+        losses.odd_one_out_log_probs(losses.triplet_similarities(embeddings), 0.5),
         rtol=1e-6,
     )
 
@@ -133,7 +135,10 @@ def test_jit_and_vmap_agree_with_eager(embeddings):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: losses.triplet_similarities(np.ones((4, 2, 5))), r"`embeddings`.*\[\.\.\., 3, d\].*\(4, 2, 5\)"),
+        (
+            lambda: losses.triplet_similarities(np.ones((4, 2, 5))),
+            r"`embeddings`.*\[\.\.\., 3, d\].*\(4, 2, 5\)",
+        ),
         (lambda: losses.triplet_similarities(np.ones(5)), r"`embeddings`.*\(5,\)"),
         (lambda: losses.triplet_similarities(np.ones((3, 5)), "l2"), r"`kernel`.*'l2'"),
         (lambda: losses.odd_one_out_log_probs(np.ones((2, 4))), r"`similarities`.*\(2, 4\)"),
@@ -157,9 +162,7 @@ def test_shape_errors_raise_under_jit():
 @pytest.fixture(scope="module")
 def loss_and_grad():
     def loss(x, temperature):
-        return losses.odd_one_out_cross_entropy(
-            losses.triplet_similarities(x), temperature
-        ).mean()
+        return losses.odd_one_out_cross_entropy(losses.triplet_similarities(x), temperature).mean()
 
     return jax.jit(jax.value_and_grad(loss))
 

@@ -63,7 +63,9 @@ def test_initial_params_is_scaled_identity():
 def test_fit_recovers_least_squares_solution(regression):
     x, y, _, _ = regression
     config = AffineFitConfig(learning_rate=0.03, num_steps=600, **QUIET)
-    params = fit_affine(_least_squares, initial_params(3, out_dim=2), _sampler(x, y), config, seed=1)
+    params = fit_affine(
+        _least_squares, initial_params(3, out_dim=2), _sampler(x, y), config, seed=1
+    )
     design = np.concatenate([x, np.ones((len(x), 1), np.float32)], axis=1)
     solution = np.linalg.lstsq(design, y, rcond=None)[0]
     np.testing.assert_allclose(params.weights, solution[:3], atol=0.02)
@@ -84,7 +86,9 @@ def test_fit_is_deterministic_from_the_seed(regression):
 def test_sgd_step_is_clipped_by_global_norm(regression):
     x, y, _, _ = regression
     init = initial_params(3, out_dim=2)
-    config = AffineFitConfig(optimizer="sgd", learning_rate=1.0, momentum=0.0, clip_norm=0.1, num_steps=1, **QUIET)
+    config = AffineFitConfig(
+        optimizer="sgd", learning_rate=1.0, momentum=0.0, clip_norm=0.1, num_steps=1, **QUIET
+    )
     params = fit_affine(_least_squares, init, [(x, y)], config)
     step = np.concatenate([(params.weights - init[0]).ravel(), params.bias - init[1]])
     # The full-batch gradient is far larger than 0.1, so one step has norm exactly 0.1.
@@ -100,7 +104,9 @@ def test_fit_without_bias_keeps_zero_bias(regression):
         seen.append(bias)
         return _least_squares(weights, 0.0, batch)
 
-    params = fit_affine(loss, initial_params(3, out_dim=2, use_bias=False), [(x, y)] * 50, config, mean=1.5, std=2.0)
+    params = fit_affine(
+        loss, initial_params(3, out_dim=2, use_bias=False), [(x, y)] * 50, config, mean=1.5, std=2.0
+    )
     assert seen[0] is None
     np.testing.assert_array_equal(params.bias, np.zeros(2))
     assert (params.mean, params.std) == (1.5, 2.0)
@@ -132,7 +138,9 @@ def test_bad_inputs_raise(tmp_path, regression):
     with pytest.raises(ValueError, match="ran out after 2"):
         fit_affine(_least_squares, initial_params(3, out_dim=2), [(x, y)] * 2, config)
     with pytest.raises(ValueError, match="scalar"):
-        fit_affine(lambda w, b, batch: batch[0] @ w, initial_params(3, out_dim=2), [(x, y)] * 3, config)
+        fit_affine(
+            lambda w, b, batch: batch[0] @ w, initial_params(3, out_dim=2), [(x, y)] * 3, config
+        )
     with pytest.raises(ValueError, match="std"):
         fit_affine(_least_squares, initial_params(3, out_dim=2), [(x, y)] * 3, config, std=0.0)
     with pytest.raises(ValueError, match="became nan"):

@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from alignjax.data.fashion_mnist import CLASS_NAMES, FASHION_MNIST_DIR, SUPERORDINATE_NAMES, SUPERORDINATE_OF_CLASS
+from alignjax.data.fashion_mnist import (
+    CLASS_NAMES,
+    FASHION_MNIST_DIR,
+    SUPERORDINATE_NAMES,
+    SUPERORDINATE_OF_CLASS,
+)
 from alignjax.data.hierarchy import HierarchyWorld, Tree
 from alignjax.methods import alignet_data
 from alignjax.methods.alignet_data import LEVEL_NAMES, DataConfig
@@ -11,8 +16,15 @@ from alignjax.methods.alignet_data import LEVEL_NAMES, DataConfig
 TREE = Tree.balanced((2, 2, 2))
 LEAF = {name: i for i, name in enumerate(TREE.names)}
 SMALL = DataConfig(
-    world=HierarchyWorld(image_size=8), pool_size=64, human_items=60, human_train=300, human_validation=50,
-    human_test=80, levels_items_per_leaf=3, levels_per_level=40, held_out_items_per_leaf=4,
+    world=HierarchyWorld(image_size=8),
+    pool_size=64,
+    human_items=60,
+    human_train=300,
+    human_validation=50,
+    human_test=80,
+    levels_items_per_leaf=3,
+    levels_per_level=40,
+    held_out_items_per_leaf=4,
 )
 
 
@@ -21,16 +33,32 @@ def _code(name):
 
 
 def test_level_depths_follow_the_height_of_the_tree():
-    assert alignet_data.level_depths(Tree.balanced((4, 4, 4))) == {"coarse": 0, "boundary": 1, "fine": 2}
-    assert alignet_data.level_depths(Tree.balanced((2, 2, 2, 2))) == {"coarse": 0, "boundary": 2, "fine": 3}
-    assert alignet_data.level_depths(alignet_data.fashion_mnist_world().tree) == {"coarse": 0, "boundary": 1}
+    assert alignet_data.level_depths(Tree.balanced((4, 4, 4))) == {
+        "coarse": 0,
+        "boundary": 1,
+        "fine": 2,
+    }
+    assert alignet_data.level_depths(Tree.balanced((2, 2, 2, 2))) == {
+        "coarse": 0,
+        "boundary": 2,
+        "fine": 3,
+    }
+    assert alignet_data.level_depths(alignet_data.fashion_mnist_world().tree) == {
+        "coarse": 0,
+        "boundary": 1,
+    }
     assert alignet_data.level_depths(Tree.balanced((3,))) == {"coarse": 0}
 
 
 def test_triplet_levels_by_hand():
     rows = [
         ("0.0.0", "0.1.1", "1.0.0", "coarse"),  # pair shares superordinate 0, odd one in 1
-        ("1.0.0", "0.0.1", "0.0.0", "coarse"),  # pair (1, 2) shares basic 0.0, odd one in superordinate 1
+        (
+            "1.0.0",
+            "0.0.1",
+            "0.0.0",
+            "coarse",
+        ),  # pair (1, 2) shares basic 0.0, odd one in superordinate 1
         ("0.1.0", "0.1.1", "0.0.0", "boundary"),  # pair shares basic 0.1, odd one in basic 0.0
         ("0.0.0", "0.0.0", "0.0.1", "fine"),  # two items of one leaf, odd one a sibling leaf
         ("0.0.0", "1.0.0", "1.1.0", "coarse"),
@@ -56,7 +84,11 @@ def test_level_triplets_split_where_asked(level):
     depth = alignet_data.level_depths(tree)[level]
     triplets = alignet_data.sample_level_triplets(tree, leaves, depth, 500, rng)
     assert triplets.shape == (500, 3)
-    assert np.all((triplets[:, 0] != triplets[:, 1]) & (triplets[:, 0] != triplets[:, 2]) & (triplets[:, 1] != triplets[:, 2]))
+    assert np.all(
+        (triplets[:, 0] != triplets[:, 1])
+        & (triplets[:, 0] != triplets[:, 2])
+        & (triplets[:, 1] != triplets[:, 2])
+    )
     # The odd item branches off at `depth`; the pair stays together below it.
     ancestors = tree.ancestors[leaves[triplets]]
     assert np.all(ancestors[:, 0, depth] == ancestors[:, 2, depth])
@@ -70,13 +102,23 @@ def test_level_triplets_split_where_asked(level):
 def test_level_triplets_need_a_host():
     tree = Tree.balanced((2, 2))
     with pytest.raises(ValueError, match="no node at depth 1"):
-        alignet_data.sample_level_triplets(tree, np.array([tree.index("0.0"), tree.index("1.1")]), 1, 3, np.random.default_rng(0))
+        alignet_data.sample_level_triplets(
+            tree, np.array([tree.index("0.0"), tree.index("1.1")]), 1, 3, np.random.default_rng(0)
+        )
 
 
 def test_observer_similarity_is_log_sgen_of_the_categories():
     world = HierarchyWorld()  # 4 x 4 x 4, uniform level weights
     tree = world.tree
-    leaves = np.array([tree.index("0.0.0"), tree.index("0.0.0"), tree.index("0.0.1"), tree.index("0.1.0"), tree.index("1.0.0")])
+    leaves = np.array(
+        [
+            tree.index("0.0.0"),
+            tree.index("0.0.0"),
+            tree.index("0.0.1"),
+            tree.index("0.1.0"),
+            tree.index("1.0.0"),
+        ]
+    )
     humans = alignet_data.observer(alignet_data.leaf_similarity(world), leaves, temperature=0.5)
     # Balanced tree: s_gen = sum_{d <= depth(lca)} w_d N_d with w_d = 1/4 and N_d = 4^d.
     expected = np.log([(1 + 4 + 16 + 64) / 4, (1 + 4 + 16) / 4, (1 + 4) / 4, 1 / 4])
@@ -92,7 +134,10 @@ def test_held_out_leaves():
     with pytest.raises(ValueError, match="would hold out every leaf"):
         alignet_data.held_out_leaves(DataConfig(held_out_per_parent=4), tree)
     fashion = alignet_data.fashion_mnist_world().tree
-    names = [fashion.names[leaf] for leaf in alignet_data.held_out_leaves(DataConfig(dataset="fashion_mnist"), fashion)]
+    names = [
+        fashion.names[leaf]
+        for leaf in alignet_data.held_out_leaves(DataConfig(dataset="fashion_mnist"), fashion)
+    ]
     assert sorted(names) == sorted(CLASS_NAMES[c] for c in (3, 6, 7))
 
 
@@ -116,12 +161,18 @@ def test_build_data_writes_every_split(small_data):
     train, test = (alignet_data.load_triplets(small_data, s) for s in ("train", "test"))
     assert (len(train), len(test)) == (300, 80)
     assert not np.isin(test.indices, train.indices).any()  # held-out objects
-    np.testing.assert_array_equal(train.levels, alignet_data.triplet_levels(tree, humans["leaf"][train.indices]))
+    np.testing.assert_array_equal(
+        train.levels, alignet_data.triplet_levels(tree, humans["leaf"][train.indices])
+    )
     levels = alignet_data.load_triplets(small_data, "levels")
     np.testing.assert_array_equal(np.bincount(levels.levels, minlength=4), [40, 40, 40, 0])
     # The stored choice is the observer's: its probability sits in column 0.
-    humans_observer = alignet_data.observer(alignet_data.leaf_similarity(SMALL.world), humans["leaf"], 0.5)
-    np.testing.assert_allclose(test.probabilities, humans_observer.probabilities(test.indices), atol=1e-6)
+    humans_observer = alignet_data.observer(
+        alignet_data.leaf_similarity(SMALL.world), humans["leaf"], 0.5
+    )
+    np.testing.assert_allclose(
+        test.probabilities, humans_observer.probabilities(test.indices), atol=1e-6
+    )
 
 
 def test_build_data_reuses_its_artefacts(small_data):
@@ -138,10 +189,18 @@ def test_bad_split_names():
         alignet_data.setting_world(DataConfig(dataset="imagenet"))
 
 
-@pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+@pytest.mark.skipif(
+    not FASHION_MNIST_DIR.exists(),
+    reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)",
+)
 def test_fashion_mnist_setting_holds_out_its_classes():
-    config = DataConfig(dataset="fashion_mnist", pool_size=500, human_items=50, levels_items_per_leaf=5,
-                        held_out_items_per_leaf=5)
+    config = DataConfig(
+        dataset="fashion_mnist",
+        pool_size=500,
+        human_items=50,
+        levels_items_per_leaf=5,
+        held_out_items_per_leaf=5,
+    )
     splits = alignet_data._fashion_mnist_images(config, np.random.default_rng(0))
     tree = alignet_data.fashion_mnist_world().tree
     class_of_leaf = {tree.index(name): c for c, name in enumerate(CLASS_NAMES)}
@@ -150,5 +209,7 @@ def test_fashion_mnist_setting_holds_out_its_classes():
         assert np.isin(classes, (3, 6, 7)).all() == (split == "held_out"), split
         np.testing.assert_array_equal(images["superordinate"], tree.ancestors[images["leaf"], 1])
         superordinate_names = [tree.names[s] for s in images["superordinate"]]
-        assert superordinate_names == [SUPERORDINATE_NAMES[SUPERORDINATE_OF_CLASS[c]] for c in classes]
+        assert superordinate_names == [
+            SUPERORDINATE_NAMES[SUPERORDINATE_OF_CLASS[c]] for c in classes
+        ]
     assert splits["pool"]["image"].shape == (500, 28, 28, 1)

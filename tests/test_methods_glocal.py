@@ -12,9 +12,16 @@ from alignjax.data.observers import LuceObserver, simulate_triplet_dataset
 from alignjax.methods import affine_fit, glocal
 
 FAST = glocal.GlocalConfig(
-    learning_rates=(1e-2,), penalty_weights=(1e-3,), alphas=(0.1,), temperatures=(1.0,),
-    naive_penalty_weights=(1e-3,), triplet_batch_size=128, local_batch_size=64, num_steps=300,
-    optimizer="adam", progress_bar=False,
+    learning_rates=(1e-2,),
+    penalty_weights=(1e-3,),
+    alphas=(0.1,),
+    temperatures=(1.0,),
+    naive_penalty_weights=(1e-3,),
+    triplet_batch_size=128,
+    local_batch_size=64,
+    num_steps=300,
+    optimizer="adam",
+    progress_bar=False,
 )
 
 
@@ -26,7 +33,9 @@ def task():
     features = np.concatenate([signal, 3.0 * rng.normal(size=(120, 2))], axis=1).astype(np.float32)
     observer = LuceObserver(signal @ signal.T, temperature=0.1)
     data = simulate_triplet_dataset(observer, n_train=3000, n_validation=500, n_test=1000, seed=1)
-    local = (features[rng.integers(0, 120, 200)] + 0.1 * rng.normal(size=(200, 4))).astype(np.float32)
+    local = (features[rng.integers(0, 120, 200)] + 0.1 * rng.normal(size=(200, 4))).astype(
+        np.float32
+    )
     return features, data, local
 
 
@@ -34,7 +43,9 @@ def task():
 def fitted(task):
     features, data, local = task
     return {
-        kind: glocal.fit_transform(features, data.train.indices, local, glocal.grid(FAST, kind)[0], FAST, kind=kind)
+        kind: glocal.fit_transform(
+            features, data.train.indices, local, glocal.grid(FAST, kind)[0], FAST, kind=kind
+        )
         for kind in glocal.KINDS
     }
 
@@ -44,7 +55,9 @@ def test_fits_learn_the_similarity_the_people_use(task, fitted):
     base = evaluation.odd_one_out_accuracy(features, data.test.indices).accuracy
     ceiling = evaluation.noise_ceiling(data.test.probabilities)
     for kind, params in fitted.items():
-        accuracy = evaluation.odd_one_out_accuracy(params.apply(features), data.test.indices).accuracy
+        accuracy = evaluation.odd_one_out_accuracy(
+            params.apply(features), data.test.indices
+        ).accuracy
         assert accuracy > base + 0.15, kind
         assert accuracy > ceiling - 0.1, kind
         signal, noise = np.linalg.norm(params.weights[:2]), np.linalg.norm(params.weights[2:])
@@ -68,14 +81,25 @@ def test_objectives_wire_the_losses():
     h = jnp.asarray(rng.normal(size=(6, 3)), jnp.float32)
     weights = jnp.asarray(np.eye(3) + 0.1 * rng.normal(size=(3, 3)), jnp.float32)
     bias = jnp.asarray(rng.normal(size=3), jnp.float32)
-    batch = {"triplets": jnp.array([[0, 1, 2], [3, 4, 5], [6, 7, 8]]), "local": jnp.array([5, 0, 2, 3])}
+    batch = {
+        "triplets": jnp.array([[0, 1, 2], [3, 4, 5], [6, 7, 8]]),
+        "local": jnp.array([5, 0, 2, 3]),
+    }
     setting = glocal.GlocalSetting(1e-3, penalty_weight=0.5, alpha=0.25, temperature=0.5)
     global_term = jnp.mean(losses.glocal_global_loss(x[batch["triplets"]], weights, bias))
-    local_term = jnp.mean(losses.glocal_local_loss(h[batch["local"]], h[batch["local"]] @ weights + bias, temperature=0.5))
-    expected = 0.75 * global_term + 0.25 * local_term + 0.5 * losses.scaled_identity_penalty(weights)
+    local_term = jnp.mean(
+        losses.glocal_local_loss(
+            h[batch["local"]], h[batch["local"]] @ weights + bias, temperature=0.5
+        )
+    )
+    expected = (
+        0.75 * global_term + 0.25 * local_term + 0.5 * losses.scaled_identity_penalty(weights)
+    )
     got = glocal.objective("glocal", setting, x, h)(weights, bias, batch)
     np.testing.assert_allclose(got, expected, rtol=1e-5)
-    naive = glocal.objective("naive", setting, x, None)(weights, bias, {"triplets": batch["triplets"]})
+    naive = glocal.objective("naive", setting, x, None)(
+        weights, bias, {"triplets": batch["triplets"]}
+    )
     np.testing.assert_allclose(naive, global_term + 0.5 * jnp.linalg.norm(weights), rtol=1e-5)
     with pytest.raises(ValueError, match="local_features"):
         glocal.objective("glocal", setting, x, None)
@@ -86,9 +110,14 @@ def test_objectives_wire_the_losses():
 def test_grid_has_the_papers_settings():
     settings = glocal.grid(glocal.GlocalConfig(), "glocal")
     assert len(settings) == 24 and len(set(s.name for s in settings)) == 24
-    assert {s.alpha for s in settings} == {0.25, 0.1} and {s.temperature for s in settings} == {1.0, 0.5}
+    assert {s.alpha for s in settings} == {0.25, 0.1} and {s.temperature for s in settings} == {
+        1.0,
+        0.5,
+    }
     assert all(s.alpha == 0 for s in glocal.grid(glocal.GlocalConfig(), "naive"))
-    assert glocal.GlocalSetting(0.01, 10.0, 0.25, 0.5).name == "lr=0.01_lambda=10_alpha=0.25_tau=0.5"
+    assert (
+        glocal.GlocalSetting(0.01, 10.0, 0.25, 0.5).name == "lr=0.01_lambda=10_alpha=0.25_tau=0.5"
+    )
     with pytest.raises(ValueError, match="alphas"):
         glocal.GlocalConfig(alphas=(0.0,))
     with pytest.raises(ValueError, match="learning_rates"):
@@ -99,22 +128,39 @@ def test_grid_search_keeps_the_validation_best_and_resumes(task, tmp_path, monke
     features, data, local = task
     config = dataclasses.replace(FAST, penalty_weights=(30.0, 1e-3), num_steps=150)
     best, results = glocal.grid_search(
-        features, data.train.indices, data.validation.indices, local, config, kind="glocal", workdir=tmp_path
+        features,
+        data.train.indices,
+        data.validation.indices,
+        local,
+        config,
+        kind="glocal",
+        workdir=tmp_path,
     )
     assert [r.setting.penalty_weight for r in results] == [30.0, 1e-3]
     assert best is max(results, key=lambda r: r.validation_accuracy)
     assert best.setting.penalty_weight == 1e-3  # 30 pins W to a scaled identity
     for result in results:
         space = result.load().apply(features)
-        assert result.validation_accuracy == evaluation.odd_one_out_accuracy(space, data.validation.indices).accuracy
-    assert sorted(p.name for p in (tmp_path / "glocal").iterdir()) == sorted(f"{r.setting.name}.npz" for r in results)
+        assert (
+            result.validation_accuracy
+            == evaluation.odd_one_out_accuracy(space, data.validation.indices).accuracy
+        )
+    assert sorted(p.name for p in (tmp_path / "glocal").iterdir()) == sorted(
+        f"{r.setting.name}.npz" for r in results
+    )
 
     def refit(*args, **kwargs):
         raise AssertionError("a saved transform was fitted again")
 
     monkeypatch.setattr(glocal, "fit_transform", refit)
     again, _ = glocal.grid_search(
-        features, data.train.indices, data.validation.indices, local, config, kind="glocal", workdir=tmp_path
+        features,
+        data.train.indices,
+        data.validation.indices,
+        local,
+        config,
+        kind="glocal",
+        workdir=tmp_path,
     )
     assert again == best
 
@@ -142,7 +188,9 @@ def test_held_out_leaves_and_human_similarity():
     world = HierarchyWorld(tree=tree, image_size=8)
     leaves = tree.leaves
     plain = glocal.human_similarity(world, leaves, 0.0)
-    np.testing.assert_allclose(plain, world.log_generative_similarity(leaves[:, None], leaves[None, :]), rtol=1e-6)
+    np.testing.assert_allclose(
+        plain, world.log_generative_similarity(leaves[:, None], leaves[None, :]), rtol=1e-6
+    )
     # Balanced tree, uniform level weights: s_gen = sum_{d <= depth(lca)} N_d / 4.
     assert plain[0, 0] == pytest.approx(np.log((1 + 2 + 4 + 8) / 4), rel=1e-5)
     assert plain[0, -1] == pytest.approx(np.log(1 / 4), rel=1e-5)
@@ -158,7 +206,9 @@ def test_level_triplets_have_the_levels_structure():
     item_leaves = np.repeat(tree.leaves, 2)
     observer = LuceObserver(glocal.human_similarity(world, item_leaves, 0.0))
     pool = np.arange(0, len(item_leaves), 1)
-    triplets = glocal.level_triplets(observer, world, item_leaves, pool, 50, np.random.default_rng(0))
+    triplets = glocal.level_triplets(
+        observer, world, item_leaves, pool, 50, np.random.default_rng(0)
+    )
     assert triplets.level_names == ("coarse", "boundary", "fine") and len(triplets) == 150
     assert np.bincount(triplets.levels).tolist() == [50, 50, 50]
     leaves = item_leaves[triplets.indices]
@@ -166,7 +216,14 @@ def test_level_triplets_have_the_levels_structure():
         rows = leaves[triplets.levels == code]
         depth = world.split_depth(level)
         pair_depths = np.sort(
-            np.stack([tree.depths[tree.lca(rows[:, a], rows[:, b])] for a, b in ((0, 1), (0, 2), (1, 2))], axis=1), axis=1
+            np.stack(
+                [
+                    tree.depths[tree.lca(rows[:, a], rows[:, b])]
+                    for a, b in ((0, 1), (0, 2), (1, 2))
+                ],
+                axis=1,
+            ),
+            axis=1,
         )
         # Two pairs meet exactly at the split depth, one pair deeper (stored in any order).
         assert np.all(pair_depths[:, :2] == depth) and np.all(pair_depths[:, 2] > depth), level
@@ -175,7 +232,9 @@ def test_level_triplets_have_the_levels_structure():
 
 def test_read_things_categories(tmp_path):
     path = tmp_path / "categories.tsv"
-    path.write_text("Word\tDefinition\tanimal\ttool\r\ncat\ta pet\t1\t0\r\nsaw\tcuts\t0\t1\r\nfish\tswims\t1\t\r\n\t\t2\t1\r\n")
+    path.write_text(
+        "Word\tDefinition\tanimal\ttool\r\ncat\ta pet\t1\t0\r\nsaw\tcuts\t0\t1\r\nfish\tswims\t1\t\r\n\t\t2\t1\r\n"
+    )
     membership, names = glocal.read_things_categories(path, 3)
     assert names == ("animal", "tool")
     assert membership.tolist() == [[True, False], [False, True], [True, False]]

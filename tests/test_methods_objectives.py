@@ -65,20 +65,26 @@ def test_gensim_contrastive_needs_a_table_and_latents():
     with pytest.raises(ValueError, match="square"):
         objectives.loss_function("gensim_contrastive", CONFIG, log_similarity=np.zeros((2, 3)))
     with pytest.raises(ValueError, match="finite"):
-        objectives.loss_function("gensim_contrastive", CONFIG, log_similarity=np.full((2, 2), np.inf))
+        objectives.loss_function(
+            "gensim_contrastive", CONFIG, log_similarity=np.full((2, 2), np.inf)
+        )
     without_table = objectives.Sources(SOURCES.triplets, SOURCES.items, SOURCES.augment)
     with pytest.raises(ValueError, match="log_similarity"):
         objectives.example_function("gensim_contrastive", without_table, 4)
     no_latents = objectives.Sources(
-        SOURCES.triplets, lambda rng, n: {"inputs": np.zeros((n, 4)), "labels": np.zeros(n, int)},
-        SOURCES.augment, SOURCES.log_similarity,
+        SOURCES.triplets,
+        lambda rng, n: {"inputs": np.zeros((n, 4)), "labels": np.zeros(n, int)},
+        SOURCES.augment,
+        SOURCES.log_similarity,
     )
     with pytest.raises(ValueError, match="latents"):
         objectives.example_function("gensim_contrastive", no_latents, 4)(np.random.default_rng(0))
 
 
 def test_gensim_contrastive_streams_items_with_latents_and_is_judged_by_its_kernel():
-    example = objectives.example_function("gensim_contrastive", SOURCES, 5)(np.random.default_rng(1))
+    example = objectives.example_function("gensim_contrastive", SOURCES, 5)(
+        np.random.default_rng(1)
+    )
     assert sorted(example) == ["inputs", "latents"]
     assert example["inputs"].shape == (5, 4) and example["latents"].shape == (5,)
     np.testing.assert_array_equal(example["inputs"].argmax(-1), example["latents"])
@@ -114,7 +120,10 @@ def _same_theta_triplets(rng, n):
     """
     cells = rng.choice(S_GEN.size, size=n, p=(S_GEN / S_GEN.sum()).ravel())
     latents = np.stack([cells // 4, cells % 4, rng.integers(0, 4, n)], axis=1)
-    return {"inputs": np.eye(4, dtype=np.float32)[latents] + rng.normal(0, 0.1, (n, 3, 4)).astype(np.float32)}
+    return {
+        "inputs": np.eye(4, dtype=np.float32)[latents]
+        + rng.normal(0, 0.1, (n, 3, 4)).astype(np.float32)
+    }
 
 
 def test_gensim_nce_streams_pairs_and_wires_the_many_negatives_loss():
@@ -138,7 +147,9 @@ def test_gensim_nce_reaches_the_log_sgen_optimum_from_samples_alone(tmp_path):
     encoder = encoders.EncoderConfig(kind="mlp", widths=(32,), embed_dim=8)
     train = TrainConfig(num_steps=300, learning_rate=1e-2, warmup_steps=20, progress_bar=False)
     config = objectives.ObjectiveConfig(batch_size=64, num_threads=0, examples_per_call=16)
-    model = objectives.train_encoder("gensim_nce", sources, encoder, (4,), train, config, workdir=tmp_path)
+    model = objectives.train_encoder(
+        "gensim_nce", sources, encoder, (4,), train, config, workdir=tmp_path
+    )
     z = np.asarray(model(jax.numpy.eye(4)))
     similarity = z @ z.T
     log_s = np.log(S_GEN)

@@ -54,8 +54,7 @@ def test_conv_encoder_jit_matches_eager_and_has_no_batch_state(conv):
     np.testing.assert_allclose(_forward(conv, x), conv(x), rtol=1e-5, atol=1e-6)
     assert not nnx.state(conv, nnx.Not(nnx.Param))
     # No batch statistics: each example's embedding ignores the rest of the batch.
-    np.testing.assert_allclose(_forward(conv, x[:1]), _forward(conv, x)[:1], rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(_forward(conv, x[:1]), _forward(conv, x)[:1], rtol=1e-5, atol=1e-6)
 
 
 @nnx.jit
@@ -68,8 +67,7 @@ def _stages_by_hand(conv, x):
 
 def test_conv_encoder_is_stages_then_global_mean_then_projection(conv):
     x = _x()
-    np.testing.assert_allclose(_forward(conv, x), _stages_by_hand(conv, x), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(_forward(conv, x), _stages_by_hand(conv, x), rtol=1e-5, atol=1e-6)
 
 
 def test_conv_encoder_errors():

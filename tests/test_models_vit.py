@@ -67,8 +67,9 @@ def test_overrides_and_explicit_sizes():
     model = nnx.eval_shape(lambda: ViT("S/16", depth=6, image_size=32, rngs=nnx.Rngs(0)))
     assert (model.width, model.depth, len(model.encoder.blocks)) == (384, 6, 6)
     model = nnx.eval_shape(
-        lambda: ViT(width=16, depth=1, mlp_dim=8, num_heads=4, patch_size=4, image_size=8,
-                    rngs=nnx.Rngs(0))
+        lambda: ViT(
+            width=16, depth=1, mlp_dim=8, num_heads=4, patch_size=4, image_size=8, rngs=nnx.Rngs(0)
+        )
     )
     out = nnx.eval_shape(lambda m, x: m(x), model, jnp.zeros((1, 8, 8, 3)))
     assert out.shape == (1, 16)
@@ -111,8 +112,7 @@ def test_output_shapes(pool_type, head):
 
 @pytest.fixture(scope="module")
 def map_model():
-    return ViT("mu/8", image_size=IMAGE, depth=2, pool_type="map", head_dim=8,
-               rngs=nnx.Rngs(3))
+    return ViT("mu/8", image_size=IMAGE, depth=2, pool_type="map", head_dim=8, rngs=nnx.Rngs(3))
 
 
 _forward = nnx.jit(lambda m, x: m(x, return_pooled=True))
@@ -126,8 +126,7 @@ def test_head_projects_the_pooled_features(map_model):
 
 
 def test_classifier_head_starts_at_zero():
-    model = nnx.eval_shape(lambda: ViT("mu/8", image_size=IMAGE, num_classes=5,
-                                       rngs=nnx.Rngs(0)))
+    model = nnx.eval_shape(lambda: ViT("mu/8", image_size=IMAGE, num_classes=5, rngs=nnx.Rngs(0)))
     assert model.head.kernel.shape == (32, 5)
     model = ViT("mu/8", image_size=IMAGE, num_classes=5, rngs=nnx.Rngs(0))
     np.testing.assert_array_equal(model.head.kernel[...], 0.0)
@@ -198,8 +197,7 @@ def test_vit_b16_has_85_8m_parameters():
 @pytest.mark.parametrize(("pool", "head"), [("cls", 0), ("map", 64)])
 def test_parameter_counts_with_pooling_and_head(pool, head):
     model = nnx.eval_shape(
-        lambda: ViT("Ti/16", image_size=64, pool_type=pool, head_dim=head or None,
-                    rngs=nnx.Rngs(0))
+        lambda: ViT("Ti/16", image_size=64, pool_type=pool, head_dim=head or None, rngs=nnx.Rngs(0))
     )
     assert _num_params(model) == _formula_count("Ti/16", image=64, pool=pool, head=head)
 
@@ -260,8 +258,15 @@ def test_jit_matches_eager(map_model):
 
 def test_bfloat16_compute_is_close_to_float32(map_model):
     x = _images()
-    bf16 = ViT("mu/8", image_size=IMAGE, depth=2, pool_type="map", head_dim=8,
-               dtype=jnp.bfloat16, rngs=nnx.Rngs(3))
+    bf16 = ViT(
+        "mu/8",
+        image_size=IMAGE,
+        depth=2,
+        pool_type="map",
+        head_dim=8,
+        dtype=jnp.bfloat16,
+        rngs=nnx.Rngs(3),
+    )
     same = jax.tree.map(np.array_equal, nnx.state(bf16), nnx.state(map_model))
     assert all(jax.tree.leaves(same))  # float32 parameters, identical init
     (out16, _), (out32, _) = _forward(bf16, x), _forward(map_model, x)

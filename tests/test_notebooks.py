@@ -113,9 +113,9 @@ def test_install_then_parameters_cell(name, notebook):
     assert re.search(r"^#.*Colab", parameters.source, flags=re.M), (
         f"colabs/{name}: the parameters cell must say in a comment which values to raise on Colab"
     )
-    assert all(
-        "skip-execution" not in c.metadata.get("tags", []) for c in code[1:]
-    ), f"colabs/{name}: only the install cell may be skipped by CI"
+    assert all("skip-execution" not in c.metadata.get("tags", []) for c in code[1:]), (
+        f"colabs/{name}: only the install cell may be skipped by CI"
+    )
 
 
 def test_links_name_the_repository(name, notebook):
@@ -136,8 +136,8 @@ def test_readme_lists_every_notebook():
 def test_pytest_runs_the_notebooks():
     options = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     assert "colabs" in options.get("testpaths", []), (
-        "pyproject.toml: [tool.pytest.ini_options] testpaths must include \"colabs\""
+        'pyproject.toml: [tool.pytest.ini_options] testpaths must include "colabs"'
     )
     assert "--nbmake" in options.get("addopts", ""), (
-        "pyproject.toml: [tool.pytest.ini_options] addopts must include \"--nbmake\""
+        'pyproject.toml: [tool.pytest.ini_options] addopts must include "--nbmake"'
     )

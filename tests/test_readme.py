@@ -19,7 +19,7 @@ def test_python_blocks_run():
 
 
 def _command_after(marker):
-    lines = README[README.index(marker):].splitlines()[1:]
+    lines = README[README.index(marker) :].splitlines()[1:]
     return next(line for line in lines if line.strip() and not line.startswith("```"))
 
 

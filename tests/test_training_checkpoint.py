@@ -72,8 +72,13 @@ def make_dataset() -> grain.IterDataset:
 
 def config(workdir, **overrides) -> TrainConfig:
     values = dict(
-        num_steps=6, learning_rate=0.05, warmup_steps=2, decay_to_init=0.1, log_every=1,
-        workdir=str(workdir), progress_bar=False,
+        num_steps=6,
+        learning_rate=0.05,
+        warmup_steps=2,
+        decay_to_init=0.1,
+        log_every=1,
+        workdir=str(workdir),
+        progress_bar=False,
     )
     return TrainConfig(**{**values, **overrides})
 
@@ -107,22 +112,26 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path):
     workdir = tmp_path / "b"
     previous_handler = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
-        fit(make_mlp(), regression_loss, make_dataset(),
-            config(workdir, checkpoint_every=2), callbacks=[interrupt_at_step_3])
+        fit(
+            make_mlp(),
+            regression_loss,
+            make_dataset(),
+            config(workdir, checkpoint_every=2),
+            callbacks=[interrupt_at_step_3],
+        )
     assert saved_steps(workdir) == [2, 3]
     # The handlers fit installed are gone again.
     assert signal.getsignal(signal.SIGINT) is previous_handler
     # Step 2 was written in the background while step 3 ran on donated buffers.
     from_step_2 = tmp_path / "c"
-    shutil.copytree(workdir / "checkpoints", from_step_2 / "checkpoints",
-                    ignore=shutil.ignore_patterns("3"))
+    shutil.copytree(
+        workdir / "checkpoints", from_step_2 / "checkpoints", ignore=shutil.ignore_patterns("3")
+    )
 
     # Fresh objects, as in a new process: another initialisation (which the
     # checkpoint overrides, decay_to_init's anchor included) and a new pipeline.
     for resumed_dir in (workdir, from_step_2):
-        resumed = fit(
-            make_mlp(seed=1), regression_loss, make_dataset(), config(resumed_dir)
-        )
+        resumed = fit(make_mlp(seed=1), regression_loss, make_dataset(), config(resumed_dir))
         assert_trees_equal(expected, params_of(resumed))
     lines = (workdir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4, 5, 6]
@@ -133,7 +142,9 @@ def saved_run(tmp_path_factory):
     """A 4-step data-parallel run with checkpoints at steps 2 and 4."""
     workdir = tmp_path_factory.mktemp("saved_run")
     model = fit(
-        make_mlp(), regression_loss, make_dataset(),
+        make_mlp(),
+        regression_loss,
+        make_dataset(),
         config(workdir, num_steps=4, checkpoint_every=2, mesh=DATA_PARALLEL),
     )
     return workdir, params_of(model)
@@ -258,8 +269,11 @@ def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path):
 
     model = nnx.Linear(4, 2, rngs=nnx.Rngs(1))
     config = TrainConfig(
-        num_steps=saved + 2, schedule="constant", log_every=1,
-        workdir=str(workdir), progress_bar=False,
+        num_steps=saved + 2,
+        schedule="constant",
+        log_every=1,
+        workdir=str(workdir),
+        progress_bar=False,
     )
     fit(model, lambda m, b: (jnp.mean((m(b["x"]) - b["y"]) ** 2), {}), batches(), config)
     lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]

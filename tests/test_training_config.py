@@ -1,4 +1,4 @@
-"""Tests of alignjax.training.config: TrainConfig validation and round trip."""
+"""TrainConfig (alignjax.config): validation and round trip."""
 
 import json
 
@@ -10,15 +10,36 @@ from alignjax.training import MeshConfig, TrainConfig
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (dict(num_steps=0), "num_steps=0 must be >= 1"),
-        (dict(optimizer="lion"), "optimizer='lion' must be one of"),
-        (dict(schedule="linear"), "schedule='linear' must be one of"),
-        (dict(compute_dtype="float16"), "compute_dtype='float16' must be one of"),
-        (dict(optimizer="sgd", weight_decay=0.1), "weight_decay=0.1 needs optimizer="),
-        (dict(clip_norm=0.0), "clip_norm=0.0 must be > 0"),
-        (dict(warmup_steps=10), "warmup_steps=10 must be smaller"),
-        (dict(accumulation_steps=20), "num_steps=10 is smaller than accumulation_steps=20"),
-        (dict(decay_to_init=-1.0), "decay_to_init=-1.0 must be >= 0"),
+        (dict(num_steps=0), r"TrainConfig.num_steps=0: must be an integer >= 1"),
+        (dict(optimizer="lion"), "TrainConfig.optimizer='lion': must be one of"),
+        (dict(schedule="linear"), "TrainConfig.schedule='linear': must be one of"),
+        (dict(compute_dtype="float16"), "TrainConfig.compute_dtype='float16': must be one of"),
+        (dict(optimizer="sgd", weight_decay=0.1), "TrainConfig.weight_decay=0.1: needs optimizer="),
+        (dict(clip_norm=0.0), "TrainConfig.clip_norm=0.0: must be a finite number > 0"),
+        (dict(warmup_steps=10), "TrainConfig.warmup_steps=10: must be smaller"),
+        (
+            dict(accumulation_steps=20),
+            "TrainConfig.num_steps=10: is smaller than accumulation_steps=20",
+        ),
+        (dict(decay_to_init=-1.0), "TrainConfig.decay_to_init=-1.0: must be a finite number >= 0"),
+        (
+            dict(learning_rate=float("nan")),
+            "TrainConfig.learning_rate=nan: must be a finite number > 0",
+        ),
+        (
+            dict(learning_rate=float("inf")),
+            "TrainConfig.learning_rate=inf: must be a finite number > 0",
+        ),
+        (dict(learning_rate=0.0), "TrainConfig.learning_rate=0.0: must be a finite number > 0"),
+        (dict(b2=1.0), r"TrainConfig.b2=1.0: must be a finite number in \[0, 1\)"),
+        (
+            dict(warmup_start=1.5),
+            r"TrainConfig.warmup_start=1.5: must be a finite number in \[0, 1\]",
+        ),
+        (
+            dict(mesh=MeshConfig(data=2, fsdp=1), end_learning_rate=1.0),
+            "end_learning_rate=1.0: must not exceed",
+        ),
     ],
 )
 def test_invalid_configs_name_the_field(overrides, message):

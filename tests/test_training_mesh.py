@@ -76,9 +76,7 @@ def test_shard_batch_rejects_a_batch_the_mesh_cannot_split():
 
 def test_state_shardings_follow_fsdp_annotations_only(annotated):
     params = nnx.state(annotated, nnx.Param)
-    specs = jax.tree.map(
-        lambda s: s.spec, state_shardings(params, make_mesh(MeshConfig(fsdp=4)))
-    )
+    specs = jax.tree.map(lambda s: s.spec, state_shardings(params, make_mesh(MeshConfig(fsdp=4))))
     assert specs["a"]["kernel"] == PartitionSpec(None, "fsdp")
     # 6 rows do not split over 4 devices and "model" is no mesh axis: replicated.
     assert specs["b"]["kernel"] == PartitionSpec(None, None)

@@ -30,14 +30,15 @@ def expected_warmup_cosine(t, *, peak, end, warmup, total):
 @pytest.mark.parametrize("k", [1, 2])
 def test_warmup_cosine_schedule_counts_optimizer_updates(k):
     config = TrainConfig(
-        num_steps=100, learning_rate=1.0, end_learning_rate=0.1, warmup_steps=10,
+        num_steps=100,
+        learning_rate=1.0,
+        end_learning_rate=0.1,
+        warmup_steps=10,
         accumulation_steps=k,
     )
     schedule = learning_rate_schedule(config)
     for t in [0, 2, 5, 10, 20, 30, 45, 50, 80, 100]:
-        expected = expected_warmup_cosine(
-            t, peak=1.0, end=0.1, warmup=10 // k, total=100 // k
-        )
+        expected = expected_warmup_cosine(t, peak=1.0, end=0.1, warmup=10 // k, total=100 // k)
         assert float(schedule(t)) == pytest.approx(expected, abs=1e-6)
 
 
@@ -47,8 +48,9 @@ def test_constant_schedule():
 
 
 def sgd_config(**overrides):
-    values = dict(num_steps=10, optimizer="sgd", schedule="constant", learning_rate=1.0,
-                  clip_norm=None)
+    values = dict(
+        num_steps=10, optimizer="sgd", schedule="constant", learning_rate=1.0, clip_norm=None
+    )
     return TrainConfig(**{**values, **overrides})
 
 
@@ -62,8 +64,12 @@ def test_gradients_are_clipped_to_the_global_norm():
 
 def test_adamw_first_step_is_sign_plus_decoupled_decay():
     config = TrainConfig(
-        num_steps=10, optimizer="adamw", schedule="constant", learning_rate=0.1,
-        weight_decay=0.5, clip_norm=None,
+        num_steps=10,
+        optimizer="adamw",
+        schedule="constant",
+        learning_rate=0.1,
+        weight_decay=0.5,
+        clip_norm=None,
     )
     tx = make_optimizer(config)
     params = {"w": jnp.array([2.0, -1.0])}
@@ -127,9 +133,7 @@ def test_accumulated_micro_batches_equal_one_big_batch():
 
     expected = jax.device_get(one_step.state.params)
     got = jax.device_get(accumulated.state.params)
-    jax.tree.map(
-        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), expected, got
-    )
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), expected, got)
     assert not np.allclose(initial["l1"]["kernel"], got["l1"]["kernel"])
 
 
@@ -143,8 +147,12 @@ def test_fit_decays_geometrically_to_given_init_params():
 
     lr, weight, steps = 0.1, 0.5, 5
     config = TrainConfig(
-        num_steps=steps, optimizer="adamw", schedule="constant", learning_rate=lr,
-        decay_to_init=weight, progress_bar=False,
+        num_steps=steps,
+        optimizer="adamw",
+        schedule="constant",
+        learning_rate=lr,
+        decay_to_init=weight,
+        progress_bar=False,
     )
     batches = [{"x": np.zeros((8, 4), np.float32)}] * steps
     fit(model, no_gradient, batches, config, init_params=target)

@@ -87,9 +87,7 @@ def test_sharded_steps_match_one_device(mlp_runs, name):
     _, runs = mlp_runs
     expected = jax.device_get(runs["one"].state.params)
     got = jax.device_get(runs[name].state.params)
-    jax.tree.map(
-        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), expected, got
-    )
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), expected, got)
     # The training moved the parameters: equality is not trivially from init.
     initial = nnx.as_pure(nnx.state(make_mlp(), nnx.Param))
     assert not np.allclose(initial["l1"]["kernel"], got["l1"]["kernel"])
@@ -133,8 +131,9 @@ def test_bfloat16_compute_keeps_float32_master_state():
         seen.append((model.l1.kernel[...].dtype, batch["x"].dtype))
         return regression_loss(model, batch)
 
-    config = TrainConfig(num_steps=2, mesh=ONE_DEVICE, compute_dtype="bfloat16",
-                         progress_bar=False, **SGD)
+    config = TrainConfig(
+        num_steps=2, mesh=ONE_DEVICE, compute_dtype="bfloat16", progress_bar=False, **SGD
+    )
     reference = train(make_mlp(), ONE_DEVICE, batches, **SGD)
     trainer = Trainer(make_mlp(), loss_fn, config)
     for batch in batches:
@@ -156,8 +155,14 @@ def test_fit_writes_metrics_jsonl_tensorboard_and_callbacks(tmp_path):
     initial = nnx.clone(model)
     records = []
     config = TrainConfig(
-        num_steps=4, optimizer="sgd", schedule="constant", learning_rate=0.0,
-        clip_norm=None, log_every=2, workdir=str(tmp_path), progress_bar=False,
+        num_steps=4,
+        optimizer="sgd",
+        schedule="constant",
+        learning_rate=0.0,
+        clip_norm=None,
+        log_every=2,
+        workdir=str(tmp_path),
+        progress_bar=False,
     )
     fit(
         model,
@@ -171,13 +176,12 @@ def test_fit_writes_metrics_jsonl_tensorboard_and_callbacks(tmp_path):
     lines = [json.loads(line) for line in text.splitlines()]
     assert [line["step"] for line in lines] == [2, 4, 4]
     assert lines == [{"step": step, **metrics} for step, metrics in records]
+
     # With learning rate 0 the model stays put, so the metrics are those of the
     # initial model, averaged over each logging interval.
     @nnx.jit
     def reference(model, batch):
-        (loss, metrics), grads = nnx.value_and_grad(regression_loss, has_aux=True)(
-            model, batch
-        )
+        (loss, metrics), grads = nnx.value_and_grad(regression_loss, has_aux=True)(model, batch)
         return loss, metrics["mae"], optax.tree.norm(grads)
 
     losses, maes, grad_norms = np.array([reference(initial, b) for b in batches]).T
@@ -195,6 +199,7 @@ def test_trainer_copies_a_model_built_on_another_mesh_and_leaves_it_intact():
     auto = (jax.sharding.AxisType.Auto,) * 2
     with jax.set_mesh(jax.make_mesh((2, 4), ("data", "fsdp"), axis_types=auto)):
         model = MLP()
+
     def params():
         return jax.device_get(nnx.as_pure(nnx.state(model, nnx.Param)))
 
@@ -204,8 +209,7 @@ def test_trainer_copies_a_model_built_on_another_mesh_and_leaves_it_intact():
     jax.tree.map(np.testing.assert_array_equal, before, params())
     assert trainer.state.params["l1"]["kernel"].sharding.device_set == {jax.devices()[0]}
     with pytest.raises(ValueError, match="init_params must have the structure"):
-        Trainer(model, regression_loss, TrainConfig(num_steps=1),
-                init_params={"w": jnp.ones(2)})
+        Trainer(model, regression_loss, TrainConfig(num_steps=1), init_params={"w": jnp.ones(2)})
 
 
 def test_train_step_rejects_bad_batches_and_losses():
@@ -239,9 +243,7 @@ def triplet_loss(model, batch):
 
 def test_vit_fsdp_matches_one_device():
     rng = np.random.default_rng(0)
-    batches = [
-        {"images": rng.normal(size=(8, 3, 16, 16, 3)).astype(np.float32)} for _ in range(2)
-    ]
+    batches = [{"images": rng.normal(size=(8, 3, 16, 16, 3)).astype(np.float32)} for _ in range(2)]
     params = {}
     for name, mesh in [("one", ONE_DEVICE), ("fsdp", FSDP)]:
         model = ViT("mu/8", image_size=16, rngs=nnx.Rngs(0))

@@ -30,15 +30,34 @@ import numpy as np
 
 FASHION_MNIST_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 CLASS_NAMES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
-SUPERORDINATE_NAMES = ("upper-body clothing", "lower- and whole-body clothing", "footwear", "accessories")
+SUPERORDINATE_NAMES = (
+    "upper-body clothing",
+    "lower- and whole-body clothing",
+    "footwear",
+    "accessories",
+)
 # SUPERORDINATE_OF_CLASS[c] is the superordinate category of class c (list above).
 SUPERORDINATE_OF_CLASS = np.array([0, 1, 0, 1, 0, 2, 0, 2, 3, 2], dtype=np.int64)
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 _SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 
 
@@ -62,11 +81,19 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     offset = 4 + 4 * ndim
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(data) - offset != expected:
-        raise ValueError(f"{path}: header shape {shape} needs {expected} data bytes; the file has {len(data) - offset}.")
-    return np.frombuffer(data, dtype=dtype, offset=offset).reshape(shape).astype(dtype.newbyteorder("="))
+        raise ValueError(
+            f"{path}: header shape {shape} needs {expected} data bytes; the file has {len(data) - offset}."
+        )
+    return (
+        np.frombuffer(data, dtype=dtype, offset=offset)
+        .reshape(shape)
+        .astype(dtype.newbyteorder("="))
+    )
 
 
-def load_fashion_mnist(split: str = "train", data_dir: str | os.PathLike = FASHION_MNIST_DIR) -> dict[str, np.ndarray]:
+def load_fashion_mnist(
+    split: str = "train", data_dir: str | os.PathLike = FASHION_MNIST_DIR
+) -> dict[str, np.ndarray]:
     """Loads one split of Fashion-MNIST.
 
     Args:
@@ -81,7 +108,10 @@ def load_fashion_mnist(split: str = "train", data_dir: str | os.PathLike = FASHI
         raise ValueError(f"split must be 'train' or 'test'; got {split!r}.")
     data_dir = pathlib.Path(data_dir)
     prefix = _SPLIT_PREFIX[split]
-    paths = [data_dir / f"{prefix}-images-idx3-ubyte.gz", data_dir / f"{prefix}-labels-idx1-ubyte.gz"]
+    paths = [
+        data_dir / f"{prefix}-images-idx3-ubyte.gz",
+        data_dir / f"{prefix}-labels-idx1-ubyte.gz",
+    ]
     for path in paths:
         if not path.exists():
             raise FileNotFoundError(
@@ -90,6 +120,12 @@ def load_fashion_mnist(split: str = "train", data_dir: str | os.PathLike = FASHI
             )
     images, labels = read_idx(paths[0]), read_idx(paths[1])
     if images.ndim != 3 or labels.shape != images.shape[:1]:
-        raise ValueError(f"{paths[0]} and {paths[1]}: shapes {images.shape} and {labels.shape} do not match.")
+        raise ValueError(
+            f"{paths[0]} and {paths[1]}: shapes {images.shape} and {labels.shape} do not match."
+        )
     labels = labels.astype(np.int64)
-    return {"image": images[..., None], "label": labels, "superordinate": SUPERORDINATE_OF_CLASS[labels]}
+    return {
+        "image": images[..., None],
+        "label": labels,
+        "superordinate": SUPERORDINATE_OF_CLASS[labels],
+    }

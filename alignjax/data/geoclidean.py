@@ -602,7 +602,9 @@ class GeoclideanWorld:
             except ValueError as error:
                 raise ValueError(f"concept {concept.name!r} {label}: {error}") from None
 
-        return tuple((parse(c, "program", c.program), parse(c, "close", c.close)) for c in self.concepts)
+        return tuple(
+            (parse(c, "program", c.program), parse(c, "close", c.close)) for c in self.concepts
+        )
 
     def concept_index(self, concept: int | str) -> int:
         """Index of a concept given by name or index."""
@@ -638,7 +640,11 @@ class GeoclideanWorld:
         margin = self.margin + self.line_width
         pixels, scale = rendering.fit_to_canvas(
             np.concatenate([segments.reshape(n, 2 * m, 2), circles[..., :2]], axis=1),
-            size, size, margin=margin, lower=lower, upper=upper,
+            size,
+            size,
+            margin=margin,
+            lower=lower,
+            upper=upper,
         )
         ends = pixels[:, : 2 * m].reshape(n, m, 2, 2)
         image = rendering.stroke_segments(
@@ -646,7 +652,11 @@ class GeoclideanWorld:
         )
         if circle_mask.any():
             rings = rendering.stroke_circles(
-                pixels[:, 2 * m :], circles[..., 2] * scale[:, None], self.line_width, size, size,
+                pixels[:, 2 * m :],
+                circles[..., 2] * scale[:, None],
+                self.line_width,
+                size,
+                size,
                 mask=circle_mask,
             )
             image = np.maximum(image, rings)
@@ -760,7 +770,8 @@ class GeoclideanWorld:
 
         return np.asarray(
             generative_similarity.mixture_log_generative_similarity(
-                one_hot_log_likelihood(concept_x), one_hot_log_likelihood(concept_y),
+                one_hot_log_likelihood(concept_x),
+                one_hot_log_likelihood(concept_y),
                 np.log(self.prior).astype(np.float32),
             )
         )

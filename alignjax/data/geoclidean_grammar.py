@@ -164,7 +164,9 @@ class ConceptGrammar:
             key = structure_key(parsed)
             if key in seen:
                 continue
-            if not (self._satisfiable(parsed, rng) and self._satisfiable(parse_program(close), rng)):
+            if not (
+                self._satisfiable(parsed, rng) and self._satisfiable(parse_program(close), rng)
+            ):
                 continue
             seen.add(key)
             concepts.append(Concept(f"{prefix}_{len(concepts)}", program, close))
@@ -183,7 +185,13 @@ class ConceptGrammar:
         return True
 
     def _point(
-        self, rng: np.random.Generator, kind: str, slot: int, objects: list[str], unused: list[str], new_name: str
+        self,
+        rng: np.random.Generator,
+        kind: str,
+        slot: int,
+        objects: list[str],
+        unused: list[str],
+        new_name: str,
     ) -> tuple[str, tuple[str, ...]]:
         """One point of a ``kind`` object: ``(name, objects it lies on)``; ``unused``
         are the defined points it may share, ``new_name`` names a new point."""
@@ -212,9 +220,13 @@ class ConceptGrammar:
             while True:
                 first = self._point(rng, kind, 0, objects, points, f"p{len(points) + 1}")
                 new_name = f"p{len(points) + 1 + (first[0] not in points)}"
-                second = self._point(rng, kind, 1, objects, [p for p in points if p != first[0]], new_name)
+                second = self._point(
+                    rng, kind, 1, objects, [p for p in points if p != first[0]], new_name
+                )
                 ends = (first[0], second[0])
-                if not any(s["kind"] == kind and _same_object(kind, s["ends"], ends) for s in statements):
+                if not any(
+                    s["kind"] == kind and _same_object(kind, s["ends"], ends) for s in statements
+                ):
                     break
             name = f"{'c' if kind == 'circle' else 'l'}{sum(s['kind'] == kind for s in statements) + 1}"
             for slot, (point, on) in enumerate((first, second)):
@@ -222,10 +234,22 @@ class ConceptGrammar:
                     sites.append((index, slot))
                 if point not in points:
                     points.append(point)
-            statements.append({"name": name, "kind": kind, "ends": ends, "on": [first[1], second[1]], "hidden": False})
+            statements.append(
+                {
+                    "name": name,
+                    "kind": kind,
+                    "ends": ends,
+                    "on": [first[1], second[1]],
+                    "hidden": False,
+                }
+            )
         for statement in statements[:-1]:
             used_later = any(statement["name"] in on for s in statements for on in s["on"])
-            if statement["kind"] == "circle" and used_later and rng.random() < self.hidden_probability:
+            if (
+                statement["kind"] == "circle"
+                and used_later
+                and rng.random() < self.hidden_probability
+            ):
                 statement["hidden"] = True
         return statements, sites
 

@@ -68,7 +68,9 @@ def noise_ceiling(probabilities: np.ndarray) -> float:
     """
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if probabilities.ndim != 2 or probabilities.shape[1] != 3 or not len(probabilities):
-        raise ValueError(f"probabilities must have shape [n, 3] with n >= 1; got shape {probabilities.shape}.")
+        raise ValueError(
+            f"probabilities must have shape [n, 3] with n >= 1; got shape {probabilities.shape}."
+        )
     return float(np.mean(np.max(probabilities, axis=1)))
 
 
@@ -102,7 +104,9 @@ def empirical_noise_ceiling(indices: np.ndarray) -> float:
     sizes = counts.sum(axis=1)
     repeated = sizes >= 2
     if not np.any(repeated):
-        raise ValueError("indices contain no repeated triplet; an empirical noise ceiling needs repeats.")
+        raise ValueError(
+            "indices contain no repeated triplet; an empirical noise ceiling needs repeats."
+        )
     return float(np.mean(counts[repeated].max(axis=1) / sizes[repeated]))
 
 
@@ -125,8 +129,12 @@ def random_triplets(rng: np.random.Generator, n: int, items: np.ndarray | int) -
     triplets = np.empty((0, 3), dtype=np.int64)
     while len(triplets) < n:
         draw = rng.integers(0, size, size=(2 * (n - len(triplets)) + 8, 3))
-        distinct = (draw[:, 0] != draw[:, 1]) & (draw[:, 0] != draw[:, 2]) & (draw[:, 1] != draw[:, 2])
-        triplets = np.concatenate([triplets, draw[distinct] if pool is None else pool[draw[distinct]]])
+        distinct = (
+            (draw[:, 0] != draw[:, 1]) & (draw[:, 0] != draw[:, 2]) & (draw[:, 1] != draw[:, 2])
+        )
+        triplets = np.concatenate(
+            [triplets, draw[distinct] if pool is None else pool[draw[distinct]]]
+        )
     return triplets[:n]
 
 
@@ -153,7 +161,11 @@ class LuceObserver:
     def __post_init__(self):
         if not callable(self.similarity):
             similarity = np.asarray(self.similarity, dtype=np.float64)
-            if similarity.ndim != 2 or similarity.shape[0] != similarity.shape[1] or similarity.shape[0] < 3:
+            if (
+                similarity.ndim != 2
+                or similarity.shape[0] != similarity.shape[1]
+                or similarity.shape[0] < 3
+            ):
                 raise ValueError(
                     f"similarity must be a square [n_items, n_items] matrix with n_items >= 3 or a function;"
                     f" got shape {similarity.shape}."
@@ -201,7 +213,9 @@ class LuceObserver:
           rng: numpy random generator (the only source of randomness).
         """
         similarities = self.similarities(indices)
-        probabilities = np.asarray(odd_one_out_probs(similarities, self.temperature), dtype=np.float64)
+        probabilities = np.asarray(
+            odd_one_out_probs(similarities, self.temperature), dtype=np.float64
+        )
         # Inverse-CDF sampling: float32 softmax rows need not sum to one exactly enough
         # for rng.choice, and this draws all triplets at once.
         cumulative = np.cumsum(probabilities, axis=1)
@@ -225,9 +239,15 @@ class LuceObserver:
           ``{"indices": int64 [3], "similarities": float32 [3], "probabilities": float32 [3]}``.
         """
         if self.n_items is None:
-            raise ValueError("sample_triplet needs a similarity matrix to know the items; got a function.")
+            raise ValueError(
+                "sample_triplet needs a similarity matrix to know the items; got a function."
+            )
         chosen = self.choose(random_triplets(rng, 1, self.n_items), rng)
-        return {"indices": chosen.indices[0], "similarities": chosen.similarities[0], "probabilities": chosen.probabilities[0]}
+        return {
+            "indices": chosen.indices[0],
+            "similarities": chosen.similarities[0],
+            "probabilities": chosen.probabilities[0],
+        }
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -287,7 +307,9 @@ def simulate_triplet_dataset(
     """
     n_items = observer.n_items
     if n_items is None:
-        raise ValueError("simulate_triplet_dataset needs an observer with a similarity matrix; got a function.")
+        raise ValueError(
+            "simulate_triplet_dataset needs an observer with a similarity matrix; got a function."
+        )
     if split not in ("random", "objects"):
         raise ValueError(f"split must be 'random' or 'objects'; got {split!r}.")
     if n_repeated and n_repeats < 2:
@@ -298,8 +320,11 @@ def simulate_triplet_dataset(
     else:
         n_test_objects = int(round(test_fraction * n_items))
         n_validation_objects = int(round(validation_fraction * n_items))
-        counts = {"train": n_items - n_test_objects - n_validation_objects,
-                  "validation": n_validation_objects, "test": n_test_objects}
+        counts = {
+            "train": n_items - n_test_objects - n_validation_objects,
+            "validation": n_validation_objects,
+            "test": n_test_objects,
+        }
         if min(counts.values()) < 3:
             raise ValueError(
                 f"split='objects' needs >= 3 objects per split; validation_fraction={validation_fraction} and"
@@ -307,8 +332,8 @@ def simulate_triplet_dataset(
             )
         order = rng.permutation(n_items)
         test_objects = np.sort(order[:n_test_objects])
-        validation_objects = np.sort(order[n_test_objects:n_test_objects + n_validation_objects])
-        train_objects = np.sort(order[n_test_objects + n_validation_objects:])
+        validation_objects = np.sort(order[n_test_objects : n_test_objects + n_validation_objects])
+        train_objects = np.sort(order[n_test_objects + n_validation_objects :])
     train = observer.choose(random_triplets(rng, n_train, train_objects), rng)
     validation = observer.choose(random_triplets(rng, n_validation, validation_objects), rng)
     test = observer.choose(random_triplets(rng, n_test, test_objects), rng)
@@ -316,4 +341,6 @@ def simulate_triplet_dataset(
     if n_repeated:
         distinct = random_triplets(rng, n_repeated, test_objects)
         repeated_test = observer.choose(np.repeat(distinct, n_repeats, axis=0), rng)
-    return TripletDataset(train, validation, test, repeated_test, train_objects, validation_objects, test_objects)
+    return TripletDataset(
+        train, validation, test, repeated_test, train_objects, validation_objects, test_objects
+    )

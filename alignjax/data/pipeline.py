@@ -101,11 +101,23 @@ def example_stream(
             f"num_examples ({num_examples}) and batch_size ({batch_size}) must be multiples of "
             f"examples_per_call={k}."
         )
-    ds = grain.MapDataset.range(num_examples // k).seed(seed).random_map(lambda _, rng: sample_fn(rng))
+    ds = (
+        grain.MapDataset.range(num_examples // k)
+        .seed(seed)
+        .random_map(lambda _, rng: sample_fn(rng))
+    )
     stream = _finish(
-        ds, None, batch_size=batch_size // k, num_epochs=num_epochs, drop_remainder=drop_remainder,
-        process_index=process_index, process_count=process_count, num_threads=num_threads,
-        prefetch_buffer_size=prefetch_buffer_size if prefetch_buffer_size is None else -(-prefetch_buffer_size // k),
+        ds,
+        None,
+        batch_size=batch_size // k,
+        num_epochs=num_epochs,
+        drop_remainder=drop_remainder,
+        process_index=process_index,
+        process_count=process_count,
+        num_threads=num_threads,
+        prefetch_buffer_size=prefetch_buffer_size
+        if prefetch_buffer_size is None
+        else -(-prefetch_buffer_size // k),
     )
     if k == 1:
         return stream
@@ -151,8 +163,14 @@ def triplet_stream(
       a ``grain.IterDataset``.
     """
     if isinstance(triplets, TripletSet):
-        records = _Rows({"indices": triplets.indices, "similarities": triplets.similarities,
-                         "probabilities": triplets.probabilities, "level": triplets.levels})
+        records = _Rows(
+            {
+                "indices": triplets.indices,
+                "similarities": triplets.similarities,
+                "probabilities": triplets.probabilities,
+                "level": triplets.levels,
+            }
+        )
     else:
         records = triplets
     if len(records) == 0:
@@ -161,13 +179,21 @@ def triplet_stream(
     if shuffle:
         ds = ds.shuffle()
     return _finish(
-        ds, _Gather(items), batch_size=batch_size, num_epochs=num_epochs, drop_remainder=drop_remainder,
-        process_index=process_index, process_count=process_count, num_threads=num_threads,
+        ds,
+        _Gather(items),
+        batch_size=batch_size,
+        num_epochs=num_epochs,
+        drop_remainder=drop_remainder,
+        process_index=process_index,
+        process_count=process_count,
+        num_threads=num_threads,
         prefetch_buffer_size=prefetch_buffer_size,
     )
 
 
-def device_put_batch(batch: Mapping[str, np.ndarray], sharding: jax.sharding.Sharding) -> dict[str, jax.Array]:
+def device_put_batch(
+    batch: Mapping[str, np.ndarray], sharding: jax.sharding.Sharding
+) -> dict[str, jax.Array]:
     """Places a process-local host batch on devices as global arrays.
 
     Every process passes its own local batch; ``jax.make_array_from_process_local_data``
@@ -182,7 +208,10 @@ def device_put_batch(batch: Mapping[str, np.ndarray], sharding: jax.sharding.Sha
       the same dict of ``jax.Array``; int64 arrays become int32 unless
       ``jax_enable_x64`` is set (JAX's rule; item indices fit).
     """
-    return {key: jax.make_array_from_process_local_data(sharding, np.asarray(value)) for key, value in batch.items()}
+    return {
+        key: jax.make_array_from_process_local_data(sharding, np.asarray(value))
+        for key, value in batch.items()
+    }
 
 
 def _finish(
@@ -206,12 +235,16 @@ def _finish(
     if not 0 <= process_index < process_count:
         raise ValueError(f"process_index must be in [0, {process_count}); got {process_index}.")
     if batch_size % process_count:
-        raise ValueError(f"batch_size must be divisible by process_count={process_count}; got {batch_size}.")
+        raise ValueError(
+            f"batch_size must be divisible by process_count={process_count}; got {batch_size}."
+        )
     if num_threads < 0:
         raise ValueError(f"num_threads must be >= 0; got {num_threads}.")
     even = len(ds) - len(ds) % process_count
     if even == 0:
-        raise ValueError(f"the stream has {len(ds)} examples, fewer than process_count={process_count}.")
+        raise ValueError(
+            f"the stream has {len(ds)} examples, fewer than process_count={process_count}."
+        )
     ds = ds[process_index:even:process_count].repeat(num_epochs)
     if transform is not None:
         ds = ds.map(transform)
@@ -243,12 +276,20 @@ class _Gather:
             items = {key: np.asarray(value) for key, value in items.items()}
             lengths = {key: len(value) for key, value in items.items()}
             if len(set(lengths.values())) != 1:
-                raise ValueError(f"items arrays must have one common number of rows; got {lengths}.")
+                raise ValueError(
+                    f"items arrays must have one common number of rows; got {lengths}."
+                )
             clash = set(items) & set(_TRIPLET_KEYS)
             if clash:
-                raise ValueError(f"items keys {sorted(clash)} clash with the triplet fields {_TRIPLET_KEYS}.")
+                raise ValueError(
+                    f"items keys {sorted(clash)} clash with the triplet fields {_TRIPLET_KEYS}."
+                )
         self._items = items
-        self._n_items = None if items is None else len(next(iter(items.values())) if isinstance(items, Mapping) else items)
+        self._n_items = (
+            None
+            if items is None
+            else len(next(iter(items.values())) if isinstance(items, Mapping) else items)
+        )
 
     def __call__(self, record: Mapping[str, Any]) -> Example:
         example = {key: np.asarray(value) for key, value in record.items()}
@@ -256,12 +297,16 @@ class _Gather:
             return example
         indices = example["indices"]
         if indices.min() < 0 or indices.max() >= self._n_items:
-            raise ValueError(f"triplet {indices.tolist()} points outside the {self._n_items} items.")
+            raise ValueError(
+                f"triplet {indices.tolist()} points outside the {self._n_items} items."
+            )
         if isinstance(self._items, Mapping):
             gathered = {key: value[indices] for key, value in self._items.items()}
         else:
             read_many = getattr(self._items, "__getitems__", None)
-            rows = read_many(indices.tolist()) if read_many else [self._items[int(i)] for i in indices]
+            rows = (
+                read_many(indices.tolist()) if read_many else [self._items[int(i)] for i in indices]
+            )
             gathered = {key: np.stack([np.asarray(row[key]) for row in rows]) for key in rows[0]}
         for key, value in gathered.items():
             if key == "image":

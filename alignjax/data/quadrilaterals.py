@@ -298,6 +298,7 @@ def signature(
         _direction_difference(sides[..., i, :], sides[..., j, :]) <= angle_tolerance
         for i, j in _OPPOSITE
     )
+
     def equal(pairs):
         return sum(
             np.abs(log_lengths[..., i] - log_lengths[..., j]) <= ratio_tolerance for i, j in pairs

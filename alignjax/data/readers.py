@@ -47,7 +47,9 @@ def read_triplets(path: str | os.PathLike, n_items: int | None = None) -> Triple
         if indices.ndim != 2 or indices.shape[1] != 3:
             raise ValueError(f"{path}: triplets must have shape [n, 3]; got shape {indices.shape}.")
         if not np.issubdtype(indices.dtype, np.integer):
-            raise ValueError(f"{path}: triplet indices must be integers; got dtype {indices.dtype}.")
+            raise ValueError(
+                f"{path}: triplet indices must be integers; got dtype {indices.dtype}."
+            )
         lines = None
     else:
         rows, lines = _read_text_rows(path)
@@ -65,13 +67,19 @@ def read_triplets(path: str | os.PathLike, n_items: int | None = None) -> Triple
                 ) from None
     if len(indices) == 0:
         raise ValueError(f"{path}: the file holds no triplets.")
-    where = (lambda row: f"row {row}" if lines is None else f"row {row} (line {lines[row]})")
+    where = lambda row: f"row {row}" if lines is None else f"row {row} (line {lines[row]})"
     high = np.inf if n_items is None else n_items
     bad = np.flatnonzero(np.any((indices < 0) | (indices >= high), axis=1))
     if bad.size:
         allowed = "non-negative" if n_items is None else f"in [0, {n_items})"
-        raise ValueError(f"{path}: {where(bad[0])} has an index that is not {allowed}: {indices[bad[0]].tolist()}.")
-    repeated = (indices[:, 0] == indices[:, 1]) | (indices[:, 0] == indices[:, 2]) | (indices[:, 1] == indices[:, 2])
+        raise ValueError(
+            f"{path}: {where(bad[0])} has an index that is not {allowed}: {indices[bad[0]].tolist()}."
+        )
+    repeated = (
+        (indices[:, 0] == indices[:, 1])
+        | (indices[:, 0] == indices[:, 2])
+        | (indices[:, 1] == indices[:, 2])
+    )
     if np.any(repeated):
         row = np.flatnonzero(repeated)[0]
         raise ValueError(f"{path}: {where(row)} repeats an object: {indices[row].tolist()}.")
@@ -89,8 +97,12 @@ def read_features(path: str | os.PathLike) -> np.ndarray:
     if path.suffix == ".npy":
         features = _load_npy(path)
         if features.ndim != 2:
-            raise ValueError(f"{path}: features must have shape [n_items, d]; got shape {features.shape}.")
-        if not (np.issubdtype(features.dtype, np.floating) or np.issubdtype(features.dtype, np.integer)):
+            raise ValueError(
+                f"{path}: features must have shape [n_items, d]; got shape {features.shape}."
+            )
+        if not (
+            np.issubdtype(features.dtype, np.floating) or np.issubdtype(features.dtype, np.integer)
+        ):
             raise ValueError(f"{path}: features must be numbers; got dtype {features.dtype}.")
         if not np.issubdtype(features.dtype, np.floating):
             features = features.astype(np.float64)
@@ -101,11 +113,15 @@ def read_features(path: str | os.PathLike) -> np.ndarray:
         features = np.empty((len(rows), width), dtype=np.float64)
         for row, (line, fields) in enumerate(zip(lines, rows)):
             if len(fields) != width:
-                raise ValueError(f"{path}: row {row} (line {line}) has {len(fields)} columns; row 0 has {width}.")
+                raise ValueError(
+                    f"{path}: row {row} (line {line}) has {len(fields)} columns; row 0 has {width}."
+                )
             try:
                 features[row] = [float(field) for field in fields]
             except ValueError:
-                raise ValueError(f"{path}: row {row} (line {line}) holds a value that is not a number.") from None
+                raise ValueError(
+                    f"{path}: row {row} (line {line}) holds a value that is not a number."
+                ) from None
     if features.size == 0:
         raise ValueError(f"{path}: the file holds no features (shape {features.shape}).")
     bad = np.flatnonzero(~np.isfinite(features).all(axis=1))
@@ -132,7 +148,9 @@ class ImageFolder:
     paths: tuple[pathlib.Path, ...]
 
 
-def read_image_folder(path: str | os.PathLike, image_size: tuple[int, int] | None = None) -> ImageFolder:
+def read_image_folder(
+    path: str | os.PathLike, image_size: tuple[int, int] | None = None
+) -> ImageFolder:
     """Reads ``path/<class>/<image>.{png,jpg,jpeg}`` into arrays, classes in sorted order.
 
     Args:
@@ -147,15 +165,21 @@ def read_image_folder(path: str | os.PathLike, image_size: tuple[int, int] | Non
 
     root = _existing(path, "image folder")
     if not root.is_dir():
-        raise ValueError(f"{root}: an image folder must be a directory with one subfolder per class.")
-    classes = sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+        raise ValueError(
+            f"{root}: an image folder must be a directory with one subfolder per class."
+        )
+    classes = sorted(
+        entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith(".")
+    )
     if not classes:
         raise ValueError(f"{root}: no class subfolders found.")
     images, labels, paths = [], [], []
     for label, name in enumerate(classes):
         files = sorted(f for f in (root / name).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise ValueError(f"{root / name}: class folder holds no {'/'.join(IMAGE_SUFFIXES)} images.")
+            raise ValueError(
+                f"{root / name}: class folder holds no {'/'.join(IMAGE_SUFFIXES)} images."
+            )
         for file in files:
             try:
                 with Image.open(file) as opened:
@@ -173,7 +197,9 @@ def read_image_folder(path: str | os.PathLike, image_size: tuple[int, int] | Non
             images.append(array)
             labels.append(label)
             paths.append(file)
-    return ImageFolder(np.stack(images), np.array(labels, dtype=np.int64), tuple(classes), tuple(paths))
+    return ImageFolder(
+        np.stack(images), np.array(labels, dtype=np.int64), tuple(classes), tuple(paths)
+    )
 
 
 def _existing(path: str | os.PathLike, what: str) -> pathlib.Path:

@@ -343,9 +343,7 @@ def draw_points(centres, radius: float, height: int, width: int, mask=None) -> n
     return stroke_coverage(_min_ring_distance(centres, radii, mask, height, width), 2.0 * radius)
 
 
-def grating(
-    frequency, angle, phase, height: int, width: int, sharpness: float = 4.0
-) -> np.ndarray:
+def grating(frequency, angle, phase, height: int, width: int, sharpness: float = 4.0) -> np.ndarray:
     """A smooth stripe pattern (texture), one per image.
 
     ``value = 1/2 + 1/2 tanh(sharpness * sin(2 pi f u + phase)) / tanh(sharpness)``

@@ -60,9 +60,25 @@ class _NamedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     # requires on Python < 3.9. These builders download nothing: there is nothing to find.
     code_path = None
 
-    def __init__(self, *, name: str, data_dir: str | os.PathLike, description: str, features, metadata, splits):
-        if not name or not name.replace("_", "").isalnum() or not name[0].isalpha() or name.lower() != name:
-            raise ValueError(f"name must be snake_case letters, digits and '_', starting with a letter; got {name!r}.")
+    def __init__(
+        self,
+        *,
+        name: str,
+        data_dir: str | os.PathLike,
+        description: str,
+        features,
+        metadata,
+        splits,
+    ):
+        if (
+            not name
+            or not name.replace("_", "").isalnum()
+            or not name[0].isalpha()
+            or name.lower() != name
+        ):
+            raise ValueError(
+                f"name must be snake_case letters, digits and '_', starting with a letter; got {name!r}."
+            )
         self.name = name
         self._description = description
         self._features = features
@@ -81,7 +97,9 @@ class _NamedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _split_generators(self, dl_manager):
         del dl_manager
-        return {split: self._generate_examples(examples) for split, examples in self._splits.items()}
+        return {
+            split: self._generate_examples(examples) for split, examples in self._splits.items()
+        }
 
     def _generate_examples(self, examples: Callable[[], Iterable[dict]]):
         yield from enumerate(examples())
@@ -100,7 +118,14 @@ class ImageSetBuilder(_NamedBuilder):
       description: free text stored in ``dataset_info.json``.
     """
 
-    def __init__(self, *, name: str, splits: Mapping[str, ImageSplit], data_dir: str | os.PathLike, description: str = ""):
+    def __init__(
+        self,
+        *,
+        name: str,
+        splits: Mapping[str, ImageSplit],
+        data_dir: str | os.PathLike,
+        description: str = "",
+    ):
         if not splits:
             raise ValueError("splits must name at least one split; got none.")
         factories = {split: _example_factory(split, source) for split, source in splits.items()}
@@ -109,16 +134,30 @@ class ImageSetBuilder(_NamedBuilder):
         if first is None:
             raise ValueError(f"splits[{first_split!r}] has no examples.")
         if IMAGE_KEY not in first:
-            raise ValueError(f"image-set examples need an {IMAGE_KEY!r} key; got keys {sorted(first)}.")
+            raise ValueError(
+                f"image-set examples need an {IMAGE_KEY!r} key; got keys {sorted(first)}."
+            )
         shape = np.shape(first[IMAGE_KEY])
         if len(shape) != 3:
             raise ValueError(f"images must have shape [H, W, C] per example; got {shape}.")
         spec = {IMAGE_KEY: tfds.features.Tensor(shape=shape, dtype=np.uint8)}
-        spec |= {key: tfds.features.Tensor(shape=(), dtype=np.int64) for key in sorted(first) if key != IMAGE_KEY}
+        spec |= {
+            key: tfds.features.Tensor(shape=(), dtype=np.int64)
+            for key in sorted(first)
+            if key != IMAGE_KEY
+        }
         features = tfds.features.FeaturesDict(spec)
-        checked = {split: _checked_images(split, factory, first) for split, factory in factories.items()}
-        super().__init__(name=name, data_dir=data_dir, description=description, features=features,
-                         metadata={}, splits=checked)
+        checked = {
+            split: _checked_images(split, factory, first) for split, factory in factories.items()
+        }
+        super().__init__(
+            name=name,
+            data_dir=data_dir,
+            description=description,
+            features=features,
+            metadata={},
+            splits=checked,
+        )
 
 
 class TripletSetBuilder(_NamedBuilder):
@@ -132,18 +171,31 @@ class TripletSetBuilder(_NamedBuilder):
       description: free text stored in ``dataset_info.json``.
     """
 
-    def __init__(self, *, name: str, splits: Mapping[str, TripletSet], data_dir: str | os.PathLike, description: str = ""):
+    def __init__(
+        self,
+        *,
+        name: str,
+        splits: Mapping[str, TripletSet],
+        data_dir: str | os.PathLike,
+        description: str = "",
+    ):
         if not splits:
             raise ValueError("splits must name at least one split; got none.")
         first = next(iter(splits.values()))
         for split, triplets in splits.items():
             if not isinstance(triplets, TripletSet):
-                raise ValueError(f"splits[{split!r}] must be a TripletSet; got {type(triplets).__name__}.")
+                raise ValueError(
+                    f"splits[{split!r}] must be a TripletSet; got {type(triplets).__name__}."
+                )
             for field in ("similarities", "probabilities", "levels"):
                 if (getattr(triplets, field) is None) != (getattr(first, field) is None):
-                    raise ValueError(f"splits[{split!r}] and the first split differ in having {field}.")
+                    raise ValueError(
+                        f"splits[{split!r}] and the first split differ in having {field}."
+                    )
             if triplets.level_names != first.level_names:
-                raise ValueError(f"splits[{split!r}] has level_names {triplets.level_names}, not {first.level_names}.")
+                raise ValueError(
+                    f"splits[{split!r}] has level_names {triplets.level_names}, not {first.level_names}."
+                )
         spec = {"indices": tfds.features.Tensor(shape=(3,), dtype=np.int64)}
         for field in ("similarities", "probabilities"):
             if getattr(first, field) is not None:
@@ -151,10 +203,21 @@ class TripletSetBuilder(_NamedBuilder):
         if first.levels is not None:
             spec["level"] = tfds.features.Tensor(shape=(), dtype=np.int64)
         n_items = [triplets.n_items for triplets in splits.values()]
-        metadata = {"level_names": list(first.level_names), "n_items": None if None in n_items else max(n_items)}
-        examples = {split: (lambda t=triplets: _triplet_examples(t)) for split, triplets in splits.items()}
-        super().__init__(name=name, data_dir=data_dir, description=description,
-                         features=tfds.features.FeaturesDict(spec), metadata=metadata, splits=examples)
+        metadata = {
+            "level_names": list(first.level_names),
+            "n_items": None if None in n_items else max(n_items),
+        }
+        examples = {
+            split: (lambda t=triplets: _triplet_examples(t)) for split, triplets in splits.items()
+        }
+        super().__init__(
+            name=name,
+            data_dir=data_dir,
+            description=description,
+            features=tfds.features.FeaturesDict(spec),
+            metadata=metadata,
+            splits=examples,
+        )
 
 
 def write_image_set(
@@ -170,7 +233,10 @@ def write_image_set(
     Raises ``FileExistsError`` if the data set is already there, unless ``overwrite``
     (TFDS would otherwise silently keep the old data).
     """
-    return _prepare(ImageSetBuilder(name=name, splits=splits, data_dir=data_dir, description=description), overwrite)
+    return _prepare(
+        ImageSetBuilder(name=name, splits=splits, data_dir=data_dir, description=description),
+        overwrite,
+    )
 
 
 def write_triplet_set(
@@ -182,7 +248,10 @@ def write_triplet_set(
     overwrite: bool = False,
 ) -> pathlib.Path:
     """Writes triplet sets with :class:`TripletSetBuilder`; returns the directory."""
-    return _prepare(TripletSetBuilder(name=name, splits=splits, data_dir=data_dir, description=description), overwrite)
+    return _prepare(
+        TripletSetBuilder(name=name, splits=splits, data_dir=data_dir, description=description),
+        overwrite,
+    )
 
 
 def data_source(name: str, data_dir: str | os.PathLike, split: str):
@@ -193,7 +262,9 @@ def data_source(name: str, data_dir: str | os.PathLike, split: str):
     """
     path = pathlib.Path(data_dir) / name / VERSION
     if not (path / "dataset_info.json").exists():
-        raise FileNotFoundError(f"No data set {name!r} in {os.fspath(data_dir)!r} (expected {os.fspath(path)}).")
+        raise FileNotFoundError(
+            f"No data set {name!r} in {os.fspath(data_dir)!r} (expected {os.fspath(path)})."
+        )
     sources = tfds.data_source(name, data_dir=os.fspath(data_dir), download=False)
     if split not in sources:
         raise ValueError(f"split must be one of {sorted(sources)} for {name!r}; got {split!r}.")
@@ -227,7 +298,9 @@ def _prepare(builder: _NamedBuilder, overwrite: bool) -> pathlib.Path:
     path = pathlib.Path(builder.data_dir)
     if path.exists():
         if not overwrite:
-            raise FileExistsError(f"{os.fspath(path)} already holds {builder.name!r}; pass overwrite=True to replace it.")
+            raise FileExistsError(
+                f"{os.fspath(path)} already holds {builder.name!r}; pass overwrite=True to replace it."
+            )
         shutil.rmtree(path)
     # TFDS prints its "Downloading and preparing" banner to stdout; it belongs with the
     # progress bars on stderr, out of the tables and doctests that use stdout.
@@ -236,7 +309,9 @@ def _prepare(builder: _NamedBuilder, overwrite: bool) -> pathlib.Path:
     return path
 
 
-def _example_factory(split: str, source: ImageSplit) -> Callable[[], Iterable[Mapping[str, np.ndarray]]]:
+def _example_factory(
+    split: str, source: ImageSplit
+) -> Callable[[], Iterable[Mapping[str, np.ndarray]]]:
     if callable(source):
         return source
     if not isinstance(source, Mapping) or IMAGE_KEY not in source:
@@ -248,11 +323,15 @@ def _example_factory(split: str, source: ImageSplit) -> Callable[[], Iterable[Ma
     n = len(arrays[IMAGE_KEY])
     for key, value in arrays.items():
         if len(value) != n:
-            raise ValueError(f"splits[{split!r}][{key!r}] has {len(value)} rows; {IMAGE_KEY!r} has {n}.")
+            raise ValueError(
+                f"splits[{split!r}][{key!r}] has {len(value)} rows; {IMAGE_KEY!r} has {n}."
+            )
     return lambda: ({key: value[i] for key, value in arrays.items()} for i in range(n))
 
 
-def _checked_images(split: str, factory, first: Mapping[str, np.ndarray]) -> Callable[[], Iterator[dict]]:
+def _checked_images(
+    split: str, factory, first: Mapping[str, np.ndarray]
+) -> Callable[[], Iterator[dict]]:
     keys = sorted(first)
     shape = np.shape(first[IMAGE_KEY])
 
@@ -260,9 +339,17 @@ def _checked_images(split: str, factory, first: Mapping[str, np.ndarray]) -> Cal
         for i, example in enumerate(factory()):
             where = f"splits[{split!r}] example {i}"
             if sorted(example) != keys:
-                raise ValueError(f"{where} has keys {sorted(example)}; the first example has {keys}.")
-            yield {key: (_as_uint8(where, example[key], shape) if key == IMAGE_KEY else _as_label(where, key, example[key]))
-                   for key in keys}
+                raise ValueError(
+                    f"{where} has keys {sorted(example)}; the first example has {keys}."
+                )
+            yield {
+                key: (
+                    _as_uint8(where, example[key], shape)
+                    if key == IMAGE_KEY
+                    else _as_label(where, key, example[key])
+                )
+                for key in keys
+            }
 
     return examples
 
@@ -270,20 +357,28 @@ def _checked_images(split: str, factory, first: Mapping[str, np.ndarray]) -> Cal
 def _as_uint8(where: str, image, shape) -> np.ndarray:
     image = np.asarray(image)
     if image.shape != shape:
-        raise ValueError(f"{where}: image shape {image.shape} differs from the first example's {shape}.")
+        raise ValueError(
+            f"{where}: image shape {image.shape} differs from the first example's {shape}."
+        )
     if image.dtype == np.uint8:
         return image
     if not np.issubdtype(image.dtype, np.floating):
-        raise ValueError(f"{where}: images must be uint8 or float in [0, 1]; got dtype {image.dtype}.")
+        raise ValueError(
+            f"{where}: images must be uint8 or float in [0, 1]; got dtype {image.dtype}."
+        )
     if not (np.all(np.isfinite(image)) and image.min() >= 0 and image.max() <= 1):
-        raise ValueError(f"{where}: float images must lie in [0, 1]; got values in [{image.min()}, {image.max()}].")
+        raise ValueError(
+            f"{where}: float images must lie in [0, 1]; got values in [{image.min()}, {image.max()}]."
+        )
     return np.round(image * 255).astype(np.uint8)
 
 
 def _as_label(where: str, key: str, label) -> np.int64:
     label = np.asarray(label)
     if label.shape != () or not np.issubdtype(label.dtype, np.integer):
-        raise ValueError(f"{where}: label {key!r} must be one integer; got {label.dtype} {label.shape}.")
+        raise ValueError(
+            f"{where}: label {key!r} must be one integer; got {label.dtype} {label.shape}."
+        )
     return np.int64(label)
 
 
@@ -302,5 +397,9 @@ def _stack(records: list[dict], features) -> dict[str, np.ndarray]:
     arrays = {}
     for key, feature in features.items():
         empty = np.zeros((0, *feature.shape), dtype=feature.np_dtype)
-        arrays[key] = np.stack([np.asarray(r[key], dtype=feature.np_dtype) for r in records]) if records else empty
+        arrays[key] = (
+            np.stack([np.asarray(r[key], dtype=feature.np_dtype) for r in records])
+            if records
+            else empty
+        )
     return arrays

@@ -128,14 +128,22 @@ class TripletSet:
         if indices.size and not np.issubdtype(indices.dtype, np.integer):
             raise ValueError(f"indices must be integers; got dtype {indices.dtype}.")
         indices = indices.astype(np.int64)
-        if self.n_items is not None and (not isinstance(self.n_items, (int, np.integer)) or self.n_items < 3):
+        if self.n_items is not None and (
+            not isinstance(self.n_items, (int, np.integer)) or self.n_items < 3
+        ):
             raise ValueError(f"n_items must be an integer >= 3; got {self.n_items!r}.")
         high = np.inf if self.n_items is None else self.n_items
         bad = np.flatnonzero(np.any((indices < 0) | (indices >= high), axis=1))
         if bad.size:
             allowed = "non-negative" if self.n_items is None else f"in [0, {self.n_items})"
-            raise ValueError(f"indices row {bad[0]} has an index that is not {allowed}: {indices[bad[0]]}.")
-        repeated = (indices[:, 0] == indices[:, 1]) | (indices[:, 0] == indices[:, 2]) | (indices[:, 1] == indices[:, 2])
+            raise ValueError(
+                f"indices row {bad[0]} has an index that is not {allowed}: {indices[bad[0]]}."
+            )
+        repeated = (
+            (indices[:, 0] == indices[:, 1])
+            | (indices[:, 0] == indices[:, 2])
+            | (indices[:, 1] == indices[:, 2])
+        )
         if np.any(repeated):
             row = np.flatnonzero(repeated)[0]
             raise ValueError(f"indices row {row} repeats an item: {indices[row]}.")
@@ -148,7 +156,9 @@ class TripletSet:
                 object.__setattr__(self, name, _pair_values(name, value, n))
         if self.probabilities is not None:
             p = self.probabilities
-            bad = np.flatnonzero((p < 0).any(axis=1) | (np.abs(p.sum(axis=1) - 1) > _PROBABILITY_ATOL))
+            bad = np.flatnonzero(
+                (p < 0).any(axis=1) | (np.abs(p.sum(axis=1) - 1) > _PROBABILITY_ATOL)
+            )
             if bad.size:
                 raise ValueError(
                     f"probabilities row {bad[0]} must be non-negative and sum to one; got {p[bad[0]]}."
@@ -156,10 +166,16 @@ class TripletSet:
         object.__setattr__(self, "level_names", tuple(str(name) for name in self.level_names))
         if self.levels is not None:
             levels = np.asarray(self.levels)
-            if levels.shape != (n,) or (levels.size and not np.issubdtype(levels.dtype, np.integer)):
-                raise ValueError(f"levels must be integer codes of shape [{n}]; got {levels.dtype} {levels.shape}.")
+            if levels.shape != (n,) or (
+                levels.size and not np.issubdtype(levels.dtype, np.integer)
+            ):
+                raise ValueError(
+                    f"levels must be integer codes of shape [{n}]; got {levels.dtype} {levels.shape}."
+                )
             if not self.level_names:
-                raise ValueError("level_names must name the level codes when levels are given; got ().")
+                raise ValueError(
+                    "level_names must name the level codes when levels are given; got ()."
+                )
             bad = np.flatnonzero((levels < 0) | (levels >= len(self.level_names)))
             if bad.size:
                 raise ValueError(
@@ -173,7 +189,7 @@ class TripletSet:
 
     def subset(self, index: np.ndarray | slice | Sequence[int]) -> TripletSet:
         """The triplets selected by ``index`` (integer indices, boolean mask or slice)."""
-        take = (lambda x: None if x is None else x[index])
+        take = lambda x: None if x is None else x[index]
         return TripletSet(
             indices=self.indices[index],
             similarities=take(self.similarities),
@@ -190,9 +206,11 @@ class TripletSet:
         """
         key = self.similarities if self.similarities is not None else self.probabilities
         if key is None:
-            raise ValueError("sorted_odd_last needs similarities or probabilities; the set has neither.")
+            raise ValueError(
+                "sorted_odd_last needs similarities or probabilities; the set has neither."
+            )
         item_order, pair_order = sort_odd_last(key)
-        reorder = (lambda x: None if x is None else np.take_along_axis(x, pair_order, axis=1))
+        reorder = lambda x: None if x is None else np.take_along_axis(x, pair_order, axis=1)
         return dataclasses.replace(
             self,
             indices=np.take_along_axis(self.indices, item_order, axis=1),
@@ -215,7 +233,10 @@ class TripletSet:
             for name, array in arrays.items():
                 buffer = io.BytesIO()
                 np.lib.format.write_array(buffer, np.asarray(array), allow_pickle=False)
-                archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buffer.getvalue())
+                archive.writestr(
+                    zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)),
+                    buffer.getvalue(),
+                )
 
     @classmethod
     def load_npz(cls, path: str | os.PathLike) -> TripletSet:
@@ -224,13 +245,21 @@ class TripletSet:
             raise FileNotFoundError(f"Triplet set file not found: {os.fspath(path)!r}.")
         with np.load(path, allow_pickle=False) as data:
             if "indices" not in data.files:
-                raise ValueError(f"{os.fspath(path)}: not a triplet set (no 'indices' array; has {data.files}).")
-            fields = {name: data[name] for name in ("similarities", "probabilities", "levels") if name in data.files}
+                raise ValueError(
+                    f"{os.fspath(path)}: not a triplet set (no 'indices' array; has {data.files})."
+                )
+            fields = {
+                name: data[name]
+                for name in ("similarities", "probabilities", "levels")
+                if name in data.files
+            }
             n_items = int(data["n_items"]) if "n_items" in data.files else -1
             level_names = tuple(data["level_names"].tolist()) if "level_names" in data.files else ()
             indices = data["indices"]
         try:
-            return cls(indices, level_names=level_names, n_items=None if n_items < 0 else n_items, **fields)
+            return cls(
+                indices, level_names=level_names, n_items=None if n_items < 0 else n_items, **fields
+            )
         except ValueError as error:
             raise ValueError(f"{os.fspath(path)}: {error}") from error
 
@@ -254,12 +283,18 @@ def concatenate(sets: Sequence[TripletSet]) -> TripletSet:
     for i, other in enumerate(sets[1:], start=1):
         for name in fields:
             if (getattr(other, name) is None) != (getattr(first, name) is None):
-                raise ValueError(f"sets[{i}] {'lacks' if getattr(other, name) is None else 'has'} {name}, unlike sets[0].")
+                raise ValueError(
+                    f"sets[{i}] {'lacks' if getattr(other, name) is None else 'has'} {name}, unlike sets[0]."
+                )
         if other.level_names != first.level_names:
-            raise ValueError(f"sets[{i}] has level_names {other.level_names}, sets[0] has {first.level_names}.")
+            raise ValueError(
+                f"sets[{i}] has level_names {other.level_names}, sets[0] has {first.level_names}."
+            )
     n_items = [s.n_items for s in sets]
     stacked = {
-        name: None if getattr(first, name) is None else np.concatenate([getattr(s, name) for s in sets])
+        name: None
+        if getattr(first, name) is None
+        else np.concatenate([getattr(s, name) for s in sets])
         for name in fields
     }
     return TripletSet(
@@ -274,7 +309,9 @@ def _pair_values(name: str, value, n: int) -> np.ndarray:
     array = np.asarray(value)
     if array.shape != (n, 3):
         raise ValueError(f"{name} must have shape [{n}, 3] like indices; got shape {array.shape}.")
-    if array.size and not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+    if array.size and not (
+        np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
+    ):
         raise ValueError(f"{name} must be numbers; got dtype {array.dtype}.")
     array = array.astype(np.float32)
     bad = np.flatnonzero(~np.isfinite(array).all(axis=1))

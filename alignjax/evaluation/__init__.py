@@ -31,7 +31,6 @@ from alignjax.evaluation.calibration import (
 from alignjax.evaluation.correlation import CorrelationResult, correlate
 from alignjax.evaluation.few_shot import FewShotResult, few_shot_accuracy, sample_few_shot
 from alignjax.evaluation.neighbours import nearest_neighbour_preservation, nearest_neighbours
-from alignjax.evaluation.oddball import OddballResult, oddball_choices, oddball_error_rates
 from alignjax.evaluation.odd_one_out import (
     OddOneOutResult,
     noise_ceiling,
@@ -39,6 +38,7 @@ from alignjax.evaluation.odd_one_out import (
     odd_one_out_accuracy_from_similarities,
     odd_one_out_probabilities,
 )
+from alignjax.evaluation.oddball import OddballResult, oddball_choices, oddball_error_rates
 from alignjax.evaluation.rsa import (
     linear_cka,
     representational_dissimilarity_matrix,

@@ -83,9 +83,7 @@ def noise_ceiling(reference_probabilities) -> float:
     >>> noise_ceiling([[0.8, 0.1, 0.1], [0.4, 0.5, 0.1]])
     0.65
     """
-    probabilities = _validation.as_probabilities(
-        "reference_probabilities", reference_probabilities
-    )
+    probabilities = _validation.as_probabilities("reference_probabilities", reference_probabilities)
     return float(probabilities.max(axis=1).mean())
 
 
@@ -313,8 +311,11 @@ def odd_one_out_accuracy_from_similarities(
     correct = _map_chunks(
         lambda chunk: losses.triplet_accuracy(
             np.stack(
-                [matrix[chunk[:, 0], chunk[:, 1]], matrix[chunk[:, 0], chunk[:, 2]],
-                 matrix[chunk[:, 1], chunk[:, 2]]],
+                [
+                    matrix[chunk[:, 0], chunk[:, 1]],
+                    matrix[chunk[:, 0], chunk[:, 2]],
+                    matrix[chunk[:, 1], chunk[:, 2]],
+                ],
                 axis=-1,
             )
         ),

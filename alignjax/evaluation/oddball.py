@@ -47,9 +47,7 @@ class OddballResult:
         flat = {"error_rate": self.error_rate}
         flat.update({f"error_rate/{name}": v for name, v in self.per_shape_error_rate.items()})
         if self.human_correlation is not None:
-            flat.update(
-                {f"human_{key}": v for key, v in self.human_correlation.to_dict().items()}
-            )
+            flat.update({f"human_{key}": v for key, v in self.human_correlation.to_dict().items()})
         return flat
 
 

@@ -89,9 +89,7 @@ def rsa_spearman(rdm_a, rdm_b) -> float:
     a = _check_rdm("rdm_a", rdm_a)
     b = _check_rdm("rdm_b", rdm_b)
     if a.shape != b.shape:
-        raise ValueError(
-            f"rdm_a and rdm_b must have the same shape; got {a.shape} and {b.shape}."
-        )
+        raise ValueError(f"rdm_a and rdm_b must have the same shape; got {a.shape} and {b.shape}.")
     upper = np.triu_indices(a.shape[0], k=1)
     return float(scipy.stats.spearmanr(a[upper], b[upper]).statistic)
 

@@ -32,9 +32,7 @@ def masked_log_softmax(logits: jax.Array, mask: jax.Array) -> jax.Array:
     return jax.nn.log_softmax(jnp.where(mask, logits, -jnp.inf), axis=-1)
 
 
-def soft_cross_entropy(
-    target_logits: jax.Array, logits: jax.Array, mask: jax.Array
-) -> jax.Array:
+def soft_cross_entropy(target_logits: jax.Array, logits: jax.Array, mask: jax.Array) -> jax.Array:
     """``-sum_j q_ij log p_ij`` per row, ``q`` and ``p`` the masked row-softmaxes."""
     target = jnp.exp(masked_log_softmax(target_logits, mask))
     # Zero the masked -inf before multiplying: 0 * -inf would poison the gradient.

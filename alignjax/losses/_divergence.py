@@ -66,9 +66,7 @@ def js_with_grads(
     log_p, p = log_softmax3(teacher_logits)
     log_q, q = log_softmax3(student_logits)
     tiny = jnp.finfo(p[0].dtype).tiny
-    log_m = tuple(
-        jnp.log(jnp.maximum(pk + qk, tiny)) - math.log(2.0) for pk, qk in zip(p, q)
-    )
+    log_m = tuple(jnp.log(jnp.maximum(pk + qk, tiny)) - math.log(2.0) for pk, qk in zip(p, q))
     g_p = tuple(0.5 * (lk - lmk) for lk, lmk in zip(log_p, log_m))
     g_q = tuple(0.5 * (lk - lmk) for lk, lmk in zip(log_q, log_m))
     mean_p = sum(pk * gk for pk, gk in zip(p, g_p))

@@ -40,8 +40,7 @@ def as_float(x, dtype) -> jax.Array:
 def check_rank(name: str, x, min_rank: int) -> None:
     if jnp.ndim(x) < min_rank:
         raise ValueError(
-            f"`{name}` must have at least {min_rank} dimension(s); got shape "
-            f"{jnp.shape(x)}."
+            f"`{name}` must have at least {min_rank} dimension(s); got shape {jnp.shape(x)}."
         )
 
 
@@ -64,8 +63,7 @@ def check_axis_size(name: str, x, axis: int, size: int, layout: str) -> None:
     shape = jnp.shape(x)
     if len(shape) < (axis + 1 if axis >= 0 else -axis) or shape[axis] != size:
         raise ValueError(
-            f"`{name}` must have shape {layout} (axis {axis} of size {size}); got shape "
-            f"{shape}."
+            f"`{name}` must have shape {layout} (axis {axis} of size {size}); got shape {shape}."
         )
 
 
@@ -82,16 +80,13 @@ def broadcast_batch_shapes(
 
     ``core_ndims[i]`` trailing axes of ``arrays[i]`` are its core (1 for ``[..., K]``).
     """
-    batch_shapes = [
-        tuple(jnp.shape(a))[: jnp.ndim(a) - c] for a, c in zip(arrays, core_ndims)
-    ]
+    batch_shapes = [tuple(jnp.shape(a))[: jnp.ndim(a) - c] for a, c in zip(arrays, core_ndims)]
     try:
         return tuple(np.broadcast_shapes(*batch_shapes))
     except ValueError:
         got = ", ".join(f"`{n}`: {tuple(jnp.shape(a))}" for n, a in zip(names, arrays))
         raise ValueError(
-            f"Batch shapes of {', '.join(f'`{n}`' for n in names)} do not broadcast; "
-            f"got {got}."
+            f"Batch shapes of {', '.join(f'`{n}`' for n in names)} do not broadcast; got {got}."
         ) from None
 
 
@@ -125,9 +120,7 @@ def check_temperature(name: str, temperature) -> None:
 
 def check_triplet_similarities(name: str, similarities) -> None:
     check_rank(name, similarities, 1)
-    check_axis_size(
-        name, similarities, -1, 3, "[..., 3] (pair similarities [s01, s02, s12])"
-    )
+    check_axis_size(name, similarities, -1, 3, "[..., 3] (pair similarities [s01, s02, s12])")
 
 
 def check_probabilities(name: str, p, axis: int = -1) -> None:

@@ -25,9 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from alignjax.losses import _batch
-from alignjax.losses import _divergence
-from alignjax.losses import _kernels
+from alignjax.losses import _batch, _divergence, _kernels
 from alignjax.losses import _validation as v
 
 

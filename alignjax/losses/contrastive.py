@@ -14,8 +14,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from alignjax.losses import _batch
-from alignjax.losses import _kernels
+from alignjax.losses import _batch, _kernels
 from alignjax.losses import _validation as v
 
 

@@ -12,7 +12,6 @@ References:
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from alignjax.losses import _divergence
 from alignjax.losses import _validation as v
@@ -73,7 +72,10 @@ def triplet_kl_divergence(
       Muttenthaler et al., 2024 (arXiv:2409.06509), the AligNet objective.
     """
     return _triplet_divergence(
-        "kl", teacher_similarities, student_similarities, teacher_temperature,
+        "kl",
+        teacher_similarities,
+        student_similarities,
+        teacher_temperature,
         student_temperature,
     )
 
@@ -118,6 +120,9 @@ def triplet_js_divergence(
       1991. Muttenthaler et al., 2024 (arXiv:2409.06509).
     """
     return _triplet_divergence(
-        "js", teacher_similarities, student_similarities, teacher_temperature,
+        "js",
+        teacher_similarities,
+        student_similarities,
+        teacher_temperature,
         student_temperature,
     )

@@ -334,9 +334,7 @@ def conjugate_gaussian_log_generative_similarity(
     _check_covariance("prior_cov", prior_cov, d)
     _check_covariance("noise_cov", noise_cov, d)
     dtype = v.compute_dtype(x, y, prior_mean, prior_cov, noise_cov)
-    x, y, mu0, s0, s = (
-        v.as_float(a, dtype) for a in (x, y, prior_mean, prior_cov, noise_cov)
-    )
+    x, y, mu0, s0, s = (v.as_float(a, dtype) for a in (x, y, prior_mean, prior_cov, noise_cov))
     if (s0.ndim == 2) != (s.ndim == 2):
         # 2 S0 + S needs one convention when one of them is a full matrix.
         s0, s = (_as_full(c, d) for c in (s0, s))

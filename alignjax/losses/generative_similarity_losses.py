@@ -19,10 +19,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from alignjax.losses import _batch
-from alignjax.losses import _kernels
+from alignjax.losses import _batch, _kernels, triplet
 from alignjax.losses import _validation as v
-from alignjax.losses import triplet
 
 
 def generative_similarity_softmax_loss(

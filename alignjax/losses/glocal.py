@@ -16,11 +16,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from alignjax.losses import _batch
-from alignjax.losses import _kernels
+from alignjax.losses import _batch, _kernels, penalties, triplet
 from alignjax.losses import _validation as v
-from alignjax.losses import penalties
-from alignjax.losses import triplet
 
 PENALTIES = {
     "scaled_identity": penalties.scaled_identity_penalty,
@@ -225,9 +222,7 @@ def glocal_objective(
         v.check_ndim("local_features", local_features, 2, "[B, p]")
         student = _affine("local_features", local_features, weights, bias)
         local_term = jnp.mean(
-            glocal_local_loss(
-                local_features, student, temperature=temperature, axis_name=axis_name
-            )
+            glocal_local_loss(local_features, student, temperature=temperature, axis_name=axis_name)
         )
         if axis_name is not None:
             local_term = jax.lax.pmean(local_term, axis_name)

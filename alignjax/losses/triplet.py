@@ -21,9 +21,8 @@ import jax.numpy as jnp
 from alignjax.losses import _kernels
 from alignjax.losses import _validation as v
 
-def triplet_similarities(
-    embeddings: jax.typing.ArrayLike, kernel: str = "dot"
-) -> jax.Array:
+
+def triplet_similarities(embeddings: jax.typing.ArrayLike, kernel: str = "dot") -> jax.Array:
     """The three pair similarities of each triplet of embeddings.
 
     .. math::
@@ -52,9 +51,7 @@ def triplet_similarities(
     v.check_choice("kernel", kernel, v.KERNELS)
     e = _kernels.prepare(v.as_float(embeddings, v.compute_dtype(embeddings)), kernel)
     e0, e1, e2 = e[..., 0, :], e[..., 1, :], e[..., 2, :]
-    return jnp.stack(
-        [jnp.sum(e0 * e1, -1), jnp.sum(e0 * e2, -1), jnp.sum(e1 * e2, -1)], axis=-1
-    )
+    return jnp.stack([jnp.sum(e0 * e1, -1), jnp.sum(e0 * e2, -1), jnp.sum(e1 * e2, -1)], axis=-1)
 
 
 def odd_one_out_log_probs(
@@ -83,9 +80,7 @@ def odd_one_out_log_probs(
     return jax.nn.log_softmax(v.as_float(similarities, dtype) / temperature, axis=-1)
 
 
-def odd_one_out_probs(
-    similarities: jax.typing.ArrayLike, temperature: float = 1.0
-) -> jax.Array:
+def odd_one_out_probs(similarities: jax.typing.ArrayLike, temperature: float = 1.0) -> jax.Array:
     """Probabilities ``softmax(s / T)`` of each pair being the most similar.
 
     Args:

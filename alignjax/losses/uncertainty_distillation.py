@@ -53,9 +53,7 @@ def uncertainty_distillation_loss(
     """
     v.check_triplet_similarities("target_probs", target_probs)
     v.check_triplet_similarities("similarities", similarities)
-    v.broadcast_batch_shapes(
-        ("target_probs", "similarities"), (target_probs, similarities), (1, 1)
-    )
+    v.broadcast_batch_shapes(("target_probs", "similarities"), (target_probs, similarities), (1, 1))
     v.check_temperature("temperature", temperature)
     v.check_probabilities("target_probs", target_probs)
     dtype = v.compute_dtype(target_probs, similarities)

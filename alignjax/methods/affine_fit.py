@@ -68,7 +68,9 @@ _EXHAUSTED = object()
 def _features(name: str, features) -> np.ndarray:
     array = np.asarray(features)
     if array.ndim < 1 or array.size == 0:
-        raise ValueError(f"`{name}` must be a non-empty array of features [..., d]; got shape {array.shape}.")
+        raise ValueError(
+            f"`{name}` must be a non-empty array of features [..., d]; got shape {array.shape}."
+        )
     if not np.issubdtype(array.dtype, np.number):
         raise ValueError(f"`{name}` must hold numbers; got dtype {array.dtype}.")
     array = array.astype(np.float32, copy=False)
@@ -80,13 +82,17 @@ def _features(name: str, features) -> np.ndarray:
 def _check_statistics(mean, std) -> tuple[float, float]:
     for name, value in (("mean", mean), ("std", std)):
         if np.ndim(value) != 0 or not np.isfinite(value):
-            raise ValueError(f"`{name}` must be one finite scalar (gLocal's global standardisation); got {value!r}.")
+            raise ValueError(
+                f"`{name}` must be one finite scalar (gLocal's global standardisation); got {value!r}."
+            )
     if not float(std) > 0:
         raise ValueError(f"`std` must be positive; got {float(std)!r}.")
     return float(mean), float(std)
 
 
-def standardize(features, *, mean: float | None = None, std: float | None = None) -> tuple[np.ndarray, float, float]:
+def standardize(
+    features, *, mean: float | None = None, std: float | None = None
+) -> tuple[np.ndarray, float, float]:
     """``(x - mu) / sigma`` with one global scalar ``mu`` and ``sigma`` over all entries.
 
     Args:
@@ -118,7 +124,9 @@ def unstandardize(standardized, mean: float, std: float) -> np.ndarray:
     [1.0, 3.0]
     """
     mean, std = _check_statistics(mean, std)
-    return (_features("standardized", standardized) * np.float32(std) + np.float32(mean)).astype(np.float32)
+    return (_features("standardized", standardized) * np.float32(std) + np.float32(mean)).astype(
+        np.float32
+    )
 
 
 def initial_params(
@@ -156,10 +164,14 @@ class AffineParams:
     def __post_init__(self):
         weights = np.asarray(self.weights, dtype=np.float32)
         if weights.ndim != 2 or 0 in weights.shape:
-            raise ValueError(f"`weights` must be a non-empty [p, q] matrix; got shape {weights.shape}.")
+            raise ValueError(
+                f"`weights` must be a non-empty [p, q] matrix; got shape {weights.shape}."
+            )
         bias = np.asarray(self.bias, dtype=np.float32)
         if bias.shape != (weights.shape[1],):
-            raise ValueError(f"`bias` must have shape [q] = ({weights.shape[1]},) to match `weights`; got shape {bias.shape}.")
+            raise ValueError(
+                f"`bias` must have shape [q] = ({weights.shape[1]},) to match `weights`; got shape {bias.shape}."
+            )
         if not (np.all(np.isfinite(weights)) and np.all(np.isfinite(bias))):
             raise ValueError("`weights` or `bias` contains NaN or infinite values.")
         mean, std = _check_statistics(self.mean, self.std)
@@ -183,7 +195,13 @@ class AffineParams:
         path = pathlib.Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as f:  # a file object keeps numpy from appending ".npz"
-            np.savez(f, weights=self.weights, bias=self.bias, mean=np.float32(self.mean), std=np.float32(self.std))
+            np.savez(
+                f,
+                weights=self.weights,
+                bias=self.bias,
+                mean=np.float32(self.mean),
+                std=np.float32(self.std),
+            )
         return path
 
     @classmethod
@@ -195,10 +213,17 @@ class AffineParams:
         with np.load(path) as data:
             missing = [key for key in NPZ_KEYS if key not in data]
             if missing:
-                raise ValueError(f"{path}: missing keys {missing}; a transform file holds {list(NPZ_KEYS)}, got {sorted(data)}.")
+                raise ValueError(
+                    f"{path}: missing keys {missing}; a transform file holds {list(NPZ_KEYS)}, got {sorted(data)}."
+                )
             values = {key: data[key] for key in NPZ_KEYS}
         try:
-            return cls(values["weights"], values["bias"].reshape(-1), float(values["mean"]), float(values["std"]))
+            return cls(
+                values["weights"],
+                values["bias"].reshape(-1),
+                float(values["mean"]),
+                float(values["std"]),
+            )
         except (TypeError, ValueError) as error:
             raise ValueError(f"{path}: {error}") from None
 
@@ -227,17 +252,25 @@ class AffineFitConfig:
 
     def __post_init__(self):
         if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"AffineFitConfig.optimizer must be 'adam' or 'sgd'; got {self.optimizer!r}.")
+            raise ValueError(
+                f"AffineFitConfig.optimizer must be 'adam' or 'sgd'; got {self.optimizer!r}."
+            )
         if not self.learning_rate > 0:
-            raise ValueError(f"AffineFitConfig.learning_rate must be positive; got {self.learning_rate!r}.")
+            raise ValueError(
+                f"AffineFitConfig.learning_rate must be positive; got {self.learning_rate!r}."
+            )
         if not 0 <= self.momentum < 1:
             raise ValueError(f"AffineFitConfig.momentum must lie in [0, 1); got {self.momentum!r}.")
         if self.clip_norm is not None and not self.clip_norm > 0:
-            raise ValueError(f"AffineFitConfig.clip_norm must be positive or None; got {self.clip_norm!r}.")
+            raise ValueError(
+                f"AffineFitConfig.clip_norm must be positive or None; got {self.clip_norm!r}."
+            )
         for name in ("num_steps", "log_every"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"AffineFitConfig.{name} must be a positive integer; got {value!r}.")
+                raise ValueError(
+                    f"AffineFitConfig.{name} must be a positive integer; got {value!r}."
+                )
 
     def optax(self) -> optax.GradientTransformation:
         """The optax chain: clipping, then Adam or SGD with momentum."""
@@ -254,7 +287,9 @@ def _batch_stream(batches: Iterable[Batch] | Sampler, seed: int) -> Iterable[Bat
         rng = np.random.default_rng(seed)
         return (batches(rng) for _ in itertools.count())
     if not hasattr(batches, "__iter__"):
-        raise ValueError(f"`batches` must be an iterable of batches or a sampler fn(rng) -> batch; got {type(batches).__name__}.")
+        raise ValueError(
+            f"`batches` must be an iterable of batches or a sampler fn(rng) -> batch; got {type(batches).__name__}."
+        )
     return iter(batches)
 
 
@@ -304,7 +339,9 @@ def fit_affine(
     if bias is not None:
         params["bias"] = jnp.asarray(bias, jnp.float32)
         if params["bias"].shape != (weights.shape[1],):
-            raise ValueError(f"`init` bias must have shape ({weights.shape[1]},) to match the weights; got {params['bias'].shape}.")
+            raise ValueError(
+                f"`init` bias must have shape ({weights.shape[1]},) to match the weights; got {params['bias'].shape}."
+            )
     mean, std = _check_statistics(mean, std)
     tx = config.optax()
 
@@ -319,11 +356,15 @@ def fit_affine(
 
     opt_state = tx.init(params)
     stream = _batch_stream(batches, seed)
-    with tqdm(total=config.num_steps, desc=description, disable=not config.progress_bar, leave=False) as bar:
+    with tqdm(
+        total=config.num_steps, desc=description, disable=not config.progress_bar, leave=False
+    ) as bar:
         for index in range(config.num_steps):
             batch = next(stream, _EXHAUSTED)
             if batch is _EXHAUSTED:
-                raise ValueError(f"`batches` ran out after {index} batches; config.num_steps is {config.num_steps}.")
+                raise ValueError(
+                    f"`batches` ran out after {index} batches; config.num_steps is {config.num_steps}."
+                )
             if index == 0:
                 shape = jax.eval_shape(objective, params, batch).shape
                 if shape != ():
@@ -332,7 +373,9 @@ def fit_affine(
             if (index + 1) % config.log_every == 0 or index + 1 == config.num_steps:
                 value = float(loss)
                 if not np.isfinite(value):
-                    raise ValueError(f"the loss became {value} at step {index + 1}; lower the learning rate.")
+                    raise ValueError(
+                        f"the loss became {value} at step {index + 1}; lower the learning rate."
+                    )
                 bar.set_postfix(loss=f"{value:.4f}")
             bar.update()
     final_bias = params.get("bias", jnp.zeros(weights.shape[1], jnp.float32))

@@ -99,7 +99,14 @@ from flax import nnx
 from alignjax import evaluation, losses
 from alignjax.data import augmentations, pipeline, tfds_builders
 from alignjax.data.triplet_set import TripletSet
-from alignjax.methods import affine_fit, alignet_data, alignet_report, alignet_triplets, encoders, objectives
+from alignjax.methods import (
+    affine_fit,
+    alignet_data,
+    alignet_report,
+    alignet_triplets,
+    encoders,
+    objectives,
+)
 from alignjax.methods.alignet_data import DataConfig
 from alignjax.methods.alignet_triplets import SamplingConfig
 from alignjax.training import TrainConfig, fit
@@ -199,7 +206,9 @@ class AligNetConfig:
     """
 
     data: DataConfig = DataConfig()
-    teacher: encoders.EncoderConfig = encoders.EncoderConfig(kind="vit", variant="mu/8", depth=2, embed_dim=32)
+    teacher: encoders.EncoderConfig = encoders.EncoderConfig(
+        kind="vit", variant="mu/8", depth=2, embed_dim=32
+    )
     teacher_objective: Literal["supcon", "simclr"] = "supcon"
     teacher_labels: Literal["leaf", "basic", "superordinate"] = "basic"
     # Periodic checkpoints (beside those on SIGTERM/SIGINT and at the end) bound what a
@@ -207,18 +216,27 @@ class AligNetConfig:
     teacher_train: TrainConfig = TrainConfig(
         num_steps=600, learning_rate=2e-3, warmup_steps=50, log_every=50, checkpoint_every=200
     )
-    student: encoders.EncoderConfig = encoders.EncoderConfig(kind="vit", variant="mu/8", depth=1, embed_dim=32, seed=1)
+    student: encoders.EncoderConfig = encoders.EncoderConfig(
+        kind="vit", variant="mu/8", depth=1, embed_dim=32, seed=1
+    )
     student_objective: Literal["simclr", "supcon"] = "simclr"
     student_pretrain: TrainConfig = TrainConfig(
         num_steps=600, learning_rate=2e-3, warmup_steps=50, log_every=50, checkpoint_every=200
     )
-    objective: objectives.ObjectiveConfig = objectives.ObjectiveConfig(batch_size=128, examples_per_call=16)
+    objective: objectives.ObjectiveConfig = objectives.ObjectiveConfig(
+        batch_size=128, examples_per_call=16
+    )
     augmentation: augmentations.ImageAugmentation = augmentations.ImageAugmentation()
     uncertainty_distillation: UncertaintyDistillationConfig = UncertaintyDistillationConfig()
     sampling: SamplingConfig = SamplingConfig()
     distillation: DistillationConfig = DistillationConfig()
     student_train: TrainConfig = TrainConfig(
-        num_steps=1000, learning_rate=1e-3, warmup_steps=100, decay_to_init=1.0, log_every=50, checkpoint_every=250
+        num_steps=1000,
+        learning_rate=1e-3,
+        warmup_steps=100,
+        decay_to_init=1.0,
+        log_every=50,
+        checkpoint_every=250,
     )
     evaluation: EvaluationConfig = EvaluationConfig()
     variants: tuple[str, ...] = VARIANTS
@@ -227,7 +245,9 @@ class AligNetConfig:
     def __post_init__(self):
         unknown = set(self.variants) - set(VARIANTS)
         if unknown or not self.variants:
-            raise ValueError(f"variants must be a non-empty subset of {VARIANTS}, got {self.variants!r}")
+            raise ValueError(
+                f"variants must be a non-empty subset of {VARIANTS}, got {self.variants!r}"
+            )
         # Each held-out category is the anomaly detector's normal set once, with the
         # first half of its images as training data.
         normal = self.data.held_out_items_per_leaf // 2
@@ -253,7 +273,9 @@ def _as_float(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / np.float32(255)
 
 
-def pool_sources(config: AligNetConfig, pool: dict[str, np.ndarray], labels: str) -> objectives.Sources:
+def pool_sources(
+    config: AligNetConfig, pool: dict[str, np.ndarray], labels: str
+) -> objectives.Sources:
     """The pretraining objectives' samplers over the image pool (``labels``: supcon's)."""
     images = pool["image"]
 
@@ -262,7 +284,9 @@ def pool_sources(config: AligNetConfig, pool: dict[str, np.ndarray], labels: str
         return {"inputs": _as_float(images[index]), "labels": pool[labels][index]}
 
     def triplets(rng, n):
-        raise ValueError("AligNet's pretraining objectives draw items, not triplets (objective 'gensim')")
+        raise ValueError(
+            "AligNet's pretraining objectives draw items, not triplets (objective 'gensim')"
+        )
 
     def augment(rng, image):
         return augmentations.random_affine(rng, image, config.augmentation)
@@ -270,37 +294,60 @@ def pool_sources(config: AligNetConfig, pool: dict[str, np.ndarray], labels: str
     return objectives.Sources(triplets=triplets, items=items, augment=augment)
 
 
-def train_teacher(config: AligNetConfig, workdir: str | os.PathLike[str], pool: dict[str, np.ndarray]) -> nnx.Module:
+def train_teacher(
+    config: AligNetConfig, workdir: str | os.PathLike[str], pool: dict[str, np.ndarray]
+) -> nnx.Module:
     """Stage 2a: the teacher, trained on the pool's ``teacher_labels`` (``workdir/teacher``)."""
     return objectives.train_encoder(
-        config.teacher_objective, pool_sources(config, pool, config.teacher_labels), config.teacher,
-        pool["image"].shape[1:], config.teacher_train, config.objective,
-        workdir=pathlib.Path(workdir) / "teacher", seed=config.seed,
+        config.teacher_objective,
+        pool_sources(config, pool, config.teacher_labels),
+        config.teacher,
+        pool["image"].shape[1:],
+        config.teacher_train,
+        config.objective,
+        workdir=pathlib.Path(workdir) / "teacher",
+        seed=config.seed,
     )
 
 
-def pretrain_student(config: AligNetConfig, workdir: str | os.PathLike[str], pool: dict[str, np.ndarray]) -> nnx.Module:
+def pretrain_student(
+    config: AligNetConfig, workdir: str | os.PathLike[str], pool: dict[str, np.ndarray]
+) -> nnx.Module:
     """Stage 2b: the base student, pretrained on the pool (``workdir/student_base``)."""
     return objectives.train_encoder(
-        config.student_objective, pool_sources(config, pool, config.teacher_labels), config.student,
-        pool["image"].shape[1:], config.student_pretrain, config.objective,
-        workdir=pathlib.Path(workdir) / "student_base", seed=config.seed + 1,
+        config.student_objective,
+        pool_sources(config, pool, config.teacher_labels),
+        config.student,
+        pool["image"].shape[1:],
+        config.student_pretrain,
+        config.objective,
+        workdir=pathlib.Path(workdir) / "student_base",
+        seed=config.seed + 1,
     )
 
 
 def embed_images(model: nnx.Module, images: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
     """``model`` applied to uint8 images ``[n, H, W, C]``: ``float32 [n, d]``."""
-    return np.concatenate([encoders.embed(model, _as_float(images[i : i + chunk])) for i in range(0, len(images), chunk)])
+    return np.concatenate(
+        [
+            encoders.embed(model, _as_float(images[i : i + chunk]))
+            for i in range(0, len(images), chunk)
+        ]
+    )
 
 
-def features(model: nnx.Module, data_dir: pathlib.Path, path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+def features(
+    model: nnx.Module, data_dir: pathlib.Path, path: str | os.PathLike[str]
+) -> dict[str, np.ndarray]:
     """``model``'s features of every image split, cached in ``path`` (``.npz``)."""
     path = pathlib.Path(path)
     if path.exists():
         with np.load(path) as stored:
             return {split: stored[split] for split in stored.files}
-    result = {split: embed_images(model, alignet_data.load_images(data_dir, split)["image"])
-              for split in alignet_data.IMAGE_SPLITS}
+    result = {
+        split: embed_images(model, alignet_data.load_images(data_dir, split)["image"])
+        for split in alignet_data.IMAGE_SPLITS
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as file:
         np.savez(file, **result)
@@ -331,20 +378,33 @@ class SurrogateTeacher:
     def kl(self, raw_features: np.ndarray, triplets: TripletSet) -> float:
         """Mean ``KL(p_human || softmax(s / T))`` over ``triplets``."""
         s = self.similarities(raw_features, triplets.indices)
-        return float(losses.uncertainty_distillation_loss(triplets.probabilities, s, temperature=self.temperature).mean())
+        return float(
+            losses.uncertainty_distillation_loss(
+                triplets.probabilities, s, temperature=self.temperature
+            ).mean()
+        )
 
     def save(self, directory: pathlib.Path, **extra: Any) -> None:
         self.transform.save_npz(directory / "transform.npz")
-        (directory / "teacher.json").write_text(json.dumps({"temperature": self.temperature, **extra}, indent=2) + "\n")
+        (directory / "teacher.json").write_text(
+            json.dumps({"temperature": self.temperature, **extra}, indent=2) + "\n"
+        )
 
     @classmethod
     def load(cls, directory: pathlib.Path) -> tuple[SurrogateTeacher, dict[str, Any]]:
         info = json.loads((directory / "teacher.json").read_text())
-        return cls(affine_fit.AffineParams.load_npz(directory / "transform.npz"), info["temperature"]), info
+        return cls(
+            affine_fit.AffineParams.load_npz(directory / "transform.npz"), info["temperature"]
+        ), info
 
 
 def _fit_transform(
-    ud: UncertaintyDistillationConfig, x: jax.Array, train: TripletSet, temperature: float, penalty: float, seed: int
+    ud: UncertaintyDistillationConfig,
+    x: jax.Array,
+    train: TripletSet,
+    temperature: float,
+    penalty: float,
+    seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     indices, probabilities = train.indices, train.probabilities
 
@@ -360,14 +420,21 @@ def _fit_transform(
         return {"indices": indices[rows], "probabilities": probabilities[rows]}
 
     params = affine_fit.fit_affine(
-        loss_fn, affine_fit.initial_params(x.shape[1], sigma=ud.init_scale), sampler, ud.fit,
-        seed=seed, description=f"UD T={temperature:g} lambda={penalty:g}",
+        loss_fn,
+        affine_fit.initial_params(x.shape[1], sigma=ud.init_scale),
+        sampler,
+        ud.fit,
+        seed=seed,
+        description=f"UD T={temperature:g} lambda={penalty:g}",
     )
     return params.weights, params.bias
 
 
 def uncertainty_distillation(
-    config: AligNetConfig, teacher_features: dict[str, np.ndarray], data_dir: pathlib.Path, directory: pathlib.Path
+    config: AligNetConfig,
+    teacher_features: dict[str, np.ndarray],
+    data_dir: pathlib.Path,
+    directory: pathlib.Path,
 ) -> tuple[SurrogateTeacher, SurrogateTeacher, dict[str, Any]]:
     """Stage 3: the UD teacher and the untransformed teacher, fitted or loaded.
 
@@ -381,13 +448,19 @@ def uncertainty_distillation(
     """
     aligned_dir, raw_dir = directory / "aligned", directory / "untransformed"
     humans = teacher_features["humans"]
-    train, validation, test = (alignet_data.load_triplets(data_dir, s) for s in ("train", "validation", "test"))
+    train, validation, test = (
+        alignet_data.load_triplets(data_dir, s) for s in ("train", "validation", "test")
+    )
     if not (aligned_dir / "teacher.json").exists() or not (raw_dir / "teacher.json").exists():
         ud = config.uncertainty_distillation
         _, mean, std = affine_fit.standardize(humans)
         dim = humans.shape[1]
-        identity = affine_fit.AffineParams(np.eye(dim, dtype=np.float32), np.zeros(dim, np.float32), mean, std)
-        raw_grid = {t: SurrogateTeacher(identity, t).kl(humans, validation) for t in ud.raw_temperatures}
+        identity = affine_fit.AffineParams(
+            np.eye(dim, dtype=np.float32), np.zeros(dim, np.float32), mean, std
+        )
+        raw_grid = {
+            t: SurrogateTeacher(identity, t).kl(humans, validation) for t in ud.raw_temperatures
+        }
         raw_t = min(raw_grid, key=raw_grid.get)
         x = jnp.asarray(affine_fit.standardize(humans, mean=mean, std=std)[0])
         grid = {}
@@ -400,8 +473,11 @@ def uncertainty_distillation(
         aligned_dir.mkdir(parents=True, exist_ok=True)
         raw_dir.mkdir(parents=True, exist_ok=True)
         aligned.save(
-            aligned_dir, penalty=best_penalty,
-            validation_kl=[{"temperature": t, "penalty": p, "kl": kl} for (t, p), (_, kl) in grid.items()],
+            aligned_dir,
+            penalty=best_penalty,
+            validation_kl=[
+                {"temperature": t, "penalty": p, "kl": kl} for (t, p), (_, kl) in grid.items()
+            ],
         )
         SurrogateTeacher(identity, raw_t).save(
             raw_dir, validation_kl=[{"temperature": t, "kl": kl} for t, kl in raw_grid.items()]
@@ -424,7 +500,10 @@ def uncertainty_distillation(
 
 
 def make_triplets(
-    config: AligNetConfig, teacher: SurrogateTeacher, pool_features: np.ndarray, directory: pathlib.Path
+    config: AligNetConfig,
+    teacher: SurrogateTeacher,
+    pool_features: np.ndarray,
+    directory: pathlib.Path,
 ) -> dict[str, Any]:
     """Stages 4-6 for one teacher: clusters, triplets and pseudo-labels in ``directory``.
 
@@ -451,12 +530,19 @@ def make_triplets(
     if not (tfds_dir / TRIPLETS_NAME / tfds_builders.VERSION / "dataset_info.json").exists():
         rng = np.random.default_rng(sampling.seed)
         triplets = alignet_triplets.sample_triplets(
-            labels, centroids, sampling.num_triplets, mix=sampling.mix,
-            border_neighbours=sampling.border_neighbours, rng=rng,
+            labels,
+            centroids,
+            sampling.num_triplets,
+            mix=sampling.mix,
+            border_neighbours=sampling.border_neighbours,
+            rng=rng,
         )
         labelled = alignet_triplets.pseudo_label(triplets, teacher.transform.apply(pool_features))
         tfds_builders.write_triplet_set(
-            {"train": labelled}, name=TRIPLETS_NAME, data_dir=tfds_dir, overwrite=True,
+            {"train": labelled},
+            name=TRIPLETS_NAME,
+            data_dir=tfds_dir,
+            overwrite=True,
             description="AligNet triplets over the image pool: teacher similarities, odd one out last",
         )
     return {"labels": labels, "centroids": centroids, "data_dir": tfds_dir}
@@ -474,15 +560,19 @@ def distillation_loss(
     (the teacher's, odd one out last); the metric ``teacher_agreement`` is the fraction
     of triplets whose odd one out the student picks as the teacher does.
     """
-    divergence = {"kl": losses.triplet_kl_divergence, "js": losses.triplet_js_divergence}[config.divergence]
+    divergence = {"kl": losses.triplet_kl_divergence, "js": losses.triplet_js_divergence}[
+        config.divergence
+    ]
 
     def loss_fn(model, batch):
         images = batch["images"]
         z = model(images.reshape(-1, *images.shape[2:])).reshape(images.shape[0], 3, -1)
         s = losses.triplet_similarities(z, kernel=config.kernel)
         loss = divergence(
-            batch["similarities"], s,
-            teacher_temperature=teacher_temperature, student_temperature=config.student_temperature,
+            batch["similarities"],
+            s,
+            teacher_temperature=teacher_temperature,
+            student_temperature=config.student_temperature,
         )
         return loss.mean(), {"teacher_agreement": losses.triplet_accuracy(s).mean()}
 
@@ -515,7 +605,13 @@ def distill_student(
     )
     student = nnx.clone(base)
     train = dataclasses.replace(config.student_train, workdir=str(directory))
-    return fit(student, distillation_loss(distillation, teacher.temperature), iter(stream), train, callbacks=callbacks)
+    return fit(
+        student,
+        distillation_loss(distillation, teacher.temperature),
+        iter(stream),
+        train,
+        callbacks=callbacks,
+    )
 
 
 # Stage 8: evaluation.
@@ -544,18 +640,27 @@ def evaluate_features(
     ev = config.evaluation
     levels = alignet_data.load_triplets(data_dir, "levels")
     test = alignet_data.load_triplets(data_dir, "test")
-    present = tuple(name for name in alignet_data.LEVEL_NAMES[:-1] if np.any(levels.levels == alignet_data.LEVEL_NAMES.index(name)))
+    present = tuple(
+        name
+        for name in alignet_data.LEVEL_NAMES[:-1]
+        if np.any(levels.levels == alignet_data.LEVEL_NAMES.index(name))
+    )
     metrics: dict[str, float] = {}
     other = "dot" if ev.kernel == "cosine" else "cosine"
     for kernel, prefix in ((ev.kernel, ""), (other, f"{other}/")):
         result = evaluation.odd_one_out_accuracy(
-            model_features["levels"], levels.indices, kernel=kernel,
-            levels=levels.levels, level_names=alignet_data.LEVEL_NAMES,
+            model_features["levels"],
+            levels.indices,
+            kernel=kernel,
+            levels=levels.levels,
+            level_names=alignet_data.LEVEL_NAMES,
         )
         metrics[f"{prefix}accuracy"] = result.accuracy
         for name in present:
             metrics[f"{prefix}accuracy/{name}"] = result.per_level[name]
-        things = evaluation.odd_one_out_accuracy(model_features["humans"], test.indices, kernel=kernel)
+        things = evaluation.odd_one_out_accuracy(
+            model_features["humans"], test.indices, kernel=kernel
+        )
         metrics[f"{prefix}things_accuracy"] = things.accuracy
     held = alignet_data.load_images(data_dir, "held_out")
     train_rows, test_rows = _held_out_split(held["leaf"])
@@ -566,10 +671,18 @@ def evaluate_features(
     # a scikit-learn StandardScaler would, makes the probe independent of it.
     mean, std = x[train_rows].mean(axis=0), x[train_rows].std(axis=0) + 1e-6
     standardised = (x - mean) / std
-    for key, classifier, inputs in (("few_shot", "logistic", standardised), ("few_shot_knn", "knn", x)):
+    for key, classifier, inputs in (
+        ("few_shot", "logistic", standardised),
+        ("few_shot_knn", "knn", x),
+    ):
         metrics[key] = evaluation.few_shot_accuracy(
-            inputs[train_rows], y[train_rows], inputs[test_rows], y[test_rows],
-            n_shot=ev.n_shot, seeds=ev.few_shot_seeds, classifier=classifier,
+            inputs[train_rows],
+            y[train_rows],
+            inputs[test_rows],
+            y[test_rows],
+            n_shot=ev.n_shot,
+            seeds=ev.few_shot_seeds,
+            classifier=classifier,
         ).mean
     metrics["anomaly_auc"] = evaluation.one_vs_rest_anomaly_auc(
         x[train_rows], y[train_rows], x[test_rows], y[test_rows], k=ev.anomaly_neighbours
@@ -619,7 +732,8 @@ class _Timer:
         start, cpu = time.perf_counter(), time.process_time()
         result = fn()
         self.seconds[stage] = {
-            "wall": round(time.perf_counter() - start, 1), "cpu": round(time.process_time() - cpu, 1)
+            "wall": round(time.perf_counter() - start, 1),
+            "cpu": round(time.process_time() - cpu, 1),
         }
         return result
 
@@ -631,11 +745,16 @@ def run(config: AligNetConfig, workdir: str | os.PathLike[str]) -> dict[str, Any
     data_dir = timer("world", lambda: build_world(config, workdir))
     pool = alignet_data.load_images(data_dir, "pool")
     teacher = timer("teacher", lambda: train_teacher(config, workdir, pool))
-    teacher_features = timer("teacher_features", lambda: features(teacher, data_dir, workdir / "teacher" / "features.npz"))
+    teacher_features = timer(
+        "teacher_features",
+        lambda: features(teacher, data_dir, workdir / "teacher" / "features.npz"),
+    )
     base = timer("student_pretraining", lambda: pretrain_student(config, workdir, pool))
     aligned, raw, ud_summary = timer(
         "uncertainty_distillation",
-        lambda: uncertainty_distillation(config, teacher_features, data_dir, workdir / "uncertainty_distillation"),
+        lambda: uncertainty_distillation(
+            config, teacher_features, data_dir, workdir / "uncertainty_distillation"
+        ),
     )
     surrogate = {"alignet": aligned, "unalignet": raw}
     students = {}
@@ -643,12 +762,19 @@ def run(config: AligNetConfig, workdir: str | os.PathLike[str]) -> dict[str, Any
     for variant in config.variants:
         clusters[variant] = timer(
             f"{variant}_triplets",
-            lambda v=variant: make_triplets(config, surrogate[v], teacher_features["pool"], workdir / v),
+            lambda v=variant: make_triplets(
+                config, surrogate[v], teacher_features["pool"], workdir / v
+            ),
         )
         students[variant] = timer(
             f"{variant}_student",
             lambda v=variant: distill_student(
-                config, base, surrogate[v], clusters[v]["data_dir"], data_dir, workdir / v / "student"
+                config,
+                base,
+                surrogate[v],
+                clusters[v]["data_dir"],
+                data_dir,
+                workdir / v / "student",
             ),
         )
 
@@ -657,12 +783,20 @@ def run(config: AligNetConfig, workdir: str | os.PathLike[str]) -> dict[str, Any
         spaces = {
             "teacher": {s: teacher_features[s] for s in eval_splits},
             "teacher_ud": {s: aligned.transform.apply(teacher_features[s]) for s in eval_splits},
-            "base": {s: embed_images(base, alignet_data.load_images(data_dir, s)["image"]) for s in eval_splits},
+            "base": {
+                s: embed_images(base, alignet_data.load_images(data_dir, s)["image"])
+                for s in eval_splits
+            },
         }
         for variant, student in students.items():
-            spaces[variant] = {s: embed_images(student, alignet_data.load_images(data_dir, s)["image"]) for s in eval_splits}
+            spaces[variant] = {
+                s: embed_images(student, alignet_data.load_images(data_dir, s)["image"])
+                for s in eval_splits
+            }
         results = {
-            name: evaluate_features(config, space, data_dir, base_features=spaces["base"] if name in students else None)
+            name: evaluate_features(
+                config, space, data_dir, base_features=spaces["base"] if name in students else None
+            )
             for name, space in spaces.items()
         }
         return results, spaces
@@ -672,7 +806,10 @@ def run(config: AligNetConfig, workdir: str | os.PathLike[str]) -> dict[str, Any
     metrics["noise_ceiling"] = noise_ceilings(data_dir)
     metrics["uncertainty_distillation"] = ud_summary
     metrics["cluster_purity"] = {
-        variant: {level: alignet_report.cluster_purity(c["labels"], pool[level]) for level in alignet_data.LABELS}
+        variant: {
+            level: alignet_report.cluster_purity(c["labels"], pool[level])
+            for level in alignet_data.LABELS
+        }
         for variant, c in clusters.items()
     }
     metrics["stage_seconds"] = timer.seconds

@@ -113,7 +113,13 @@ def fashion_mnist_world() -> HierarchyWorld:
     as leaves; leaf ``c`` is named ``CLASS_NAMES[c]``.
     """
     children = [
-        (name, [fashion_mnist.CLASS_NAMES[c] for c in np.flatnonzero(fashion_mnist.SUPERORDINATE_OF_CLASS == s)])
+        (
+            name,
+            [
+                fashion_mnist.CLASS_NAMES[c]
+                for c in np.flatnonzero(fashion_mnist.SUPERORDINATE_OF_CLASS == s)
+            ],
+        )
         for s, name in enumerate(fashion_mnist.SUPERORDINATE_NAMES)
     ]
     return HierarchyWorld(tree=Tree.from_nested(("clothing", children)))
@@ -124,7 +130,9 @@ def setting_world(config: DataConfig) -> HierarchyWorld:
     if config.dataset == "fashion_mnist":
         return fashion_mnist_world()
     if config.dataset != "hierarchy":
-        raise ValueError(f"DataConfig.dataset must be 'hierarchy' or 'fashion_mnist', got {config.dataset!r}")
+        raise ValueError(
+            f"DataConfig.dataset must be 'hierarchy' or 'fashion_mnist', got {config.dataset!r}"
+        )
     return config.world
 
 
@@ -224,7 +232,9 @@ def sample_level_triplets(
         if len(children) >= 2 and any(len(members[c]) >= 2 for c in children):
             hosts.append(children)
     if not hosts:
-        raise ValueError(f"no node at depth {depth} has items under two children (one with two items)")
+        raise ValueError(
+            f"no node at depth {depth} has items under two children (one with two items)"
+        )
     # Padded tables, so that every draw below is one vectorised step: the children of
     # each host (those with two items first) and the items under each child.
     width = max(len(children) for children in hosts)
@@ -264,11 +274,15 @@ def leaf_similarity(world: HierarchyWorld) -> np.ndarray:
     """
     leaves = world.tree.leaves
     table = np.full((world.tree.num_nodes,) * 2, np.nan)
-    table[np.ix_(leaves, leaves)] = world.log_generative_similarity(leaves[:, None], leaves[None, :])
+    table[np.ix_(leaves, leaves)] = world.log_generative_similarity(
+        leaves[:, None], leaves[None, :]
+    )
     return table
 
 
-def observer(similarity: np.ndarray, leaves: np.ndarray, temperature: float) -> observers.LuceObserver:
+def observer(
+    similarity: np.ndarray, leaves: np.ndarray, temperature: float
+) -> observers.LuceObserver:
     """The simulated human over items of ``leaves``: ``S_ij = log s_gen(leaf_i, leaf_j)``.
 
     Args:
@@ -277,7 +291,9 @@ def observer(similarity: np.ndarray, leaves: np.ndarray, temperature: float) -> 
       temperature: Luce temperature.
     """
     leaves = np.asarray(leaves)
-    return observers.LuceObserver(similarity[leaves[:, None], leaves[None, :]], temperature=temperature)
+    return observers.LuceObserver(
+        similarity[leaves[:, None], leaves[None, :]], temperature=temperature
+    )
 
 
 def held_out_leaves(config: DataConfig, tree: Tree) -> np.ndarray:
@@ -308,7 +324,9 @@ def _labels(tree: Tree, leaves: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def _hierarchy_images(config: DataConfig, rng: np.random.Generator) -> dict[str, dict[str, np.ndarray]]:
+def _hierarchy_images(
+    config: DataConfig, rng: np.random.Generator
+) -> dict[str, dict[str, np.ndarray]]:
     world = config.world
     tree = world.tree
     held = held_out_leaves(config, tree)
@@ -324,17 +342,27 @@ def _hierarchy_images(config: DataConfig, rng: np.random.Generator) -> dict[str,
         if not len(split_leaves):
             raise ValueError(f"DataConfig gives no images for the {split!r} split")
         images = world.render_items(rng, split_leaves)
-        splits[split] = {"image": np.round(images * 255).astype(np.uint8), **_labels(tree, split_leaves)}
+        splits[split] = {
+            "image": np.round(images * 255).astype(np.uint8),
+            **_labels(tree, split_leaves),
+        }
     return splits
 
 
-def _fashion_mnist_images(config: DataConfig, rng: np.random.Generator) -> dict[str, dict[str, np.ndarray]]:
+def _fashion_mnist_images(
+    config: DataConfig, rng: np.random.Generator
+) -> dict[str, dict[str, np.ndarray]]:
     tree = fashion_mnist_world().tree
     leaf_of_class = np.array([tree.index(name) for name in fashion_mnist.CLASS_NAMES])
     held = np.asarray(config.fashion_held_out, dtype=np.int64)
     if held.size and (held.min() < 0 or held.max() >= len(fashion_mnist.CLASS_NAMES)):
-        raise ValueError(f"fashion_held_out must be class indices in [0, 10), got {config.fashion_held_out}")
-    train, test = fashion_mnist.load_fashion_mnist("train"), fashion_mnist.load_fashion_mnist("test")
+        raise ValueError(
+            f"fashion_held_out must be class indices in [0, 10), got {config.fashion_held_out}"
+        )
+    train, test = (
+        fashion_mnist.load_fashion_mnist("train"),
+        fashion_mnist.load_fashion_mnist("test"),
+    )
     seen_train = rng.permutation(np.flatnonzero(~np.isin(train["label"], held)))
     needed = config.pool_size + config.human_items
     if needed > seen_train.size:
@@ -347,7 +375,9 @@ def _fashion_mnist_images(config: DataConfig, rng: np.random.Generator) -> dict[
         for c in classes:
             members = np.flatnonzero(test["label"] == c)
             if count > members.size:
-                raise ValueError(f"{count} test images per class requested; class {c} has {members.size}")
+                raise ValueError(
+                    f"{count} test images per class requested; class {c} has {members.size}"
+                )
             chosen.append(rng.choice(members, count, replace=False))
         return np.concatenate(chosen)
 
@@ -359,7 +389,10 @@ def _fashion_mnist_images(config: DataConfig, rng: np.random.Generator) -> dict[
         "held_out": (test, per_class(held, config.held_out_items_per_leaf)),
     }
     return {
-        split: {"image": source["image"][index], **_labels(tree, leaf_of_class[source["label"][index]])}
+        split: {
+            "image": source["image"][index],
+            **_labels(tree, leaf_of_class[source["label"][index]]),
+        }
         for split, (source, index) in picks.items()
     }
 
@@ -382,11 +415,18 @@ def build_data(config: DataConfig, data_dir: str | os.PathLike[str]) -> pathlib.
         splits = _fashion_mnist_images(config, rng)
     else:
         splits = _hierarchy_images(config, rng)
-    triplets = human_triplets(config, world, splits["humans"]["leaf"], splits["levels"]["leaf"], rng)
+    triplets = human_triplets(
+        config, world, splits["humans"]["leaf"], splits["levels"]["leaf"], rng
+    )
     description = f"AligNet images ({config.dataset}): pool, humans, levels, held_out"
-    tfds_builders.write_image_set(splits, name=IMAGES_NAME, data_dir=data_dir, description=description, overwrite=True)
+    tfds_builders.write_image_set(
+        splits, name=IMAGES_NAME, data_dir=data_dir, description=description, overwrite=True
+    )
     tfds_builders.write_triplet_set(
-        triplets, name=HUMAN_TRIPLETS_NAME, data_dir=data_dir, overwrite=True,
+        triplets,
+        name=HUMAN_TRIPLETS_NAME,
+        data_dir=data_dir,
+        overwrite=True,
         description="Simulated odd-one-out choices (odd one out last): train/validation/test over "
         "the 'humans' images, levels over the 'levels' images",
     )
@@ -416,7 +456,9 @@ def human_triplets(
     for name in ("train", "validation", "test"):
         chosen = getattr(simulated, name)
         splits[name] = dataclasses.replace(
-            chosen, levels=triplet_levels(tree, human_leaves[chosen.indices]), level_names=LEVEL_NAMES
+            chosen,
+            levels=triplet_levels(tree, human_leaves[chosen.indices]),
+            level_names=LEVEL_NAMES,
         )
     judge = observer(similarity, levels_leaves, config.observer_temperature)
     per_level = []

@@ -57,7 +57,9 @@ def _columns(metrics: dict[str, Any]) -> list[str]:
 
 
 def _column_title(column: str) -> str:
-    return {"accuracy": "Levels (all)", "things_accuracy": "THINGS-like"}.get(column, column.split("/")[-1])
+    return {"accuracy": "Levels (all)", "things_accuracy": "THINGS-like"}.get(
+        column, column.split("/")[-1]
+    )
 
 
 def write_report(
@@ -101,26 +103,50 @@ def write_report(
         "(most are coarse or carry no hierarchical signal). Chance is 0.333; the noise ceiling is the "
         "accuracy of the observers' own most probable choice."
     )
-    rows = [{"model": MODEL_NAMES[m], **{_column_title(c): metrics[m][c] for c in columns}} for m in models]
-    rows.append({"model": "noise ceiling", **{_column_title(c): metrics["noise_ceiling"][c] for c in columns}})
+    rows = [
+        {"model": MODEL_NAMES[m], **{_column_title(c): metrics[m][c] for c in columns}}
+        for m in models
+    ]
+    rows.append(
+        {
+            "model": "noise ceiling",
+            **{_column_title(c): metrics["noise_ceiling"][c] for c in columns},
+        }
+    )
     titles = ["model"] + [_column_title(c) for c in columns]
     report.table(rows, titles)
     students = [m for m in ("alignet", "unalignet") if m in metrics]
     if students:
         report.paragraph("Change over the base student (accuracy points x 100):")
         report.table(
-            [{"student": MODEL_NAMES[m], **{_column_title(c): 100 * (metrics[m][c] - metrics["base"][c]) for c in columns}}
-             for m in students],
+            [
+                {
+                    "student": MODEL_NAMES[m],
+                    **{
+                        _column_title(c): 100 * (metrics[m][c] - metrics["base"][c])
+                        for c in columns
+                    },
+                }
+                for m in students
+            ],
             ["student"] + titles[1:],
             digits=1,
         )
     report.paragraph(f"The same with {other} similarity:")
     report.table(
-        [{"model": MODEL_NAMES[m], **{_column_title(c): metrics[m][f"{other}/{c}"] for c in columns}} for m in models],
+        [
+            {
+                "model": MODEL_NAMES[m],
+                **{_column_title(c): metrics[m][f"{other}/{c}"] for c in columns},
+            }
+            for m in models
+        ],
         titles,
     )
     report.figure(
-        _accuracy_figure(metrics, models, columns), workdir, "accuracy_per_level.png",
+        _accuracy_figure(metrics, models, columns),
+        workdir,
+        "accuracy_per_level.png",
         f"Odd-one-out accuracy per abstraction level ({ev.kernel}); black ticks: noise ceiling, dashed: chance",
     )
 
@@ -132,13 +158,22 @@ def write_report(
         f"(k = {ev.neighbours}) of each student against the base student on the Levels images."
     )
     report.table(
-        [{"model": MODEL_NAMES[m], "few-shot (logistic)": metrics[m]["few_shot"],
-          "few-shot (1-NN)": metrics[m]["few_shot_knn"], "anomaly AUC": metrics[m]["anomaly_auc"],
-          "NN preservation": metrics[m].get("nn_preservation")} for m in models],
+        [
+            {
+                "model": MODEL_NAMES[m],
+                "few-shot (logistic)": metrics[m]["few_shot"],
+                "few-shot (1-NN)": metrics[m]["few_shot_knn"],
+                "anomaly AUC": metrics[m]["anomaly_auc"],
+                "NN preservation": metrics[m].get("nn_preservation"),
+            }
+            for m in models
+        ],
         ["model", "few-shot (logistic)", "few-shot (1-NN)", "anomaly AUC", "NN preservation"],
     )
     report.figure(
-        _pca_figure(spaces, models, data_dir), workdir, "embeddings_pca.png",
+        _pca_figure(spaces, models, data_dir),
+        workdir,
+        "embeddings_pca.png",
         "2-D PCA of the Levels images in each space, coloured by superordinate category",
     )
 
@@ -150,27 +185,48 @@ def write_report(
         "KL(p_human || p_teacher) on held-out triplets (lower is better):"
     )
     report.table(
-        [{"teacher": name, "validation KL": ud[f"{key}/validation_kl"], "test KL": ud[f"{key}/test_kl"]}
-         for name, key in (("untransformed", "untransformed"), ("UD transform", "aligned"))],
+        [
+            {
+                "teacher": name,
+                "validation KL": ud[f"{key}/validation_kl"],
+                "test KL": ud[f"{key}/test_kl"],
+            }
+            for name, key in (("untransformed", "untransformed"), ("UD transform", "aligned"))
+        ],
         ["teacher", "validation KL", "test KL"],
     )
     report.table(ud["validation_grid"], ["temperature", "penalty", "kl"])
     purity = metrics.get("cluster_purity", {})
     if purity:
-        report.paragraph("Purity of the pool's k-means clusters with respect to the true categories:")
+        report.paragraph(
+            "Purity of the pool's k-means clusters with respect to the true categories:"
+        )
         report.table(
-            [{"teacher": MODEL_NAMES[v].replace(" student", ""), **values} for v, values in purity.items()],
+            [
+                {"teacher": MODEL_NAMES[v].replace(" student", ""), **values}
+                for v, values in purity.items()
+            ],
             ["teacher", *alignet_data.LABELS],
         )
     curves = _curves_figure(workdir, students)
     if curves is not None:
-        report.figure(curves, workdir, "distillation_curves.png", "Student distillation: loss and agreement with the teacher")
+        report.figure(
+            curves,
+            workdir,
+            "distillation_curves.png",
+            "Student distillation: loss and agreement with the teacher",
+        )
     seconds = metrics.get("stage_seconds", {})
     if seconds:
         report.heading("Stage times")
-        report.paragraph("Seconds of this run (restored stages take about 0 s); CPU time sums all threads.")
+        report.paragraph(
+            "Seconds of this run (restored stages take about 0 s); CPU time sums all threads."
+        )
         report.table(
-            [{"stage": k, "wall": float(v["wall"]), "CPU": float(v["cpu"])} for k, v in seconds.items()],
+            [
+                {"stage": k, "wall": float(v["wall"]), "CPU": float(v["cpu"])}
+                for k, v in seconds.items()
+            ],
             ["stage", "wall", "CPU"],
             digits=1,
         )
@@ -183,7 +239,13 @@ def _accuracy_figure(metrics, models, columns):
     x = np.arange(len(columns))
     for i, model in enumerate(models):
         values = [metrics[model][c] for c in columns]
-        ax.bar(x + (i - (len(models) - 1) / 2) * width, values, width, label=MODEL_NAMES[model], color=MODEL_COLOURS[model])
+        ax.bar(
+            x + (i - (len(models) - 1) / 2) * width,
+            values,
+            width,
+            label=MODEL_NAMES[model],
+            color=MODEL_COLOURS[model],
+        )
     for j, column in enumerate(columns):
         ceiling = metrics["noise_ceiling"][column]
         ax.hlines(ceiling, j - 0.42, j + 0.42, colors="black", linewidth=2)
@@ -231,8 +293,18 @@ def _curves_figure(workdir, students):
     fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.2))
     for student, rows in records.items():
         steps = [r["step"] for r in rows]
-        axes[0].plot(steps, [r["loss"] for r in rows], label=MODEL_NAMES[student], color=MODEL_COLOURS[student])
-        axes[1].plot(steps, [r["teacher_agreement"] for r in rows], label=MODEL_NAMES[student], color=MODEL_COLOURS[student])
+        axes[0].plot(
+            steps,
+            [r["loss"] for r in rows],
+            label=MODEL_NAMES[student],
+            color=MODEL_COLOURS[student],
+        )
+        axes[1].plot(
+            steps,
+            [r["teacher_agreement"] for r in rows],
+            label=MODEL_NAMES[student],
+            color=MODEL_COLOURS[student],
+        )
     axes[0].set_ylabel("distillation loss")
     axes[1].set_ylabel("agreement with the teacher's odd one out")
     for ax in axes:

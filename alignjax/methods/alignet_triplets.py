@@ -71,13 +71,17 @@ class SamplingConfig:
     seed: int = 0
 
 
-def kmeans_clusters(features: np.ndarray, num_clusters: int, *, seed: int, n_init: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def kmeans_clusters(
+    features: np.ndarray, num_clusters: int, *, seed: int, n_init: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
     """k-means of ``features [n, d]``: cluster labels ``int64 [n]`` and centroids ``[k, d]``."""
     features = np.asarray(features, dtype=np.float32)
     if features.ndim != 2:
         raise ValueError(f"features must have shape [n, d], got {features.shape}")
     if not 2 <= num_clusters <= len(features):
-        raise ValueError(f"num_clusters must lie in [2, {len(features)}] for {len(features)} items, got {num_clusters}")
+        raise ValueError(
+            f"num_clusters must lie in [2, {len(features)}] for {len(features)} items, got {num_clusters}"
+        )
     model = KMeans(n_clusters=num_clusters, random_state=seed, n_init=n_init).fit(features)
     return model.labels_.astype(np.int64), model.cluster_centers_.astype(np.float32)
 
@@ -90,7 +94,9 @@ def neighbouring_clusters(centroids: np.ndarray, count: int) -> np.ndarray:
     """
     centroids = np.asarray(centroids, dtype=np.float64)
     if not 1 <= count < len(centroids):
-        raise ValueError(f"count must lie in [1, {len(centroids) - 1}] for {len(centroids)} clusters, got {count}")
+        raise ValueError(
+            f"count must lie in [1, {len(centroids) - 1}] for {len(centroids)} clusters, got {count}"
+        )
     distances = ((centroids[:, None] - centroids[None]) ** 2).sum(-1)
     np.fill_diagonal(distances, np.inf)
     return np.argsort(distances, axis=1, kind="stable")[:, :count]
@@ -99,7 +105,9 @@ def neighbouring_clusters(centroids: np.ndarray, count: int) -> np.ndarray:
 def _split_counts(n: int, mix) -> np.ndarray:
     mix = np.asarray(mix, dtype=np.float64)
     if mix.shape != (3,) or np.any(mix < 0) or mix.sum() <= 0:
-        raise ValueError(f"mix must be three non-negative fractions (within, border, between), got {tuple(mix)}")
+        raise ValueError(
+            f"mix must be three non-negative fractions (within, border, between), got {tuple(mix)}"
+        )
     exact = n * mix / mix.sum()
     counts = np.floor(exact).astype(int)
     # Largest remainders first, so that every count is within one of its share.
@@ -133,44 +141,63 @@ def sample_triplets(
     labels = np.asarray(labels, dtype=np.int64)
     k = len(centroids)
     if labels.ndim != 1 or labels.min() < 0 or labels.max() >= k:
-        raise ValueError(f"labels must be cluster indices in [0, {k}) of shape [n_items], got {labels.shape}")
+        raise ValueError(
+            f"labels must be cluster indices in [0, {k}) of shape [n_items], got {labels.shape}"
+        )
     counts = _split_counts(n, mix)
     sizes = np.bincount(labels, minlength=k)
     order = np.argsort(labels, kind="stable")
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
 
     def items_of(clusters):
-        return order[starts[clusters] + np.floor(rng.random(len(clusters)) * sizes[clusters]).astype(np.int64)]
+        return order[
+            starts[clusters]
+            + np.floor(rng.random(len(clusters)) * sizes[clusters]).astype(np.int64)
+        ]
 
     def clusters_with(minimum, count):
         weights = np.where(sizes >= minimum, sizes, 0).astype(np.float64)
         if weights.sum() == 0:
-            raise ValueError(f"no cluster has {minimum} items; lower num_clusters or enlarge the pool")
+            raise ValueError(
+                f"no cluster has {minimum} items; lower num_clusters or enlarge the pool"
+            )
         return rng.choice(k, size=count, p=weights / weights.sum())
 
     def distinct(rows, redraw):
         while True:
-            clash = (rows[:, 0] == rows[:, 1]) | (rows[:, 0] == rows[:, 2]) | (rows[:, 1] == rows[:, 2])
+            clash = (
+                (rows[:, 0] == rows[:, 1]) | (rows[:, 0] == rows[:, 2]) | (rows[:, 1] == rows[:, 2])
+            )
             if not clash.any():
                 return rows
             rows[clash] = redraw(np.flatnonzero(clash))
 
     parts = []
     within = clusters_with(3, counts[0])
-    parts.append(distinct(
-        np.stack([items_of(within) for _ in range(3)], axis=1),
-        lambda rows: np.stack([items_of(within[rows]) for _ in range(3)], axis=1),
-    ))
+    parts.append(
+        distinct(
+            np.stack([items_of(within) for _ in range(3)], axis=1),
+            lambda rows: np.stack([items_of(within[rows]) for _ in range(3)], axis=1),
+        )
+    )
     if counts[1]:
         pair = clusters_with(2, counts[1])
-        odd = neighbouring_clusters(centroids, border_neighbours)[pair, rng.integers(0, border_neighbours, counts[1])]
+        odd = neighbouring_clusters(centroids, border_neighbours)[
+            pair, rng.integers(0, border_neighbours, counts[1])
+        ]
         empty = sizes[odd] == 0
         if empty.any():
-            raise ValueError(f"cluster {odd[empty][0]} is empty; k-means clusters must all hold items")
-        parts.append(distinct(
-            np.stack([items_of(pair), items_of(pair), items_of(odd)], axis=1),
-            lambda rows: np.stack([items_of(pair[rows]), items_of(pair[rows]), items_of(odd[rows])], axis=1),
-        ))
+            raise ValueError(
+                f"cluster {odd[empty][0]} is empty; k-means clusters must all hold items"
+            )
+        parts.append(
+            distinct(
+                np.stack([items_of(pair), items_of(pair), items_of(odd)], axis=1),
+                lambda rows: np.stack(
+                    [items_of(pair[rows]), items_of(pair[rows]), items_of(odd[rows])], axis=1
+                ),
+            )
+        )
     if counts[2]:
         if np.count_nonzero(sizes) < 3:
             raise ValueError("between-cluster triplets need three non-empty clusters")
@@ -187,7 +214,9 @@ def sample_triplets(
 
         parts.append(three_clusters(counts[2]))
     kinds = np.repeat(np.arange(3), counts)
-    return TripletSet(np.concatenate(parts), levels=kinds, level_names=SAMPLING_KINDS, n_items=len(labels))
+    return TripletSet(
+        np.concatenate(parts), levels=kinds, level_names=SAMPLING_KINDS, n_items=len(labels)
+    )
 
 
 def pseudo_label(
@@ -207,5 +236,7 @@ def pseudo_label(
     features = np.asarray(features, dtype=np.float32)
     if triplets.indices.max(initial=-1) >= len(features):
         raise ValueError(f"triplets point beyond the {len(features)} items of features")
-    similarities = np.asarray(losses.triplet_similarities(features[triplets.indices], kernel=kernel))
+    similarities = np.asarray(
+        losses.triplet_similarities(features[triplets.indices], kernel=kernel)
+    )
     return dataclasses.replace(triplets, similarities=similarities).sorted_odd_last()

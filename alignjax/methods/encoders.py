@@ -53,14 +53,20 @@ def build_encoder(config: EncoderConfig, input_shape: Sequence[int]) -> nnx.Modu
     rngs = nnx.Rngs(config.seed)
     if config.kind == "mlp":
         if len(input_shape) != 1:
-            raise ValueError(f"an mlp encoder needs vector items, got item shape {tuple(input_shape)}")
+            raise ValueError(
+                f"an mlp encoder needs vector items, got item shape {tuple(input_shape)}"
+            )
         return models.MLPEncoder(input_shape[0], config.widths, config.embed_dim, rngs=rngs)
     if len(input_shape) != 3:
-        raise ValueError(f"a {config.kind} encoder needs [H, W, C] images, got item shape {tuple(input_shape)}")
+        raise ValueError(
+            f"a {config.kind} encoder needs [H, W, C] images, got item shape {tuple(input_shape)}"
+        )
     height, width, channels = input_shape
     if config.kind == "cnn":
         groups = min(8, *config.widths)
-        return models.ConvEncoder(channels, config.widths, config.embed_dim, num_groups=groups, rngs=rngs)
+        return models.ConvEncoder(
+            channels, config.widths, config.embed_dim, num_groups=groups, rngs=rngs
+        )
     if config.kind == "vit":
         return models.ViT(
             config.variant,

@@ -20,14 +20,18 @@ from alignjax.data import readers
 from alignjax.methods import affine_fit
 
 
-def read_levels(path: str | os.PathLike[str], n_triplets: int) -> tuple[np.ndarray, tuple[str, ...]]:
+def read_levels(
+    path: str | os.PathLike[str], n_triplets: int
+) -> tuple[np.ndarray, tuple[str, ...]]:
     """Per-triplet level names (one per line) as codes ``[n]`` and the sorted names."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"levels file {path} does not exist")
     names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if len(names) != n_triplets:
-        raise ValueError(f"{path}: {len(names)} level names for {n_triplets} triplets; need one per triplet")
+        raise ValueError(
+            f"{path}: {len(names)} level names for {n_triplets} triplets; need one per triplet"
+        )
     level_names = tuple(sorted(set(names)))
     codes = np.array([level_names.index(name) for name in names])
     return codes, level_names
@@ -80,7 +84,12 @@ def evaluate_files(
     codes, names = (None, ()) if levels is None else read_levels(levels, len(triplet_set.indices))
     params = None if transform is None else affine_fit.AffineParams.load_npz(transform)
     return evaluate_features(
-        matrix, triplet_set.indices, levels=codes, level_names=names, kernel=kernel, transform=params
+        matrix,
+        triplet_set.indices,
+        levels=codes,
+        level_names=names,
+        kernel=kernel,
+        transform=params,
     )
 
 
@@ -91,7 +100,11 @@ def format_results(results: dict[str, Any]) -> str:
         if isinstance(values, dict):
             for key, value in values.items():
                 if value is not None:
-                    lines.append(f"{space + '/' + key:48s} {value:.4f}" if isinstance(value, float) else f"{space + '/' + key:48s} {value}")
+                    lines.append(
+                        f"{space + '/' + key:48s} {value:.4f}"
+                        if isinstance(value, float)
+                        else f"{space + '/' + key:48s} {value}"
+                    )
         else:
             lines.append(f"{space:48s} {values:.4f}")
     return "\n".join(lines)

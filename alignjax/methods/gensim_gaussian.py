@@ -41,8 +41,12 @@ class GaussianConfig:
     """
 
     world: GaussianMixtureWorld = GaussianMixtureWorld(num_components=8, dim=2, separation=1.5)
-    encoder: encoders.EncoderConfig = encoders.EncoderConfig(kind="mlp", widths=(128, 128), embed_dim=32)
-    train: TrainConfig = TrainConfig(num_steps=2000, learning_rate=3e-3, warmup_steps=100, log_every=100)
+    encoder: encoders.EncoderConfig = encoders.EncoderConfig(
+        kind="mlp", widths=(128, 128), embed_dim=32
+    )
+    train: TrainConfig = TrainConfig(
+        num_steps=2000, learning_rate=3e-3, warmup_steps=100, log_every=100
+    )
     objective: objectives.ObjectiveConfig = objectives.ObjectiveConfig(batch_size=256)
     objectives: tuple[str, ...] = ("gensim", "simclr", "supcon", "untrained")
     jitter_std: float = 0.5
@@ -52,7 +56,9 @@ class GaussianConfig:
     def __post_init__(self):
         objectives.check_objectives(self.objectives)
         if self.num_eval_pairs < 2:
-            raise ValueError(f"num_eval_pairs must be >= 2 (a correlation needs two pairs), got {self.num_eval_pairs}")
+            raise ValueError(
+                f"num_eval_pairs must be >= 2 (a correlation needs two pairs), got {self.num_eval_pairs}"
+            )
 
 
 def sources(config: GaussianConfig) -> objectives.Sources:
@@ -60,7 +66,9 @@ def sources(config: GaussianConfig) -> objectives.Sources:
     world = config.world
 
     def triplets(rng, n):
-        return {"inputs": world.sample_triplets(int(rng.integers(2**63)), n)["x"].astype(np.float32)}
+        return {
+            "inputs": world.sample_triplets(int(rng.integers(2**63)), n)["x"].astype(np.float32)
+        }
 
     def items(rng, n):
         x, labels = world.sample(rng, n)
@@ -85,8 +93,14 @@ def run(config: GaussianConfig, workdir: str | os.PathLike[str]) -> dict[str, An
     similarities = {}
     for objective in config.objectives:
         model = objectives.train_encoder(
-            objective, sources(config), config.encoder, (world.dim,), config.train,
-            config.objective, workdir=workdir / objective, seed=config.seed,
+            objective,
+            sources(config),
+            config.encoder,
+            (world.dim,),
+            config.train,
+            config.objective,
+            workdir=workdir / objective,
+            seed=config.seed,
         )
         fx, fy = encoders.embed(model, x), encoders.embed(model, y)
         kernel = objectives.similarity_kernel(objective, config.objective)
@@ -112,12 +126,19 @@ def _write_report(config, workdir, metrics, similarities, log_s) -> None:
         [{"objective": name, **values} for name, values in metrics.items()],
         ["objective", "spearman", "pearson"],
     )
-    fig, axes = plt.subplots(1, len(similarities), figsize=(3.2 * len(similarities), 3.2), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(similarities), figsize=(3.2 * len(similarities), 3.2), squeeze=False
+    )
     for ax, (name, sim) in zip(axes[0], similarities.items()):
         ax.scatter(log_s, sim, s=2, alpha=0.3)
         ax.set_title(f"{name}: ρ = {metrics[name]['spearman']:.2f}")
         ax.set_xlabel("exact log s_gen(x, y)")
     axes[0, 0].set_ylabel("learned similarity")
     fig.tight_layout()
-    report.figure(fig, workdir, "similarity_vs_sgen.png", "Learned similarity against exact log s_gen, held-out pairs")
+    report.figure(
+        fig,
+        workdir,
+        "similarity_vs_sgen.png",
+        "Learned similarity against exact log s_gen, held-out pairs",
+    )
     report.write(workdir)

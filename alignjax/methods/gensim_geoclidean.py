@@ -112,8 +112,12 @@ class GeoclideanConfig:
     grammar: ConceptGrammar = ConceptGrammar()
     num_training_concepts: int = 1000
     # Four stages: the last sees the whole drawing (constraints relate distant parts).
-    encoder: encoders.EncoderConfig = encoders.EncoderConfig(kind="cnn", widths=(32, 64, 64, 64), embed_dim=32)
-    train: TrainConfig = TrainConfig(num_steps=350, learning_rate=1e-2, warmup_steps=30, log_every=50)
+    encoder: encoders.EncoderConfig = encoders.EncoderConfig(
+        kind="cnn", widths=(32, 64, 64, 64), embed_dim=32
+    )
+    train: TrainConfig = TrainConfig(
+        num_steps=350, learning_rate=1e-2, warmup_steps=30, log_every=50
+    )
     objective: objectives.ObjectiveConfig = objectives.ObjectiveConfig(batch_size=64)
     objectives: tuple[str, ...] = ("gensim_nce", "simclr", "supcon", "untrained")
     augmentation: ImageAugmentation = ImageAugmentation(
@@ -145,17 +149,26 @@ def training_world(config: GeoclideanConfig) -> GeoclideanWorld:
     The grammar skips the structure of every test concept and of its close variant.
     """
     world = config.world
-    exclude = [world.program(k, variant) for k in range(len(world.concepts)) for variant in ("concept", "close")]
+    exclude = [
+        world.program(k, variant)
+        for k in range(len(world.concepts))
+        for variant in ("concept", "close")
+    ]
     concepts = config.grammar.sample_concepts(
         np.random.default_rng(config.seed), config.num_training_concepts, exclude=exclude
     )
     return dataclasses.replace(world, concepts=concepts, weights=None)
 
 
-def evaluation_worlds(config: GeoclideanConfig, trained: GeoclideanWorld) -> dict[str, GeoclideanWorld]:
+def evaluation_worlds(
+    config: GeoclideanConfig, trained: GeoclideanWorld
+) -> dict[str, GeoclideanWorld]:
     """The world of each split: the test concepts, and as many of the training concepts."""
     count = len(config.world.concepts)
-    return {"unseen": config.world, "trained": dataclasses.replace(trained, concepts=trained.concepts[:count])}
+    return {
+        "unseen": config.world,
+        "trained": dataclasses.replace(trained, concepts=trained.concepts[:count]),
+    }
 
 
 def sources(world: GeoclideanWorld, augmentation: ImageAugmentation) -> objectives.Sources:
@@ -171,7 +184,9 @@ def sources(world: GeoclideanWorld, augmentation: ImageAugmentation) -> objectiv
     return objectives.Sources(triplets=triplets, items=items, augment=augmentation)
 
 
-def sample_tasks(config: GeoclideanConfig, world: GeoclideanWorld, desc: str = "few-shot tasks") -> dict[str, np.ndarray]:
+def sample_tasks(
+    config: GeoclideanConfig, world: GeoclideanWorld, desc: str = "few-shot tasks"
+) -> dict[str, np.ndarray]:
     """The few-shot tasks of every concept of ``world``, the same for every objective.
 
     Returns:
@@ -200,7 +215,9 @@ def sample_tasks(config: GeoclideanConfig, world: GeoclideanWorld, desc: str = "
     }
 
 
-def task_scores(train_embeddings: np.ndarray, test_embeddings: np.ndarray, kernel: str) -> np.ndarray:
+def task_scores(
+    train_embeddings: np.ndarray, test_embeddings: np.ndarray, kernel: str
+) -> np.ndarray:
     """Mean similarity of each test item to its task's training items.
 
     Args:
@@ -218,9 +235,14 @@ def task_scores(train_embeddings: np.ndarray, test_embeddings: np.ndarray, kerne
     if kernel not in ("dot", "cosine"):
         raise ValueError(f"kernel must be 'dot' or 'cosine', got {kernel!r}")
     if kernel == "cosine":
-        train_embeddings = train_embeddings / np.linalg.norm(train_embeddings, axis=-1, keepdims=True)
+        train_embeddings = train_embeddings / np.linalg.norm(
+            train_embeddings, axis=-1, keepdims=True
+        )
         test_embeddings = test_embeddings / np.linalg.norm(test_embeddings, axis=-1, keepdims=True)
-    return np.einsum("...md,...kd->...m", test_embeddings, train_embeddings) / train_embeddings.shape[-2]
+    return (
+        np.einsum("...md,...kd->...m", test_embeddings, train_embeddings)
+        / train_embeddings.shape[-2]
+    )
 
 
 def forced_choice_accuracy(scores: np.ndarray, kinds: np.ndarray, foil: str) -> np.ndarray:
@@ -272,8 +294,14 @@ def objective_scores(
         return {split: np.load(path) for split, path in paths.items()}
     item_shape = next(iter(tasks.values()))["train_images"].shape[3:]
     model = objectives.train_encoder(
-        objective, sources(world, config.augmentation), config.encoder, item_shape, config.train,
-        config.objective, workdir=directory, seed=config.seed,
+        objective,
+        sources(world, config.augmentation),
+        config.encoder,
+        item_shape,
+        config.train,
+        config.objective,
+        workdir=directory,
+        seed=config.seed,
     )
     kernel = objectives.similarity_kernel(objective, config.objective)
     directory.mkdir(parents=True, exist_ok=True)
@@ -283,7 +311,9 @@ def objective_scores(
         z_train = encoders.embed(model, train_images.reshape(-1, *item_shape))
         z_test = encoders.embed(model, test_images.reshape(-1, *item_shape))
         scores[split] = task_scores(
-            z_train.reshape(*train_images.shape[:3], -1), z_test.reshape(*test_images.shape[:3], -1), kernel
+            z_train.reshape(*train_images.shape[:3], -1),
+            z_test.reshape(*test_images.shape[:3], -1),
+            kernel,
         )
         np.save(paths[split], scores[split])
     return scores
@@ -294,7 +324,9 @@ def run(config: GeoclideanConfig, workdir: str | os.PathLike[str]) -> dict[str, 
     workdir = pathlib.Path(workdir)
     world = training_world(config)
     worlds = evaluation_worlds(config, world)
-    tasks = {split: sample_tasks(config, worlds[split], f"few-shot tasks ({split})") for split in SPLITS}
+    tasks = {
+        split: sample_tasks(config, worlds[split], f"few-shot tasks ({split})") for split in SPLITS
+    }
     metrics: dict[str, Any] = {}
     example_scores = {}
     example = config.world.concept_index(config.example_concept)
@@ -308,8 +340,12 @@ def run(config: GeoclideanConfig, workdir: str | os.PathLike[str]) -> dict[str, 
                 accuracy = forced_choice_accuracy(scores[split], tasks[split]["test_kinds"], foil)
                 per_concept = accuracy.mean(axis=1)
                 metrics[objective][f"{split}/{foil}"] = float(per_concept.mean())
-                metrics[objective][f"{split}/{foil}_se"] = float(per_concept.std(ddof=1) / np.sqrt(per_concept.size))
-                metrics[objective][f"{split}/{foil}_per_concept"] = dict(zip(names, per_concept.tolist()))
+                metrics[objective][f"{split}/{foil}_se"] = float(
+                    per_concept.std(ddof=1) / np.sqrt(per_concept.size)
+                )
+                metrics[objective][f"{split}/{foil}_per_concept"] = dict(
+                    zip(names, per_concept.tolist())
+                )
     _write_report(config, workdir, metrics, tasks["unseen"], example_scores, worlds)
     return metrics
 
@@ -338,40 +374,79 @@ def _write_report(config, workdir, metrics, tasks, example_scores, worlds) -> No
         row = {"objective": name}
         for split in SPLITS:
             for foil in FOILS:
-                row[f"{split} {foil}"] = f"{m[f'{split}/{foil}']:.3f} ± {m[f'{split}/{foil}_se']:.3f}"
+                row[f"{split} {foil}"] = (
+                    f"{m[f'{split}/{foil}']:.3f} ± {m[f'{split}/{foil}_se']:.3f}"
+                )
         rows.append(row)
     report.table(rows, ["objective", *[f"{s} {f}" for s in SPLITS for f in FOILS]])
-    report.figure(_accuracy_figure(metrics, SPLITS), workdir, "forced_choice_accuracy.png",
-                  "Few-shot two-alternative forced-choice accuracy per foil type and objective (± s.e. over concepts)")
+    report.figure(
+        _accuracy_figure(metrics, SPLITS),
+        workdir,
+        "forced_choice_accuracy.png",
+        "Few-shot two-alternative forced-choice accuracy per foil type and objective (± s.e. over concepts)",
+    )
     report.heading("Close foils per test concept (unseen)")
     names = [c.name for c in world.concepts]
     report.table(
-        [{"concept": c, **{name: m["unseen/close_per_concept"][c] for name, m in metrics.items()}} for c in names],
+        [
+            {
+                "concept": c,
+                **{name: m["unseen/close_per_concept"][c] for name, m in metrics.items()},
+            }
+            for c in names
+        ],
         ["concept", *metrics],
     )
-    report.figure(_per_concept_figure(metrics, "unseen", names), workdir,
-                  "close_foils_per_concept.png", "Accuracy against close foils per test concept (unseen concepts)")
-    report.figure(_training_concepts_figure(worlds["trained"], config.seed), workdir, "training_concepts.png",
-                  "Training concepts sampled from the grammar: three instances and one close-variant instance each")
-    report.figure(_task_figure(config, tasks, example_scores), workdir, "example_task.png",
-                  f"One few-shot task of '{config.example_concept}': the training instances, then the test items "
-                  "ranked by each objective's score (frame: green in-concept, orange close foil, blue far foil)")
+    report.figure(
+        _per_concept_figure(metrics, "unseen", names),
+        workdir,
+        "close_foils_per_concept.png",
+        "Accuracy against close foils per test concept (unseen concepts)",
+    )
+    report.figure(
+        _training_concepts_figure(worlds["trained"], config.seed),
+        workdir,
+        "training_concepts.png",
+        "Training concepts sampled from the grammar: three instances and one close-variant instance each",
+    )
+    report.figure(
+        _task_figure(config, tasks, example_scores),
+        workdir,
+        "example_task.png",
+        f"One few-shot task of '{config.example_concept}': the training instances, then the test items "
+        "ranked by each objective's score (frame: green in-concept, orange close foil, blue far foil)",
+    )
     report.write(workdir)
 
 
-_COLOURS = {"gensim_nce": "tab:red", "gensim": "tab:orange", "simclr": "tab:blue", "supcon": "tab:green", "untrained": "tab:gray"}
+_COLOURS = {
+    "gensim_nce": "tab:red",
+    "gensim": "tab:orange",
+    "simclr": "tab:blue",
+    "supcon": "tab:green",
+    "untrained": "tab:gray",
+}
 
 
 def _accuracy_figure(metrics, splits):
-    fig, axes = plt.subplots(1, len(splits), figsize=(4.6 * len(splits), 3.8), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1, len(splits), figsize=(4.6 * len(splits), 3.8), squeeze=False, sharey=True
+    )
     width = 0.8 / len(metrics)
     for ax, split in zip(axes[0], splits):
         x = np.arange(len(FOILS))
         for i, (name, m) in enumerate(metrics.items()):
             values = [m[f"{split}/{foil}"] for foil in FOILS]
             errors = [m[f"{split}/{foil}_se"] for foil in FOILS]
-            ax.bar(x + (i - (len(metrics) - 1) / 2) * width, values, width, yerr=errors, capsize=3,
-                   label=name, color=_COLOURS.get(name))
+            ax.bar(
+                x + (i - (len(metrics) - 1) / 2) * width,
+                values,
+                width,
+                yerr=errors,
+                capsize=3,
+                label=name,
+                color=_COLOURS.get(name),
+            )
         ax.axhline(0.5, color="black", linestyle=":", linewidth=1, label="chance")
         ax.set_xticks(x, [f"in-concept vs {foil} foil" for foil in FOILS])
         ax.set_ylim(0.3, 1.0)
@@ -390,7 +465,13 @@ def _per_concept_figure(metrics, split, names):
     width = 0.8 / len(metrics)
     for i, (name, m) in enumerate(metrics.items()):
         values = [m[f"{split}/close_per_concept"][c] for c in names]
-        ax.bar(x + (i - (len(metrics) - 1) / 2) * width, values, width, label=name, color=_COLOURS.get(name))
+        ax.bar(
+            x + (i - (len(metrics) - 1) / 2) * width,
+            values,
+            width,
+            label=name,
+            color=_COLOURS.get(name),
+        )
     ax.axhline(0.5, color="black", linestyle=":", linewidth=1)
     ax.set_xticks(x, [n.replace("_", " ") for n in names], rotation=30, ha="right")
     ax.set_ylim(0, 1)
@@ -405,15 +486,22 @@ def _per_concept_figure(metrics, split, names):
 def _training_concepts_figure(world, seed, num_concepts=8, num_instances=3):
     rng = np.random.default_rng([seed, 2])
     count = min(num_concepts, len(world.concepts))
-    fig, axes = plt.subplots(count, num_instances + 1, figsize=(1.0 * (num_instances + 1) + 3.2, 1.0 * count),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        count,
+        num_instances + 1,
+        figsize=(1.0 * (num_instances + 1) + 3.2, 1.0 * count),
+        squeeze=False,
+    )
     for row in range(count):
-        instances = world.sample_instances(rng, row, num_instances) + world.sample_instances(rng, row, 1, "close")
+        instances = world.sample_instances(rng, row, num_instances) + world.sample_instances(
+            rng, row, 1, "close"
+        )
         for column, image in enumerate(world.render(instances)):
             _show(axes[row, column], image, "tab:orange" if column == num_instances else None)
         axes[row, -1].yaxis.set_label_position("right")
-        axes[row, -1].set_ylabel("\n".join(world.concepts[row].program), fontsize=5, rotation=0, ha="left",
-                                 va="center")
+        axes[row, -1].set_ylabel(
+            "\n".join(world.concepts[row].program), fontsize=5, rotation=0, ha="left", va="center"
+        )
     fig.suptitle("Grammar concepts (orange frame: close variant)", fontsize=8)
     fig.tight_layout()
     return fig
@@ -451,7 +539,10 @@ def _task_figure(config, tasks, example_scores):
             _show(ax, test[item], frame[int(kinds[item])])
             ax.set_title(f"{scores[item]:.2f}", fontsize=6, pad=1)
         axes[r, 0].set_ylabel(name, fontsize=8)
-    fig.suptitle(f"'{config.example_concept.replace('_', ' ')}': test items ranked by score (highest left); "
-                 "frame green = in-concept, orange = close foil, blue = far foil", fontsize=8)
+    fig.suptitle(
+        f"'{config.example_concept.replace('_', ' ')}': test items ranked by score (highest left); "
+        "frame green = in-concept, orange = close foil, blue = far foil",
+        fontsize=8,
+    )
     fig.tight_layout()
     return fig

@@ -132,8 +132,12 @@ class HierarchyConfig:
 
     world: HierarchyWorld = HierarchyWorld()
     tree: TreeConfig = TreeConfig()
-    encoder: encoders.EncoderConfig = encoders.EncoderConfig(kind="cnn", widths=(16, 32, 32), embed_dim=32)
-    train: TrainConfig = TrainConfig(num_steps=400, learning_rate=3e-3, warmup_steps=40, log_every=50)
+    encoder: encoders.EncoderConfig = encoders.EncoderConfig(
+        kind="cnn", widths=(16, 32, 32), embed_dim=32
+    )
+    train: TrainConfig = TrainConfig(
+        num_steps=400, learning_rate=3e-3, warmup_steps=40, log_every=50
+    )
     objective: objectives.ObjectiveConfig = objectives.ObjectiveConfig(batch_size=32)
     objectives: tuple[str, ...] = ("gensim", "gensim_contrastive", "simclr", "supcon", "untrained")
     augmentation: ImageAugmentation = ImageAugmentation()
@@ -149,7 +153,9 @@ class HierarchyConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.supcon_depth is not None and self.supcon_depth < 1:
-            raise ValueError(f"supcon_depth must be >= 1 (depth 0 is the root) or None, got {self.supcon_depth}")
+            raise ValueError(
+                f"supcon_depth must be >= 1 (depth 0 is the root) or None, got {self.supcon_depth}"
+            )
 
 
 def build_world(config: HierarchyConfig) -> HierarchyWorld:
@@ -161,7 +167,9 @@ def build_world(config: HierarchyConfig) -> HierarchyWorld:
         tree = Tree.balanced(spec.branching)
     else:
         tree = wordnet.wordnet_tree(
-            spec.wordnet_roots, max_depth=spec.wordnet_max_depth, max_children=spec.wordnet_max_children
+            spec.wordnet_roots,
+            max_depth=spec.wordnet_max_depth,
+            max_children=spec.wordnet_max_children,
         )
     return dataclasses.replace(config.world, tree=tree)
 
@@ -218,7 +226,9 @@ class RenderingPool:
     def render(cls, world: HierarchyWorld, per_leaf: int, seed: int) -> RenderingPool:
         leaves = world.tree.leaves
         rendered = world.render_items(np.random.default_rng(seed), np.repeat(leaves, per_leaf))
-        return cls(rendered.reshape(leaves.size, per_leaf, *rendered.shape[1:]), leaf_positions(world.tree))
+        return cls(
+            rendered.reshape(leaves.size, per_leaf, *rendered.shape[1:]), leaf_positions(world.tree)
+        )
 
     def sample(self, rng: np.random.Generator, leaves: np.ndarray) -> np.ndarray:
         """A random pooled rendering of each leaf in ``leaves`` ``int [...]``: ``[..., H, W, 3]``."""
@@ -226,7 +236,9 @@ class RenderingPool:
         return self.images[rows, rng.integers(0, self.images.shape[1], rows.shape)]
 
 
-def sources(config: HierarchyConfig, world: HierarchyWorld, pool: RenderingPool) -> objectives.Sources:
+def sources(
+    config: HierarchyConfig, world: HierarchyWorld, pool: RenderingPool
+) -> objectives.Sources:
     """The world's triplets, items (basic-level labels, leaf latents), views and ``s_gen`` table."""
     label_depth = supcon_depth(config, world)
 
@@ -270,7 +282,9 @@ def evaluation_items(config: HierarchyConfig, world: HierarchyWorld) -> dict[str
     rng = np.random.default_rng([seed, len(LEVELS)])
     rsa_leaves = np.repeat(world.tree.leaves, config.eval_renderings_per_leaf)
     return {
-        "level_images": np.concatenate([t["images"].reshape(-1, *t["images"].shape[2:]) for t in per_level]),
+        "level_images": np.concatenate(
+            [t["images"].reshape(-1, *t["images"].shape[2:]) for t in per_level]
+        ),
         "level_leaves": np.concatenate([t["labels"].ravel() for t in per_level]),
         "levels": np.repeat(np.arange(len(LEVELS)), n),
         "rsa_images": world.render_items(rng, rsa_leaves),
@@ -302,10 +316,19 @@ def embeddings(
     if pool is None:
         pool = RenderingPool.render(world, config.train_renderings_per_leaf, config.seed)
     model = objectives.train_encoder(
-        objective, sources(config, world, pool), config.encoder, items["rsa_images"].shape[1:],
-        config.train, config.objective, workdir=workdir / objective, seed=config.seed,
+        objective,
+        sources(config, world, pool),
+        config.encoder,
+        items["rsa_images"].shape[1:],
+        config.train,
+        config.objective,
+        workdir=workdir / objective,
+        seed=config.seed,
     )
-    out = {"levels": encoders.embed(model, items["level_images"]), "rsa": encoders.embed(model, items["rsa_images"])}
+    out = {
+        "levels": encoders.embed(model, items["level_images"]),
+        "rsa": encoders.embed(model, items["rsa_images"]),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **out)
     return out
@@ -330,7 +353,9 @@ def tree_dissimilarity(world: HierarchyWorld, table: np.ndarray, leaves: np.ndar
 
 
 def evaluate(
-    features: dict[str, np.ndarray], kernel: Literal["dot", "cosine"], items: dict[str, np.ndarray],
+    features: dict[str, np.ndarray],
+    kernel: Literal["dot", "cosine"],
+    items: dict[str, np.ndarray],
     tree_rdm: np.ndarray,
 ) -> dict[str, float]:
     """Levels accuracy (overall and per level) and RSA with the tree of one encoder."""
@@ -355,7 +380,10 @@ def exact_reference(
     leaves = items["level_leaves"]
     triplets = np.arange(leaves.size).reshape(-1, 3)
     accuracy = evaluation.odd_one_out_accuracy_from_similarities(
-        item_log_similarity(world, table, leaves), triplets, levels=items["levels"], level_names=LEVELS
+        item_log_similarity(world, table, leaves),
+        triplets,
+        levels=items["levels"],
+        level_names=LEVELS,
     )
     return {
         "accuracy": accuracy.accuracy,
@@ -406,7 +434,13 @@ def _write_report(config, world, workdir, metrics, features, items, tree_rdm) ->
         "generative-similarity encoder captures the hierarchy (higher coarse accuracy and RSA) "
         "where flat-label supervision (SupCon) and SimCLR do not."
     )
-    columns = ["objective", "accuracy", *(f"accuracy/{level}" for level in LEVELS), "rsa", "rsa_correlation"]
+    columns = [
+        "objective",
+        "accuracy",
+        *(f"accuracy/{level}" for level in LEVELS),
+        "rsa",
+        "rsa_correlation",
+    ]
     report.table([{"objective": name, **values} for name, values in metrics.items()], columns)
     report.paragraph(
         "`rsa`: the RDM of the similarity each encoder is judged by (dot products for the "
@@ -415,7 +449,9 @@ def _write_report(config, world, workdir, metrics, features, items, tree_rdm) ->
     )
     report.paragraph(_verdict(config, metrics))
     report.figure(
-        _accuracy_figure(config, metrics), workdir, "accuracy_per_level.png",
+        _accuracy_figure(config, metrics),
+        workdir,
+        "accuracy_per_level.png",
         "Odd-one-out accuracy on held-out Levels triplets, per level and overall",
     )
     method = config.objectives[0]
@@ -424,11 +460,15 @@ def _write_report(config, world, workdir, metrics, features, items, tree_rdm) ->
     if baselines:
         shown.append(max(baselines, key=lambda b: metrics[b]["accuracy"]))
     report.figure(
-        _embedding_figure(config, world, shown, metrics, features, items), workdir, "embedding_pca.png",
+        _embedding_figure(config, world, shown, metrics, features, items),
+        workdir,
+        "embedding_pca.png",
         f"2-D PCA of held-out items: {' vs '.join(shown)} (the best baseline by overall accuracy)",
     )
     report.figure(
-        _rdm_figure(config, shown, features, tree_rdm), workdir, "rdm.png",
+        _rdm_figure(config, shown, features, tree_rdm),
+        workdir,
+        "rdm.png",
         "Dissimilarity matrices of held-out items in tree order: the tree's and the encoders'",
     )
     report.write(workdir)
@@ -463,7 +503,13 @@ def _accuracy_figure(config, metrics):
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("odd-one-out accuracy")
     ax.set_title("Held-out Levels triplets (exact s_gen: 1.0 at every level)")
-    ax.legend(ncol=len(names) + 1, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
+    ax.legend(
+        ncol=len(names) + 1,
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.1),
+        frameon=False,
+    )
     ax.spines[["top", "right"]].set_visible(False)
     return fig
 
@@ -475,7 +521,11 @@ def _embedding_figure(config, world, shown, metrics, features, items):
     basic = category_at_depth(tree, leaves, supcon_depth(config, world))
     super_ids = np.unique(superordinate)
     # Markers distinguish the basic categories within one superordinate (colour).
-    marker_of = {b: i % len(_MARKERS) for s in super_ids for i, b in enumerate(np.unique(basic[superordinate == s]))}
+    marker_of = {
+        b: i % len(_MARKERS)
+        for s in super_ids
+        for i, b in enumerate(np.unique(basic[superordinate == s]))
+    }
     colours = plt.get_cmap("tab10" if super_ids.size <= 10 else "tab20")
     fig, axes = plt.subplots(1, len(shown), figsize=(4.6 * len(shown), 4.4), squeeze=False)
     for ax, name in zip(axes[0], shown):
@@ -486,18 +536,39 @@ def _embedding_figure(config, world, shown, metrics, features, items):
         for si, s in enumerate(super_ids):
             for b in np.unique(basic[superordinate == s]):
                 mask = basic == b
-                ax.scatter(*xy[mask].T, s=14, color=colours(si % colours.N), marker=_MARKERS[marker_of[b]],
-                           alpha=0.75, linewidths=0)
-        ax.set_title(f"{name}: coarse acc. {metrics[name]['accuracy/coarse']:.2f}, RSA {metrics[name]['rsa']:.2f}")
+                ax.scatter(
+                    *xy[mask].T,
+                    s=14,
+                    color=colours(si % colours.N),
+                    marker=_MARKERS[marker_of[b]],
+                    alpha=0.75,
+                    linewidths=0,
+                )
+        ax.set_title(
+            f"{name}: coarse acc. {metrics[name]['accuracy/coarse']:.2f}, RSA {metrics[name]['rsa']:.2f}"
+        )
         ax.set_xlabel("PC 1")
         ax.set_ylabel("PC 2")
         ax.set_xticks([])
         ax.set_yticks([])
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=colours(i % colours.N), label=tree.names[s])
-               for i, s in enumerate(super_ids[:10])]
-    axes[0, -1].legend(handles=handles, title="superordinate", fontsize=7, title_fontsize=8,
-                       loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    fig.suptitle("Held-out items: colour = superordinate category, marker = basic category within it")
+    handles = [
+        plt.Line2D(
+            [], [], marker="o", linestyle="", color=colours(i % colours.N), label=tree.names[s]
+        )
+        for i, s in enumerate(super_ids[:10])
+    ]
+    axes[0, -1].legend(
+        handles=handles,
+        title="superordinate",
+        fontsize=7,
+        title_fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+        frameon=False,
+    )
+    fig.suptitle(
+        "Held-out items: colour = superordinate category, marker = basic category within it"
+    )
     fig.tight_layout()
     return fig
 
@@ -506,8 +577,12 @@ def _rdm_figure(config, shown, features, tree_rdm):
     panels = [("tree: -log s_gen", tree_rdm)]
     for name in shown:
         kernel = objectives.similarity_kernel(name, config.objective)
-        panels.append((f"{name} ({'-dot' if kernel == 'dot' else '1 - cos'})",
-                       kernel_dissimilarity(features[name]["rsa"], kernel)))
+        panels.append(
+            (
+                f"{name} ({'-dot' if kernel == 'dot' else '1 - cos'})",
+                kernel_dissimilarity(features[name]["rsa"], kernel),
+            )
+        )
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.5), squeeze=False)
     for ax, (title, rdm) in zip(axes[0], panels):
         ax.imshow(rdm, cmap="viridis", interpolation="nearest")

@@ -117,8 +117,12 @@ class QuadrilateralsConfig:
     world: QuadrilateralWorld = QuadrilateralWorld(image_size=32, line_width=1.0, margin=1.0)
     # Four stages: the last sees the whole 32x32 outline, so it can relate sides and
     # angles across the shape (parallel and equal sides are not local features).
-    encoder: encoders.EncoderConfig = encoders.EncoderConfig(kind="cnn", widths=(32, 64, 64, 64), embed_dim=32)
-    train: TrainConfig = TrainConfig(num_steps=400, learning_rate=1e-2, warmup_steps=30, log_every=50)
+    encoder: encoders.EncoderConfig = encoders.EncoderConfig(
+        kind="cnn", widths=(32, 64, 64, 64), embed_dim=32
+    )
+    train: TrainConfig = TrainConfig(
+        num_steps=400, learning_rate=1e-2, warmup_steps=30, log_every=50
+    )
     objective: objectives.ObjectiveConfig = objectives.ObjectiveConfig(batch_size=64)
     objectives: tuple[str, ...] = ("gensim_nce", "simclr", "supcon", "untrained")
     augmentation: ImageAugmentation = ImageAugmentation(
@@ -141,10 +145,14 @@ class QuadrilateralsConfig:
                 f"{SHAPE_NAMES}), got {len(self.human_error_rates)}"
             )
         if not 0 <= self.num_example_trials <= len(SHAPE_NAMES):
-            raise ValueError(f"num_example_trials must lie in [0, {len(SHAPE_NAMES)}], got {self.num_example_trials}")
+            raise ValueError(
+                f"num_example_trials must lie in [0, {len(SHAPE_NAMES)}], got {self.num_example_trials}"
+            )
 
 
-def reference_items(world: QuadrilateralWorld, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+def reference_items(
+    world: QuadrilateralWorld, rng: np.random.Generator, n: int
+) -> dict[str, np.ndarray]:
     """``n`` reference shapes in random poses, labelled by shape index.
 
     Returns:
@@ -156,7 +164,9 @@ def reference_items(world: QuadrilateralWorld, rng: np.random.Generator, n: int)
     return {"inputs": world.render(pixels), "labels": labels}
 
 
-def generative_items(world: QuadrilateralWorld, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+def generative_items(
+    world: QuadrilateralWorld, rng: np.random.Generator, n: int
+) -> dict[str, np.ndarray]:
     """``n`` draws of the generative model, labelled by property class."""
     sample = world.sample(rng, n)
     return {"inputs": sample["images"], "labels": sample["labels"]}
@@ -216,11 +226,16 @@ def regularity_summary(per_shape_error: dict[str, float]) -> dict[str, float]:
 
 def oddball_trials(config: QuadrilateralsConfig) -> dict[str, np.ndarray]:
     """The held-out intruder trials: ``num_trials_per_shape`` of each shape."""
-    return config.world.oddball_trials(config.seed + 1, config.num_trials_per_shape * len(SHAPE_NAMES))
+    return config.world.oddball_trials(
+        config.seed + 1, config.num_trials_per_shape * len(SHAPE_NAMES)
+    )
 
 
 def trial_embeddings(
-    objective: str, config: QuadrilateralsConfig, trials: dict[str, np.ndarray], workdir: pathlib.Path
+    objective: str,
+    config: QuadrilateralsConfig,
+    trials: dict[str, np.ndarray],
+    workdir: pathlib.Path,
 ) -> np.ndarray:
     """Embeddings ``[n_trials, 6, d]`` of the held-out trials under ``objective``'s encoder.
 
@@ -232,8 +247,14 @@ def trial_embeddings(
         return np.load(path)
     images = trials["images"]
     model = objectives.train_encoder(
-        objective, sources(config, objective), config.encoder, images.shape[2:], config.train,
-        config.objective, workdir=workdir / objective, seed=config.seed,
+        objective,
+        sources(config, objective),
+        config.encoder,
+        images.shape[2:],
+        config.train,
+        config.objective,
+        workdir=workdir / objective,
+        seed=config.seed,
     )
     z = encoders.embed(model, images.reshape(-1, *images.shape[2:])).reshape(*images.shape[:2], -1)
     if objectives.similarity_kernel(objective, config.objective) == "cosine":
@@ -252,7 +273,10 @@ def run(config: QuadrilateralsConfig, workdir: str | os.PathLike[str]) -> dict[s
     for objective in config.objectives:
         z = trial_embeddings(objective, config, trials, workdir)
         result = oddball_error_rates(
-            z, trials["intruder"], trials["shape"], shape_names=SHAPE_NAMES,
+            z,
+            trials["intruder"],
+            trials["shape"],
+            shape_names=SHAPE_NAMES,
             human_error_rates=config.human_error_rates,
         )
         metrics[objective] = {
@@ -280,9 +304,19 @@ def _write_report(config, workdir, metrics, trials, choices) -> None:
         f"SimCLR trains on {config.simclr_items.replace('_', ' ')} images, SupCon on "
         f"{config.supcon_items.replace('_', ' ')} labels (see the module docstring)."
     )
-    columns = ["objective", "error_rate", "regular_error", "irregular_error", "regularity_gap",
-               "regularity_spearman", "regularity_spearman_p"]
-    rows = [{"objective": name, **{k: v for k, v in m.items() if k in columns}} for name, m in metrics.items()]
+    columns = [
+        "objective",
+        "error_rate",
+        "regular_error",
+        "irregular_error",
+        "regularity_gap",
+        "regularity_spearman",
+        "regularity_spearman_p",
+    ]
+    rows = [
+        {"objective": name, **{k: v for k, v in m.items() if k in columns}}
+        for name, m in metrics.items()
+    ]
     if config.human_error_rates is not None:
         columns.append("human_spearman")
         for row, m in zip(rows, metrics.values()):
@@ -290,19 +324,32 @@ def _write_report(config, workdir, metrics, trials, choices) -> None:
     report.table(rows, columns)
     report.heading("Error per shape")
     report.table(
-        [{"shape": s, **{name: m["per_shape_error"][s] for name, m in metrics.items()}} for s in SHAPE_NAMES],
+        [
+            {"shape": s, **{name: m["per_shape_error"][s] for name, m in metrics.items()}}
+            for s in SHAPE_NAMES
+        ],
         ["shape", *metrics],
     )
-    report.figure(per_shape_figure(config, metrics), workdir, "error_per_shape.png",
-                  "Intruder error rate per reference shape, from the most to the least regular")
+    report.figure(
+        per_shape_figure(config, metrics),
+        workdir,
+        "error_per_shape.png",
+        "Intruder error rate per reference shape, from the most to the least regular",
+    )
     if config.num_example_trials:
-        report.figure(example_trials_figure(config, trials, choices), workdir, "example_trials.png",
-                      "Held-out intruder trials: the true intruder framed in green; each image lists the "
-                      "objectives that chose it")
+        report.figure(
+            example_trials_figure(config, trials, choices),
+            workdir,
+            "example_trials.png",
+            "Held-out intruder trials: the true intruder framed in green; each image lists the "
+            "objectives that chose it",
+        )
     report.write(workdir)
 
 
-def per_shape_figure(config: QuadrilateralsConfig, metrics: dict[str, dict[str, Any]]) -> plt.Figure:
+def per_shape_figure(
+    config: QuadrilateralsConfig, metrics: dict[str, dict[str, Any]]
+) -> plt.Figure:
     """Error per reference shape (most to least regular) of each objective, with binomial
     standard errors; ``metrics[objective]`` holds ``per_shape_error`` and
     ``regularity_spearman`` (as :func:`run` returns them)."""
@@ -312,8 +359,15 @@ def per_shape_figure(config: QuadrilateralsConfig, metrics: dict[str, dict[str, 
     for name, m in metrics.items():
         errors = np.array([m["per_shape_error"][s] for s in SHAPE_NAMES])
         stderr = np.sqrt(errors * (1 - errors) / n)
-        ax.errorbar(x, errors, yerr=stderr, marker="o", capsize=2, linewidth=2 if name in objectives.GENSIM_OBJECTIVES else 1.2,
-                    label=f"{name} (ρ = {m['regularity_spearman']:.2f})")
+        ax.errorbar(
+            x,
+            errors,
+            yerr=stderr,
+            marker="o",
+            capsize=2,
+            linewidth=2 if name in objectives.GENSIM_OBJECTIVES else 1.2,
+            label=f"{name} (ρ = {m['regularity_spearman']:.2f})",
+        )
     ax.axhline(5 / 6, color="gray", linestyle=":", label="chance (5/6)")
     ax.set_xticks(x, [s.replace("_", " ") for s in SHAPE_NAMES], rotation=35, ha="right")
     ax.set_ylim(0, 1)
@@ -346,10 +400,13 @@ def example_trials_figure(
                 spine.set_color("tab:green" if is_intruder else "lightgray")
                 spine.set_linewidth(3 if is_intruder else 1)
             chosen_by = [name for name, c in choices.items() if c[trial] == i]
-            ax.set_title(", ".join(chosen_by), fontsize=6,
-                         color="tab:green" if is_intruder else "tab:red")
+            ax.set_title(
+                ", ".join(chosen_by), fontsize=6, color="tab:green" if is_intruder else "tab:red"
+            )
         axes[r, 0].set_ylabel(SHAPE_NAMES[trials["shape"][trial]].replace("_", "\n"), fontsize=8)
-    fig.suptitle("Example intruder trials (green frame: the intruder; labels: objectives choosing that image)",
-                 fontsize=9)
+    fig.suptitle(
+        "Example intruder trials (green frame: the intruder; labels: objectives choosing that image)",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig

@@ -134,15 +134,27 @@ class GlocalConfig:
     progress_bar: bool = True
 
     def __post_init__(self):
-        for name in ("learning_rates", "penalty_weights", "alphas", "temperatures", "naive_penalty_weights"):
+        for name in (
+            "learning_rates",
+            "penalty_weights",
+            "alphas",
+            "temperatures",
+            "naive_penalty_weights",
+        ):
             values = getattr(self, name)
             if not values:
-                raise ValueError(f"GlocalConfig.{name} must hold at least one value; got {values!r}.")
+                raise ValueError(
+                    f"GlocalConfig.{name} must hold at least one value; got {values!r}."
+                )
         if any(not 0 < a <= 1 for a in self.alphas):
-            raise ValueError(f"GlocalConfig.alphas must lie in (0, 1] (alpha = 0 is the naive transform); got {self.alphas!r}.")
+            raise ValueError(
+                f"GlocalConfig.alphas must lie in (0, 1] (alpha = 0 is the naive transform); got {self.alphas!r}."
+            )
         for name in ("triplet_batch_size", "local_batch_size", "num_steps"):
             if getattr(self, name) < 1:
-                raise ValueError(f"GlocalConfig.{name} must be positive; got {getattr(self, name)!r}.")
+                raise ValueError(
+                    f"GlocalConfig.{name} must be positive; got {getattr(self, name)!r}."
+                )
 
     def fit_config(self, learning_rate: float) -> affine_fit.AffineFitConfig:
         return affine_fit.AffineFitConfig(
@@ -163,7 +175,10 @@ def grid(config: GlocalConfig, kind: Kind) -> list[GlocalSetting]:
     """
     _check_kind(kind)
     if kind == "naive":
-        return [GlocalSetting(lr, lam) for lr, lam in itertools.product(config.learning_rates, config.naive_penalty_weights)]
+        return [
+            GlocalSetting(lr, lam)
+            for lr, lam in itertools.product(config.learning_rates, config.naive_penalty_weights)
+        ]
     return [
         GlocalSetting(lr, lam, alpha, tau)
         for lr, lam, alpha, tau in itertools.product(
@@ -177,7 +192,9 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"kind must be one of {KINDS}; got {kind!r}.")
 
 
-def objective(kind: Kind, setting: GlocalSetting, features: jnp.ndarray, local_features: jnp.ndarray | None):
+def objective(
+    kind: Kind, setting: GlocalSetting, features: jnp.ndarray, local_features: jnp.ndarray | None
+):
     """``loss_fn(weights, bias, batch)`` of ``kind`` for :func:`affine_fit.fit_affine`.
 
     The batch holds row indices: ``batch["triplets"] [n, 3]`` into ``features``
@@ -191,8 +208,13 @@ def objective(kind: Kind, setting: GlocalSetting, features: jnp.ndarray, local_f
 
         def naive_loss(weights, bias, batch):
             return losses.glocal_objective(
-                weights, bias, features[batch["triplets"]], None,
-                alpha=0.0, penalty_weight=setting.penalty_weight, penalty="frobenius",
+                weights,
+                bias,
+                features[batch["triplets"]],
+                None,
+                alpha=0.0,
+                penalty_weight=setting.penalty_weight,
+                penalty="frobenius",
             )
 
         return naive_loss
@@ -201,21 +223,30 @@ def objective(kind: Kind, setting: GlocalSetting, features: jnp.ndarray, local_f
 
     def glocal_loss(weights, bias, batch):
         return losses.glocal_objective(
-            weights, bias, features[batch["triplets"]], local_features[batch["local"]],
-            alpha=setting.alpha, penalty_weight=setting.penalty_weight,
-            temperature=setting.temperature, penalty="scaled_identity",
+            weights,
+            bias,
+            features[batch["triplets"]],
+            local_features[batch["local"]],
+            alpha=setting.alpha,
+            penalty_weight=setting.penalty_weight,
+            temperature=setting.temperature,
+            penalty="scaled_identity",
         )
 
     return glocal_loss
 
 
-def _check_inputs(features: np.ndarray, triplets: np.ndarray, local_features: np.ndarray | None) -> None:
+def _check_inputs(
+    features: np.ndarray, triplets: np.ndarray, local_features: np.ndarray | None
+) -> None:
     if features.ndim != 2:
         raise ValueError(f"features must be [n_items, d]; got shape {features.shape}.")
     TripletSet(triplets, n_items=len(features))
     if len(triplets) == 0:
         raise ValueError("triplets is empty; gLocal needs training triplets.")
-    if local_features is not None and (local_features.ndim != 2 or local_features.shape[1] != features.shape[1]):
+    if local_features is not None and (
+        local_features.ndim != 2 or local_features.shape[1] != features.shape[1]
+    ):
         raise ValueError(
             f"local_features must be [n_local, {features.shape[1]}] like features; got shape {local_features.shape}."
         )
@@ -255,7 +286,11 @@ def fit_transform(
     _check_kind(kind)
     features = np.asarray(features, np.float32)
     triplets = np.asarray(triplets)
-    local = None if kind == "naive" or local_features is None else np.asarray(local_features, np.float32)
+    local = (
+        None
+        if kind == "naive" or local_features is None
+        else np.asarray(local_features, np.float32)
+    )
     _check_inputs(features, triplets, local)
     x, mean, std = affine_fit.standardize(features)
     h = None if local is None else affine_fit.standardize(local, mean=mean, std=std)[0]
@@ -271,10 +306,18 @@ def fit_transform(
         return batch
 
     loss_fn = objective(kind, setting, jnp.asarray(x), None if h is None else jnp.asarray(h))
-    init = affine_fit.initial_params(features.shape[1], sigma=config.sigma, use_bias=config.use_bias)
+    init = affine_fit.initial_params(
+        features.shape[1], sigma=config.sigma, use_bias=config.use_bias
+    )
     return affine_fit.fit_affine(
-        loss_fn, init, sample, config.fit_config(setting.learning_rate),
-        mean=mean, std=std, seed=seed, description=f"{kind} {setting.name}",
+        loss_fn,
+        init,
+        sample,
+        config.fit_config(setting.learning_rate),
+        mean=mean,
+        std=std,
+        seed=seed,
+        description=f"{kind} {setting.name}",
     )
 
 
@@ -328,12 +371,16 @@ def grid_search(
     for setting in grid(config, kind):
         path = directory / f"{setting.name}.npz"
         if not path.exists():
-            params = fit_transform(features, train_triplets, local_features, setting, config, kind=kind, seed=seed)
+            params = fit_transform(
+                features, train_triplets, local_features, setting, config, kind=kind, seed=seed
+            )
             partial = path.with_suffix(".partial.npz")
             params.save_npz(partial)
             partial.replace(path)
         params = affine_fit.AffineParams.load_npz(path)
-        accuracy = evaluation.odd_one_out_accuracy(params.apply(features), validation, kernel="dot").accuracy
+        accuracy = evaluation.odd_one_out_accuracy(
+            params.apply(features), validation, kernel="dot"
+        ).accuracy
         results.append(GridResult(kind, setting, float(accuracy), str(path)))
     best = max(results, key=lambda r: r.validation_accuracy)
     return best, results
@@ -389,8 +436,12 @@ class GlocalExperimentConfig:
 
     world: HierarchyWorld = HierarchyWorld(image_size=16, scale_decay=0.5, item_scale=0.05)
     base_objective: Literal["simclr", "supcon", "untrained"] = "simclr"
-    encoder: encoders.EncoderConfig = encoders.EncoderConfig(kind="cnn", widths=(16, 32, 32), embed_dim=64)
-    train: TrainConfig = TrainConfig(num_steps=400, learning_rate=3e-3, warmup_steps=50, log_every=50)
+    encoder: encoders.EncoderConfig = encoders.EncoderConfig(
+        kind="cnn", widths=(16, 32, 32), embed_dim=64
+    )
+    train: TrainConfig = TrainConfig(
+        num_steps=400, learning_rate=3e-3, warmup_steps=50, log_every=50
+    )
     objective: objectives.ObjectiveConfig = objectives.ObjectiveConfig(batch_size=64)
     augmentation: ImageAugmentation = ImageAugmentation()
     base_kernel: Literal["dot", "cosine"] = "cosine"
@@ -405,8 +456,13 @@ class GlocalExperimentConfig:
     n_test_triplets: int = 5000
     n_level_triplets: int = 1000
     fit: GlocalConfig = GlocalConfig(
-        learning_rates=(1e-3,), penalty_weights=(0.1, 0.01), alphas=(0.25, 0.1), temperatures=(0.5,),
-        naive_penalty_weights=(0.1, 0.01), num_steps=500, optimizer="adam",
+        learning_rates=(1e-3,),
+        penalty_weights=(0.1, 0.01),
+        alphas=(0.25, 0.1),
+        temperatures=(0.5,),
+        naive_penalty_weights=(0.1, 0.01),
+        num_steps=500,
+        optimizer="adam",
     )
     neighbours: int = 10
     few_shot_shots: tuple[int, ...] = (1, 5)
@@ -459,16 +515,26 @@ def held_out_leaves(tree: Tree, depth: int | None = None) -> np.ndarray:
     """
     depth = tree.height if depth is None else depth
     if not 1 <= depth <= tree.height:
-        raise ValueError(f"held_out_depth must lie in [1, {tree.height}] for this tree; got {depth}.")
-    last_children = [tree.children[u][-1] for u in np.flatnonzero(tree.depths == depth - 1) if len(tree.children[u]) >= 2]
+        raise ValueError(
+            f"held_out_depth must lie in [1, {tree.height}] for this tree; got {depth}."
+        )
+    last_children = [
+        tree.children[u][-1]
+        for u in np.flatnonzero(tree.depths == depth - 1)
+        if len(tree.children[u]) >= 2
+    ]
     if not last_children:
-        raise ValueError(f"no node at depth {depth - 1} has two children; nothing can be held out at depth {depth}.")
+        raise ValueError(
+            f"no node at depth {depth - 1} has two children; nothing can be held out at depth {depth}."
+        )
     leaves = tree.leaves
     inside = tree.is_ancestor(np.asarray(last_children)[:, None], leaves[None, :]).any(axis=0)
     return np.sort(leaves[inside])
 
 
-def human_similarity(world: HierarchyWorld, leaves: np.ndarray, appearance_weight: float) -> np.ndarray:
+def human_similarity(
+    world: HierarchyWorld, leaves: np.ndarray, appearance_weight: float
+) -> np.ndarray:
     """The simulated people's similarity of items of ``leaves``: ``[n, n]``.
 
     .. math::
@@ -524,7 +590,9 @@ def level_triplets(
         others = lca_depth == depth
         anchors = np.flatnonzero(partners.any(axis=1) & others.any(axis=1))
         if not anchors.size:
-            raise ValueError(f"the test items hold no {level!r} triplet; use more items per leaf or triplets.")
+            raise ValueError(
+                f"the test items hold no {level!r} triplet; use more items per leaf or triplets."
+            )
         for anchor in rng.choice(anchors, n):
             partner = rng.choice(np.flatnonzero(partners[anchor]))
             other = rng.choice(np.flatnonzero(others[anchor]))
@@ -556,14 +624,18 @@ def _split_per_class(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return first
 
 
-def synthetic_data(config: GlocalExperimentConfig, workdir: str | os.PathLike[str]) -> AlignmentData:
+def synthetic_data(
+    config: GlocalExperimentConfig, workdir: str | os.PathLike[str]
+) -> AlignmentData:
     """Items of the world, the base model's features and simulated people's triplets.
 
     The base model trains (or restores from) ``workdir/base``.
     """
     world, tree = config.world, config.world.tree
     if config.items_per_leaf < 4:
-        raise ValueError(f"items_per_leaf must be >= 4 (few-shot pools and level triplets); got {config.items_per_leaf}.")
+        raise ValueError(
+            f"items_per_leaf must be >= 4 (few-shot pools and level triplets); got {config.items_per_leaf}."
+        )
     rng = np.random.default_rng(config.seed)
     leaves = np.repeat(tree.leaves, config.items_per_leaf)
     images = world.render_items(rng, leaves)
@@ -573,20 +645,33 @@ def synthetic_data(config: GlocalExperimentConfig, workdir: str | os.PathLike[st
     local_images = world.render_items(rng, local_leaves)
 
     model = objectives.train_encoder(
-        config.base_objective, _world_sources(config), config.encoder, images.shape[1:], config.train,
-        config.objective, workdir=pathlib.Path(workdir) / "base", seed=config.seed,
+        config.base_objective,
+        _world_sources(config),
+        config.encoder,
+        images.shape[1:],
+        config.train,
+        config.objective,
+        workdir=pathlib.Path(workdir) / "base",
+        seed=config.seed,
     )
     features = encoders.embed(model, images)
     local_features = encoders.embed(model, local_images)
 
     observer = LuceObserver(
-        human_similarity(world, leaves[fit_items], config.appearance_weight), temperature=config.observer_temperature
+        human_similarity(world, leaves[fit_items], config.appearance_weight),
+        temperature=config.observer_temperature,
     )
     dataset = simulate_triplet_dataset(
-        observer, n_train=config.n_train_triplets, n_validation=config.n_validation_triplets,
-        n_test=config.n_test_triplets, split=config.split, seed=config.seed,
+        observer,
+        n_train=config.n_train_triplets,
+        n_validation=config.n_validation_triplets,
+        n_test=config.n_test_triplets,
+        split=config.split,
+        seed=config.seed,
     )
-    levels = level_triplets(observer, world, leaves[fit_items], dataset.test_objects, config.n_level_triplets, rng)
+    levels = level_triplets(
+        observer, world, leaves[fit_items], dataset.test_objects, config.n_level_triplets, rng
+    )
 
     downstream = np.flatnonzero(held_out)
     first = _split_per_class(leaves[downstream], rng)
@@ -610,7 +695,9 @@ def synthetic_data(config: GlocalExperimentConfig, workdir: str | os.PathLike[st
     )
 
 
-def read_things_categories(path: str | os.PathLike[str], n_items: int) -> tuple[np.ndarray, tuple[str, ...]]:
+def read_things_categories(
+    path: str | os.PathLike[str], n_items: int
+) -> tuple[np.ndarray, tuple[str, ...]]:
     """The THINGSplus category table: membership ``bool [n_items, n_categories]`` and names.
 
     ``Categories_final_20200131.tsv``: a header (``Word``, a definition, one column per
@@ -620,17 +707,25 @@ def read_things_categories(path: str | os.PathLike[str], n_items: int) -> tuple[
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"THINGS category file {path} does not exist")
-    rows = [line.rstrip("\r").split("\t") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [
+        line.rstrip("\r").split("\t")
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     # The released table ends with a row of column totals and no word: not a concept.
     header, body = rows[0], [row for row in rows[1:] if row[0].strip()]
     if len(body) != n_items:
-        raise ValueError(f"{path}: {len(body)} concept rows, expected {n_items} (one per feature row).")
+        raise ValueError(
+            f"{path}: {len(body)} concept rows, expected {n_items} (one per feature row)."
+        )
     names = tuple(header[2:])
     membership = np.zeros((n_items, len(names)), dtype=bool)
     for row, fields in enumerate(body):
         values = fields[2 : 2 + len(names)]
         if len(values) != len(names) or any(v.strip() not in ("0", "1", "") for v in values):
-            raise ValueError(f"{path}: row {row + 1} must hold {len(names)} 0/1 category columns; got {values[:5]}...")
+            raise ValueError(
+                f"{path}: row {row + 1} must hold {len(names)} 0/1 category columns; got {values[:5]}..."
+            )
         membership[row] = [v.strip() == "1" for v in values]
     return membership, names
 
@@ -661,12 +756,17 @@ def things_data(config: GlocalExperimentConfig) -> AlignmentData:
     single = membership.sum(axis=1) == 1
     counts = (membership & single[:, None]).sum(axis=0)
     eligible = np.flatnonzero(counts >= 2 * max(max(config.few_shot_shots), config.anomaly_k))
-    if len(eligible) < min(2, config.things_held_out_categories) or config.things_held_out_categories < 2:
+    if (
+        len(eligible) < min(2, config.things_held_out_categories)
+        or config.things_held_out_categories < 2
+    ):
         raise ValueError(
             f"things_held_out_categories must be >= 2 and at most the {len(eligible)} categories with enough members; "
             f"got {config.things_held_out_categories}."
         )
-    held_categories = np.sort(rng.choice(eligible, min(config.things_held_out_categories, len(eligible)), replace=False))
+    held_categories = np.sort(
+        rng.choice(eligible, min(config.things_held_out_categories, len(eligible)), replace=False)
+    )
     held_out = membership[:, held_categories].any(axis=1)
     fit_items = np.flatnonzero(~held_out)
     position = np.full(n, -1)
@@ -711,8 +811,12 @@ def things_data(config: GlocalExperimentConfig) -> AlignmentData:
 
 def _alignment(space: np.ndarray, triplets: TripletSet, kernel: str) -> evaluation.OddOneOutResult:
     return evaluation.odd_one_out_accuracy(
-        space, triplets.indices, kernel=kernel, levels=triplets.levels,
-        level_names=triplets.level_names or None, reference_probabilities=triplets.probabilities,
+        space,
+        triplets.indices,
+        kernel=kernel,
+        levels=triplets.levels,
+        level_names=triplets.level_names or None,
+        reference_probabilities=triplets.probabilities,
     )
 
 
@@ -737,11 +841,19 @@ def evaluate_space(
     train_x, test_x = space[data.downstream_train], space[data.downstream_test]
     for shots in config.few_shot_shots:
         metrics[f"few_shot/{shots}"] = evaluation.few_shot_accuracy(
-            train_x, data.downstream_train_labels, test_x, data.downstream_test_labels,
-            n_shot=shots, seeds=config.few_shot_seeds,
+            train_x,
+            data.downstream_train_labels,
+            test_x,
+            data.downstream_test_labels,
+            n_shot=shots,
+            seeds=config.few_shot_seeds,
         ).mean
     metrics["anomaly_auc"] = evaluation.one_vs_rest_anomaly_auc(
-        train_x, data.downstream_train_labels, test_x, data.downstream_test_labels, k=config.anomaly_k
+        train_x,
+        data.downstream_train_labels,
+        test_x,
+        data.downstream_test_labels,
+        k=config.anomaly_k,
     ).mean_auc
     return metrics
 
@@ -761,26 +873,37 @@ def run(config: GlocalExperimentConfig, workdir: str | os.PathLike[str]) -> dict
     grid_rows = []
     for kind in ("naive", "glocal"):
         best, results = grid_search(
-            fit_features, data.train.indices, data.validation.indices, data.local_features, config.fit,
-            kind=kind, workdir=workdir / "transforms", seed=config.seed,
+            fit_features,
+            data.train.indices,
+            data.validation.indices,
+            data.local_features,
+            config.fit,
+            kind=kind,
+            workdir=workdir / "transforms",
+            seed=config.seed,
         )
         params = best.load()
         params.save_npz(workdir / f"{kind}.npz")
         spaces[kind], kernels[kind] = params.apply(data.features), "dot"
         for result in tqdm(
-            results, desc=f"evaluating the {kind} grid", leave=False, disable=not config.fit.progress_bar
+            results,
+            desc=f"evaluating the {kind} grid",
+            leave=False,
+            disable=not config.fit.progress_bar,
         ):
             space = result.load().apply(data.features)
-            grid_rows.append({
-                "kind": kind,
-                **dataclasses.asdict(result.setting),
-                "validation_accuracy": result.validation_accuracy,
-                "test_accuracy": _alignment(space[data.fit_items], data.test, "dot").accuracy,
-                "neighbour_preservation": evaluation.nearest_neighbour_preservation(
-                    data.features, space, k=config.neighbours
-                ),
-                "selected": result is best,
-            })
+            grid_rows.append(
+                {
+                    "kind": kind,
+                    **dataclasses.asdict(result.setting),
+                    "validation_accuracy": result.validation_accuracy,
+                    "test_accuracy": _alignment(space[data.fit_items], data.test, "dot").accuracy,
+                    "neighbour_preservation": evaluation.nearest_neighbour_preservation(
+                        data.features, space, k=config.neighbours
+                    ),
+                    "selected": result is best,
+                }
+            )
     metrics: dict[str, Any] = {
         name: evaluate_space(data, space, kernels[name], config) for name, space in spaces.items()
     }
@@ -790,7 +913,12 @@ def run(config: GlocalExperimentConfig, workdir: str | os.PathLike[str]) -> dict
     return metrics
 
 
-def _write_report(config: GlocalExperimentConfig, data: AlignmentData, metrics: dict[str, Any], workdir: pathlib.Path) -> None:
+def _write_report(
+    config: GlocalExperimentConfig,
+    data: AlignmentData,
+    metrics: dict[str, Any],
+    workdir: pathlib.Path,
+) -> None:
     report = Report("gLocal: human alignment that keeps local structure")
     report.paragraph(
         f"{data.name}. Transforms fitted on {len(data.train)} training triplets "
@@ -807,25 +935,58 @@ def _write_report(config: GlocalExperimentConfig, data: AlignmentData, metrics: 
         "breaks, and keeps or improves few-shot and anomaly detection on new categories."
     )
     shots = [f"few_shot/{s}" for s in config.few_shot_shots]
-    columns = ["space", "test_accuracy", "noise_ceiling", "neighbour_preservation", *shots, "anomaly_auc"]
+    columns = [
+        "space",
+        "test_accuracy",
+        "noise_ceiling",
+        "neighbour_preservation",
+        *shots,
+        "anomaly_auc",
+    ]
     report.table([{"space": name, **metrics[name]} for name in SPACES], columns)
     if data.levels is not None:
         report.heading("Odd-one-out accuracy per abstraction level")
         level_columns = ["space"] + [f"accuracy/{name}" for name in LEVELS]
         rows = [{"space": name, **metrics[name]} for name in SPACES]
-        rows.append({"space": "noise ceiling", **{f"accuracy/{n}": metrics["base"][f"noise_ceiling/{n}"] for n in LEVELS}})
+        rows.append(
+            {
+                "space": "noise ceiling",
+                **{f"accuracy/{n}": metrics["base"][f"noise_ceiling/{n}"] for n in LEVELS},
+            }
+        )
         report.table(rows, level_columns)
-        report.figure(_levels_figure(metrics), workdir, "accuracy_per_level.png", "Odd-one-out accuracy per abstraction level")
+        report.figure(
+            _levels_figure(metrics),
+            workdir,
+            "accuracy_per_level.png",
+            "Odd-one-out accuracy per abstraction level",
+        )
     report.figure(
-        _trade_off_figure(metrics, config), workdir, "alignment_vs_local_structure.png",
+        _trade_off_figure(metrics, config),
+        workdir,
+        "alignment_vs_local_structure.png",
         "Alignment against local structure: every fitted transform of the grid and the selected ones",
     )
-    report.figure(_downstream_figure(metrics, shots), workdir, "downstream.png", "Few-shot accuracy and anomaly detection on held-out categories")
+    report.figure(
+        _downstream_figure(metrics, shots),
+        workdir,
+        "downstream.png",
+        "Few-shot accuracy and anomaly detection on held-out categories",
+    )
     report.heading("The grid")
     report.table(
         metrics["grid"],
-        ["kind", "learning_rate", "penalty_weight", "alpha", "temperature", "validation_accuracy",
-         "test_accuracy", "neighbour_preservation", "selected"],
+        [
+            "kind",
+            "learning_rate",
+            "penalty_weight",
+            "alpha",
+            "temperature",
+            "validation_accuracy",
+            "test_accuracy",
+            "neighbour_preservation",
+            "selected",
+        ],
     )
     report.write(workdir)
 
@@ -838,11 +999,24 @@ def _trade_off_figure(metrics: dict[str, Any], config: GlocalExperimentConfig) -
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     for kind in ("naive", "glocal"):
         rows = [r for r in metrics["grid"] if r["kind"] == kind]
-        ax.scatter([r["neighbour_preservation"] for r in rows], [r["test_accuracy"] for r in rows],
-                   s=25, alpha=0.35, color=COLOURS[kind], label=f"{LABELS[kind]} (grid)")
+        ax.scatter(
+            [r["neighbour_preservation"] for r in rows],
+            [r["test_accuracy"] for r in rows],
+            s=25,
+            alpha=0.35,
+            color=COLOURS[kind],
+            label=f"{LABELS[kind]} (grid)",
+        )
     for name in SPACES:
-        ax.scatter(metrics[name]["neighbour_preservation"], metrics[name]["test_accuracy"], s=120,
-                   color=COLOURS[name], edgecolor="black", zorder=3, label=LABELS[name] + (" (selected)" if name != "base" else ""))
+        ax.scatter(
+            metrics[name]["neighbour_preservation"],
+            metrics[name]["test_accuracy"],
+            s=120,
+            color=COLOURS[name],
+            edgecolor="black",
+            zorder=3,
+            label=LABELS[name] + (" (selected)" if name != "base" else ""),
+        )
     ceiling = metrics["base"]["noise_ceiling"]
     if ceiling is not None:
         ax.axhline(ceiling, color="black", linestyle="--", linewidth=1, label="noise ceiling")
@@ -859,8 +1033,13 @@ def _levels_figure(metrics: dict[str, Any]) -> plt.Figure:
     width = 0.25
     x = np.arange(len(LEVELS))
     for i, name in enumerate(SPACES):
-        ax.bar(x + (i - 1) * width, [metrics[name][f"accuracy/{level}"] for level in LEVELS], width,
-               color=COLOURS[name], label=LABELS[name])
+        ax.bar(
+            x + (i - 1) * width,
+            [metrics[name][f"accuracy/{level}"] for level in LEVELS],
+            width,
+            color=COLOURS[name],
+            label=LABELS[name],
+        )
     ceilings = [metrics["base"][f"noise_ceiling/{level}"] for level in LEVELS]
     ax.scatter(x, ceilings, marker="_", s=900, color="black", zorder=3, label="noise ceiling")
     ax.axhline(1 / 3, color="black", linestyle=":", linewidth=1, label="chance")
@@ -879,7 +1058,13 @@ def _downstream_figure(metrics: dict[str, Any], shots: Sequence[str]) -> plt.Fig
     width = 0.25
     x = np.arange(len(tasks))
     for i, name in enumerate(SPACES):
-        ax.bar(x + (i - 1) * width, [metrics[name][task] for task in tasks], width, color=COLOURS[name], label=LABELS[name])
+        ax.bar(
+            x + (i - 1) * width,
+            [metrics[name][task] for task in tasks],
+            width,
+            color=COLOURS[name],
+            label=LABELS[name],
+        )
     ax.set_xticks(x, names)
     ax.set_ylim(0, 1.05)
     ax.set_title("Held-out categories")

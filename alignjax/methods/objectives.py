@@ -52,7 +52,14 @@ from alignjax.methods import encoders
 from alignjax.training import TrainConfig, fit
 
 Objective = Literal["gensim", "gensim_nce", "gensim_contrastive", "simclr", "supcon", "untrained"]
-OBJECTIVES: tuple[Objective, ...] = ("gensim", "gensim_nce", "gensim_contrastive", "simclr", "supcon", "untrained")
+OBJECTIVES: tuple[Objective, ...] = (
+    "gensim",
+    "gensim_nce",
+    "gensim_contrastive",
+    "simclr",
+    "supcon",
+    "untrained",
+)
 #: The objectives that learn generative similarity (the methods; the rest are baselines).
 GENSIM_OBJECTIVES: tuple[Objective, ...] = ("gensim", "gensim_nce", "gensim_contrastive")
 Example = dict[str, np.ndarray]
@@ -186,7 +193,9 @@ def loss_function(
 
         def simclr_loss(model, batch):
             z = _flat_embed(model, batch["views"], 2)
-            loss = losses.info_nce_loss(z[:, 0], z[:, 1], temperature=config.contrastive_temperature)
+            loss = losses.info_nce_loss(
+                z[:, 0], z[:, 1], temperature=config.contrastive_temperature
+            )
             return loss.mean(), {}
 
         return simclr_loss

@@ -62,11 +62,17 @@ class Report:
         self._parts.append(f"## {text}\n")
 
     def table(
-        self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, *, digits: int = 3
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        columns: Sequence[str] | None = None,
+        *,
+        digits: int = 3,
     ) -> None:
         self._parts.append(markdown_table(rows, columns, digits=digits))
 
-    def figure(self, fig: plt.Figure, workdir: str | os.PathLike[str], name: str, caption: str) -> pathlib.Path:
+    def figure(
+        self, fig: plt.Figure, workdir: str | os.PathLike[str], name: str, caption: str
+    ) -> pathlib.Path:
         """Save ``fig`` as ``workdir/name`` (PNG), close it and link it from the report."""
         path = pathlib.Path(workdir) / name
         fig.savefig(path, dpi=120, bbox_inches="tight")

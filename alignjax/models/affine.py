@@ -72,9 +72,7 @@ class AffineTransform(nnx.Module):
 
         init = fsdp_partitioned(scaled_identity, larger_dim_axes((dim, out_dim)))
         self.weights = nnx.Param(init(None, (dim, out_dim), param_dtype))
-        self.bias = nnx.data(
-            nnx.Param(jnp.zeros((out_dim,), param_dtype)) if use_bias else None
-        )
+        self.bias = nnx.data(nnx.Param(jnp.zeros((out_dim,), param_dtype)) if use_bias else None)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         if x.shape[-1] != self.dim:

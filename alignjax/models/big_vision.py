@@ -77,8 +77,7 @@ def _big_vision_key(path: tuple) -> str:
 
 def _model_params(model: ViT) -> dict[str, nnx.Variable]:
     return {
-        _big_vision_key(path): var
-        for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param))
+        _big_vision_key(path): var for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param))
     }
 
 
@@ -95,9 +94,7 @@ def to_big_vision_params(model: ViT) -> dict[str, np.ndarray]:
     return {k: np.asarray(v.get_value()) for k, v in _model_params(model).items()}
 
 
-def save_big_vision_npz(
-    model: ViT, path: str | os.PathLike, *, prefix: str = "params/"
-) -> None:
+def save_big_vision_npz(model: ViT, path: str | os.PathLike, *, prefix: str = "params/") -> None:
     """Writes the model's parameters to ``path`` in the big_vision ``.npz`` layout.
 
     Args:
@@ -150,9 +147,7 @@ def resample_posemb(
     if old_grid_size is None:
         side = math.isqrt(n)
         if side * side != n:
-            raise ValueError(
-                f"posemb has {n} grid rows, not a square grid: pass old_grid_size"
-            )
+            raise ValueError(f"posemb has {n} grid rows, not a square grid: pass old_grid_size")
         old_grid_size = (side, side)
     if old_grid_size[0] * old_grid_size[1] != n:
         raise ValueError(f"old_grid_size {old_grid_size} does not match {n} grid rows")
@@ -180,9 +175,7 @@ def _find_prefix(keys: Iterable[str]) -> str:
     )
 
 
-def _canonicalize(
-    params: dict[str, np.ndarray], num_patches: int
-) -> dict[str, np.ndarray]:
+def _canonicalize(params: dict[str, np.ndarray], num_patches: int) -> dict[str, np.ndarray]:
     """Rewrites older big_vision layouts into the current non-scan one."""
     params = dict(params)
     for old in ("Transformer/posembed_input/pos_embedding", "Transformer/pos_embedding"):
@@ -192,7 +185,7 @@ def _canonicalize(
     scanned = "Transformer/encoderblock/"
     for key in [k for k in params if k.startswith(scanned)]:
         stacked = params.pop(key)
-        rest = key[len(scanned):]
+        rest = key[len(scanned) :]
         for i, value in enumerate(stacked):
             params[f"Transformer/encoderblock_{i}/{rest}"] = value
 
@@ -302,9 +295,7 @@ def load_big_vision_npz(
     with np.load(path, allow_pickle=False) as npz:
         if prefix is None:
             prefix = _find_prefix(npz.files)
-        params = {k[len(prefix):]: npz[k] for k in npz.files if k.startswith(prefix)}
+        params = {k[len(prefix) :]: npz[k] for k in npz.files if k.startswith(prefix)}
     if not params:
         raise ValueError(f"{os.fspath(path)!r} has no key starting with {prefix!r}")
-    return load_big_vision_params(
-        model, params, dont_load=dont_load, posemb_method=posemb_method
-    )
+    return load_big_vision_params(model, params, dont_load=dont_load, posemb_method=posemb_method)

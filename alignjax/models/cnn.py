@@ -81,9 +81,7 @@ class ConvEncoder(nnx.Module):
             raise ValueError("widths must name at least one stage")
         bad = [w for w in widths if w % num_groups]
         if bad:
-            raise ValueError(
-                f"widths {widths}: {bad} not divisible by num_groups={num_groups}"
-            )
+            raise ValueError(f"widths {widths}: {bad} not divisible by num_groups={num_groups}")
         self.in_channels = in_channels
         self.embed_dim = embed_dim
         self.dtype = dtype

@@ -72,9 +72,7 @@ class MLPEncoder(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         if x.ndim != 2 or x.shape[-1] != self.in_dim:
-            raise ValueError(
-                f"x must have shape [batch, {self.in_dim}], got {tuple(x.shape)}"
-            )
+            raise ValueError(f"x must have shape [batch, {self.in_dim}], got {tuple(x.shape)}")
         x = x.astype(self.dtype)
         for layer, norm in zip(self.layers[:-1], self.norms):
             x = jax.nn.relu(norm(layer(x)))

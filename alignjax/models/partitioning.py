@@ -27,9 +27,7 @@ def _mesh_has_fsdp() -> bool:
     return not mesh.empty and FSDP in mesh.axis_names
 
 
-def fsdp_partitioned(
-    initializer: nnx.Initializer, axes: Sequence[str | None]
-) -> nnx.Initializer:
+def fsdp_partitioned(initializer: nnx.Initializer, axes: Sequence[str | None]) -> nnx.Initializer:
     """Wraps ``initializer`` so that its parameter carries the partitioning ``axes``.
 
     Args:

@@ -71,8 +71,7 @@ def decode_variant(variant: str) -> dict[str, Any]:
     name, sep, patch = variant.partition("/")
     if name not in VARIANTS:
         raise ValueError(
-            f"variant {variant!r}: unknown model name {name!r}; "
-            f"known names: {', '.join(VARIANTS)}"
+            f"variant {variant!r}: unknown model name {name!r}; known names: {', '.join(VARIANTS)}"
         )
     if sep and not (patch.isdigit() and int(patch) > 0):
         raise ValueError(
@@ -81,9 +80,7 @@ def decode_variant(variant: str) -> dict[str, Any]:
         )
     p = int(patch) if sep else _DEFAULT_PATCH
     width, depth, mlp_dim, num_heads = VARIANTS[name]
-    return dict(
-        width=width, depth=depth, mlp_dim=mlp_dim, num_heads=num_heads, patch_size=(p, p)
-    )
+    return dict(width=width, depth=depth, mlp_dim=mlp_dim, num_heads=num_heads, patch_size=(p, p))
 
 
 def posemb_sincos_2d(
@@ -355,7 +352,10 @@ class ViT(nnx.Module):
     ):
         sizes = decode_variant(variant) if variant is not None else {}
         overrides = dict(
-            width=width, depth=depth, mlp_dim=mlp_dim, num_heads=num_heads,
+            width=width,
+            depth=depth,
+            mlp_dim=mlp_dim,
+            num_heads=num_heads,
             patch_size=patch_size,
         )
         sizes.update({k: v for k, v in overrides.items() if v is not None})
@@ -384,8 +384,7 @@ class ViT(nnx.Module):
         self.image_size = _pair(image_size, "image_size")
         if any(s % p for s, p in zip(self.image_size, self.patch_size)):
             raise ValueError(
-                f"image_size {self.image_size} is not divisible by "
-                f"patch_size {self.patch_size}"
+                f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}"
             )
         self.grid_size = tuple(s // p for s, p in zip(self.image_size, self.patch_size))
         self.in_channels = in_channels
@@ -402,9 +401,7 @@ class ViT(nnx.Module):
             kernel_size=self.patch_size,
             strides=self.patch_size,
             padding="VALID",
-            kernel_init=fsdp_partitioned(
-                nnx.initializers.lecun_normal(), (None, None, None, FSDP)
-            ),
+            kernel_init=fsdp_partitioned(nnx.initializers.lecun_normal(), (None, None, None, FSDP)),
             **common,
         )
         num_patches = self.grid_size[0] * self.grid_size[1]
@@ -424,9 +421,7 @@ class ViT(nnx.Module):
             w, self.depth, self.mlp_dim, self.num_heads, dropout=dropout, **common
         )
         self.map_head = nnx.data(
-            MAPHead(w, self.mlp_dim, self.num_heads, **common)
-            if pool_type == "map"
-            else None
+            MAPHead(w, self.mlp_dim, self.num_heads, **common) if pool_type == "map" else None
         )
         out_dim = head_dim or num_classes
         if out_dim is not None:

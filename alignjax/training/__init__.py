@@ -3,39 +3,44 @@
 The trainer is ``fit(model, loss_fn, batches, config) -> model`` with
 ``loss_fn(model, batch) -> (loss, metrics)``; it knows no paper.
 
-- `mesh`: ``MeshConfig``, ``make_mesh``, batch and parameter shardings.
-- `config`: ``TrainConfig``.
-- `optimizer`: the optax chain and learning-rate schedule of a config.
+- `mesh`: ``make_mesh``, batch and parameter shardings (``MeshConfig`` lives in
+  :mod:`alignjax.config`).
+- `optimizer`: the optax chain and learning-rate schedule of a ``TrainConfig``, and
+  ``decay_to_init`` (AligNet's decay toward the pretrained weights).
 - `trainer`: ``Trainer`` (the jitted sharded step) and ``fit``.
 - `checkpoint`: ``Checkpointer`` (Orbax) and ``load_pretrained``.
 - `metrics_writer`, `signals`, `train_state`: the parts `fit` is made of.
+
+Names are imported on first use, so ``from alignjax.training.optimizer import
+decay_to_init`` loads jax and optax only (no Orbax, no Flax trainer).
 """
 
-from alignjax.training.checkpoint import Checkpointer, load_pretrained
-from alignjax.training.config import TrainConfig
-from alignjax.training.mesh import (
-    MeshConfig,
-    batch_sharding,
-    make_mesh,
-    shard_batch,
-    state_shardings,
-)
-from alignjax.training.optimizer import learning_rate_schedule, make_optimizer
-from alignjax.training.train_state import TrainState
-from alignjax.training.trainer import Trainer, fit
+import importlib
 
-__all__ = [
-    "Checkpointer",
-    "MeshConfig",
-    "TrainConfig",
-    "TrainState",
-    "Trainer",
-    "batch_sharding",
-    "fit",
-    "learning_rate_schedule",
-    "load_pretrained",
-    "make_mesh",
-    "make_optimizer",
-    "shard_batch",
-    "state_shardings",
-]
+_MODULE_EXPORTS = {
+    "checkpoint": ("Checkpointer", "load_pretrained"),
+    "mesh": ("batch_sharding", "make_mesh", "shard_batch", "state_shardings"),
+    "optimizer": ("decay_to_init", "learning_rate_schedule", "make_optimizer"),
+    "train_state": ("TrainState",),
+    "trainer": ("Trainer", "fit"),
+}
+_CONFIGS = ("MeshConfig", "TrainConfig")
+_EXPORTS = {name: module for module, names in _MODULE_EXPORTS.items() for name in names}
+
+__all__ = sorted([*_EXPORTS, *_CONFIGS])
+
+
+def __getattr__(name: str):
+    if name in _CONFIGS:
+        module = importlib.import_module("alignjax.config")
+    elif name in _EXPORTS:
+        module = importlib.import_module(f"alignjax.training.{_EXPORTS[name]}")
+    else:
+        raise AttributeError(f"module 'alignjax.training' has no attribute {name!r}")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

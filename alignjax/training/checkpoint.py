@@ -185,8 +185,7 @@ class Checkpointer:
         steps = [step] if step is not None else self.all_steps()[::-1]
         if step is not None and step not in self.all_steps():
             raise FileNotFoundError(
-                f"no checkpoint for step {step} in {self.directory}; found "
-                f"{self.all_steps()}."
+                f"no checkpoint for step {step} in {self.directory}; found {self.all_steps()}."
             )
         if not steps:
             raise FileNotFoundError(f"no checkpoint in {self.directory}.")

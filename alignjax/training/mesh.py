@@ -35,7 +35,6 @@ a checkpoint, and the Grain position of each process, into the same directory).
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import jax
@@ -43,23 +42,11 @@ import numpy as np
 from flax import nnx
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from alignjax.config import MeshConfig
+
 DATA_AXIS = "data"
 FSDP_AXIS = "fsdp"
 MESH_AXES = (DATA_AXIS, FSDP_AXIS)
-
-
-@dataclasses.dataclass(frozen=True)
-class MeshConfig:
-    """Shape of the ``("data", "fsdp")`` mesh.
-
-    Attributes:
-        data: devices along the data-parallel axis; ``-1`` takes all devices left
-            after ``fsdp``.
-        fsdp: devices along the parameter-sharding axis.
-    """
-
-    data: int = -1
-    fsdp: int = 1
 
 
 def make_mesh(config: MeshConfig = MeshConfig(), devices: Any = None) -> Mesh:
@@ -165,9 +152,7 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
     return jax.tree_util.tree_map_with_path(place, batch)
 
 
-def _mesh_spec(
-    spec: PartitionSpec, shape: tuple[int, ...], mesh: Mesh
-) -> PartitionSpec:
+def _mesh_spec(spec: PartitionSpec, shape: tuple[int, ...], mesh: Mesh) -> PartitionSpec:
     """Keeps the ``fsdp`` entries of an annotation that the mesh can honour."""
     fsdp = mesh.shape[FSDP_AXIS]
     entries = []

@@ -53,8 +53,10 @@ class MetricsWriter:
         record.update({name: float(value) for name, value in metrics.items()})
         # json writes NaN and Infinity, which strict JSON readers reject; null keeps
         # every line parseable.
-        line = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                        for k, v in record.items()}
+        line = {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in record.items()
+        }
         self._jsonl.write(json.dumps(line) + "\n")
         self._jsonl.flush()
         for name, value in record.items():

@@ -49,8 +49,8 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
+from alignjax.config import TrainConfig
 from alignjax.training.checkpoint import Checkpointer, is_checkpointable_iterator
-from alignjax.training.config import TrainConfig
 from alignjax.training.mesh import (
     batch_sharding,
     make_mesh,
@@ -177,21 +177,20 @@ class Trainer:
                 loss, metrics = loss_fn(model, _cast_floating(batch, compute_dtype))
                 if jnp.shape(loss) != ():
                     raise ValueError(
-                        "loss_fn must return a scalar loss, got shape "
-                        f"{jnp.shape(loss)}."
+                        f"loss_fn must return a scalar loss, got shape {jnp.shape(loss)}."
                     )
                 _, model_state = nnx.state(model, nnx.Param, ...)
                 return loss.astype(jnp.float32), (metrics, nnx.as_pure(model_state))
 
-            (loss, (metrics, model_state)), grads = jax.value_and_grad(
-                objective, has_aux=True
-            )(state.params)
+            (loss, (metrics, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(
+                state.params
+            )
             # Variables the forward pass updates (batch statistics) return in
             # the compute dtype; they are stored in their own.
             model_state = jax.tree.map(
-                lambda new, old: new.astype(old.dtype)
-                if jnp.issubdtype(old.dtype, jnp.floating)
-                else new,
+                lambda new, old: (
+                    new.astype(old.dtype) if jnp.issubdtype(old.dtype, jnp.floating) else new
+                ),
                 model_state,
                 state.model_state,
             )
@@ -200,8 +199,7 @@ class Trainer:
             for name, value in metrics.items():
                 if jnp.shape(value) != ():
                     raise ValueError(
-                        f"loss_fn metric {name!r} must be a scalar, got shape "
-                        f"{jnp.shape(value)}."
+                        f"loss_fn metric {name!r} must be a scalar, got shape {jnp.shape(value)}."
                     )
             metrics = {name: jnp.asarray(v, jnp.float32) for name, v in metrics.items()}
             metrics["loss"] = loss
@@ -306,8 +304,7 @@ def fit(
             trainer.state = checkpointer.restore(
                 trainer.abstract_state(), data_iterator=data_iterator
             )
-            logger.info("resuming from step %d of %s", trainer.state.step,
-                        checkpointer.directory)
+            logger.info("resuming from step %d of %s", trainer.state.step, checkpointer.directory)
     start = int(trainer.state.step)
     writer = MetricsWriter(config.workdir)
     progress = tqdm.auto.tqdm(
@@ -333,8 +330,7 @@ def fit(
                     batch = next(iterator)
                 except StopIteration:
                     warnings.warn(
-                        f"batches ran out after {step - 1} of {config.num_steps} "
-                        "steps.",
+                        f"batches ran out after {step - 1} of {config.num_steps} steps.",
                         stacklevel=2,
                     )
                     break
@@ -352,8 +348,7 @@ def fit(
                 if step % config.log_every == 0 or step == config.num_steps:
                     fetched = jax.device_get(pending)
                     means = {
-                        name: float(np.mean([m[name] for m in fetched]))
-                        for name in fetched[0]
+                        name: float(np.mean([m[name] for m in fetched])) for name in fetched[0]
                     }
                     if timed_steps:
                         elapsed = time.perf_counter() - timer_start

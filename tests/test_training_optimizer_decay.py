@@ -1,4 +1,4 @@
-"""decay_to_init: decoupled weight decay toward the initial parameters."""
+"""decay_to_init (alignjax.training.optimizer): decoupled weight decay toward the initial parameters."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from alignjax.optim import decay_to_init
+from alignjax.training.optimizer import decay_to_init
 
 
 @pytest.fixture
@@ -49,7 +49,9 @@ def test_chained_with_sgd_pulls_params_back_to_init(params):
     for _ in range(10):
         current, state = step(current, state)
     # Each step shrinks theta - theta_init by (1 - lr * w) = 0.9.
-    for got, init, offset in zip(jax.tree.leaves(current), jax.tree.leaves(params), jax.tree.leaves(start)):
+    for got, init, offset in zip(
+        jax.tree.leaves(current), jax.tree.leaves(params), jax.tree.leaves(start)
+    ):
         np.testing.assert_allclose(got - init, 0.9**10 * offset, rtol=1e-5, atol=1e-6)
 
 
@@ -76,9 +78,14 @@ def test_missing_params_raise(params):
     [
         (lambda p: decay_to_init(-1.0), r"`weight`.*non-negative.*-1"),
         (lambda p: decay_to_init(jnp.ones(2)), r"`weight`.*scalar"),
-        (lambda p: decay_to_init(1.0, init_params={"w": jnp.zeros(2)}).init(p), r"`init_params`.*structure"),
         (
-            lambda p: decay_to_init(1.0, init_params={"w": jnp.zeros(3), "b": {"c": jnp.array(0.0)}}).init(p),
+            lambda p: decay_to_init(1.0, init_params={"w": jnp.zeros(2)}).init(p),
+            r"`init_params`.*structure",
+        ),
+        (
+            lambda p: decay_to_init(
+                1.0, init_params={"w": jnp.zeros(3), "b": {"c": jnp.array(0.0)}}
+            ).init(p),
             r"`init_params` leaf \['w'\].*\(2,\).*\(3,\)",
         ),
     ],
