@@ -47,13 +47,24 @@ def test_make_mesh_on_fewer_devices_uses_the_first():
     [
         (MeshConfig(fsdp=3), "does not divide the 8"),
         (MeshConfig(data=4, fsdp=4), "needs 16 devices"),
-        (MeshConfig(data=0), "MeshConfig.data"),
-        (MeshConfig(fsdp=0), "MeshConfig.fsdp"),
     ],
 )
 def test_make_mesh_rejects_impossible_shapes(config, message):
     with pytest.raises(ValueError, match=message):
         make_mesh(config)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(data=0), r"MeshConfig.data=0: must be -1 \(all devices\) or >= 1"),
+        (dict(data=-2), "MeshConfig.data=-2: must be an integer >= -1"),
+        (dict(fsdp=0), "MeshConfig.fsdp=0: must be an integer >= 1"),
+    ],
+)
+def test_mesh_config_rejects_impossible_axis_sizes(fields, message):
+    with pytest.raises(ValueError, match=message):
+        MeshConfig(**fields)
 
 
 def test_shard_batch_splits_the_leading_axis_over_all_devices():

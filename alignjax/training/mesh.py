@@ -68,8 +68,6 @@ def make_mesh(config: MeshConfig = MeshConfig(), devices: Any = None) -> Mesh:
     """
     devices = list(jax.devices() if devices is None else devices)
     num_devices = len(devices)
-    if config.fsdp < 1:
-        raise ValueError(f"MeshConfig.fsdp must be >= 1, got {config.fsdp}.")
     if config.data == -1:
         if num_devices % config.fsdp:
             raise ValueError(
@@ -77,10 +75,8 @@ def make_mesh(config: MeshConfig = MeshConfig(), devices: Any = None) -> Mesh:
                 "available devices."
             )
         data = num_devices // config.fsdp
-    elif config.data >= 1:
-        data = config.data
     else:
-        raise ValueError(f"MeshConfig.data must be -1 or >= 1, got {config.data}.")
+        data = config.data  # MeshConfig checked it: -1 or >= 1
     size = data * config.fsdp
     if size > num_devices:
         raise ValueError(
