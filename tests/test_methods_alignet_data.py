@@ -10,8 +10,9 @@ from alignjax.data.fashion_mnist import (
     SUPERORDINATE_OF_CLASS,
 )
 from alignjax.data.hierarchy import HierarchyWorld, Tree
+from alignjax.data.levels import triplet_levels
 from alignjax.methods import alignet_data
-from alignjax.methods.alignet_data import LEVEL_NAMES, DataConfig
+from alignjax.methods.alignet_data import DataConfig
 
 TREE = Tree.balanced((2, 2, 2))
 LEAF = {name: i for i, name in enumerate(TREE.names)}
@@ -26,85 +27,6 @@ SMALL = DataConfig(
     levels_per_level=40,
     held_out_items_per_leaf=4,
 )
-
-
-def _code(name):
-    return LEVEL_NAMES.index(name)
-
-
-def test_level_depths_follow_the_height_of_the_tree():
-    assert alignet_data.level_depths(Tree.balanced((4, 4, 4))) == {
-        "coarse": 0,
-        "boundary": 1,
-        "fine": 2,
-    }
-    assert alignet_data.level_depths(Tree.balanced((2, 2, 2, 2))) == {
-        "coarse": 0,
-        "boundary": 2,
-        "fine": 3,
-    }
-    assert alignet_data.level_depths(alignet_data.fashion_mnist_world().tree) == {
-        "coarse": 0,
-        "boundary": 1,
-    }
-    assert alignet_data.level_depths(Tree.balanced((3,))) == {"coarse": 0}
-
-
-def test_triplet_levels_by_hand():
-    rows = [
-        ("0.0.0", "0.1.1", "1.0.0", "coarse"),  # pair shares superordinate 0, odd one in 1
-        (
-            "1.0.0",
-            "0.0.1",
-            "0.0.0",
-            "coarse",
-        ),  # pair (1, 2) shares basic 0.0, odd one in superordinate 1
-        ("0.1.0", "0.1.1", "0.0.0", "boundary"),  # pair shares basic 0.1, odd one in basic 0.0
-        ("0.0.0", "0.0.0", "0.0.1", "fine"),  # two items of one leaf, odd one a sibling leaf
-        ("0.0.0", "1.0.0", "1.1.0", "coarse"),
-        ("0.0.0", "0.0.1", "0.0.0", "fine"),
-        ("0.0.0", "0.1.0", "0.1.1", "boundary"),
-        ("0.0.0", "0.0.0", "0.0.0", "other"),  # one category: no hierarchical signal
-        ("0.0.0", "0.1.0", "0.0.1", "boundary"),
-    ]
-    leaves = np.array([[LEAF[a], LEAF[b], LEAF[c]] for a, b, c, _ in rows])
-    expected = [_code(level) for *_, level in rows]
-    np.testing.assert_array_equal(alignet_data.triplet_levels(TREE, leaves), expected)
-    # Three superordinates of a wider tree: all pairs meet at the root.
-    wide = Tree.balanced((3, 2))
-    leaves = np.array([[wide.index("0.0"), wide.index("1.0"), wide.index("2.1")]])
-    np.testing.assert_array_equal(alignet_data.triplet_levels(wide, leaves), [_code("other")])
-
-
-@pytest.mark.parametrize("level", ["coarse", "boundary", "fine"])
-def test_level_triplets_split_where_asked(level):
-    tree = Tree.balanced((3, 3, 2))
-    rng = np.random.default_rng(0)
-    leaves = rng.choice(tree.leaves, 90)
-    depth = alignet_data.level_depths(tree)[level]
-    triplets = alignet_data.sample_level_triplets(tree, leaves, depth, 500, rng)
-    assert triplets.shape == (500, 3)
-    assert np.all(
-        (triplets[:, 0] != triplets[:, 1])
-        & (triplets[:, 0] != triplets[:, 2])
-        & (triplets[:, 1] != triplets[:, 2])
-    )
-    # The odd item branches off at `depth`; the pair stays together below it.
-    ancestors = tree.ancestors[leaves[triplets]]
-    assert np.all(ancestors[:, 0, depth] == ancestors[:, 2, depth])
-    assert np.all(ancestors[:, 0, depth + 1] == ancestors[:, 1, depth + 1])
-    assert np.all(ancestors[:, 0, depth + 1] != ancestors[:, 2, depth + 1])
-    np.testing.assert_array_equal(alignet_data.triplet_levels(tree, leaves[triplets]), _code(level))
-    # Every split node of that depth hosts triplets.
-    assert len(np.unique(ancestors[:, 0, depth])) == np.count_nonzero(tree.depths == depth)
-
-
-def test_level_triplets_need_a_host():
-    tree = Tree.balanced((2, 2))
-    with pytest.raises(ValueError, match="no node at depth 1"):
-        alignet_data.sample_level_triplets(
-            tree, np.array([tree.index("0.0"), tree.index("1.1")]), 1, 3, np.random.default_rng(0)
-        )
 
 
 def test_observer_similarity_is_log_sgen_of_the_categories():
@@ -126,17 +48,17 @@ def test_observer_similarity_is_log_sgen_of_the_categories():
     assert humans.temperature == 0.5
 
 
-def test_held_out_leaves():
+def test_held_out_categories():
     tree = Tree.balanced((4, 4, 4))
-    held = alignet_data.held_out_leaves(DataConfig(), tree)
+    held = alignet_data.held_out_categories(DataConfig(), tree)
     assert len(held) == 16
     assert all(tree.names[leaf].endswith(".3") for leaf in held)
-    with pytest.raises(ValueError, match="would hold out every leaf"):
-        alignet_data.held_out_leaves(DataConfig(held_out_per_parent=4), tree)
+    with pytest.raises(ValueError, match="would hold out every category"):
+        alignet_data.held_out_categories(DataConfig(held_out_per_parent=4), tree)
     fashion = alignet_data.fashion_mnist_world().tree
     names = [
         fashion.names[leaf]
-        for leaf in alignet_data.held_out_leaves(DataConfig(dataset="fashion_mnist"), fashion)
+        for leaf in alignet_data.held_out_categories(DataConfig(dataset="fashion_mnist"), fashion)
     ]
     assert sorted(names) == sorted(CLASS_NAMES[c] for c in (3, 6, 7))
 
@@ -148,7 +70,7 @@ def small_data(tmp_path_factory):
 
 def test_build_data_writes_every_split(small_data):
     tree = SMALL.world.tree
-    held = alignet_data.held_out_leaves(SMALL, tree)
+    held = alignet_data.held_out_categories(SMALL, tree)
     sizes = {"pool": 64, "humans": 60, "levels": 3 * 48, "held_out": 4 * 16}
     for split, n in sizes.items():
         images = alignet_data.load_images(small_data, split)
@@ -162,7 +84,7 @@ def test_build_data_writes_every_split(small_data):
     assert (len(train), len(test)) == (300, 80)
     assert not np.isin(test.indices, train.indices).any()  # held-out objects
     np.testing.assert_array_equal(
-        train.levels, alignet_data.triplet_levels(tree, humans["leaf"][train.indices])
+        train.levels, triplet_levels(tree, humans["leaf"][train.indices])
     )
     levels = alignet_data.load_triplets(small_data, "levels")
     np.testing.assert_array_equal(np.bincount(levels.levels, minlength=4), [40, 40, 40, 0])

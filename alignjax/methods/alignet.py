@@ -98,6 +98,7 @@ from flax import nnx
 
 from alignjax import evaluation, losses
 from alignjax.data import augmentations, pipeline, tfds_builders
+from alignjax.data.levels import LEVELS, LEVELS_AND_OTHER
 from alignjax.data.triplet_set import TripletSet
 from alignjax.methods import (
     affine_fit,
@@ -640,11 +641,7 @@ def evaluate_features(
     ev = config.evaluation
     levels = alignet_data.load_triplets(data_dir, "levels")
     test = alignet_data.load_triplets(data_dir, "test")
-    present = tuple(
-        name
-        for name in alignet_data.LEVEL_NAMES[:-1]
-        if np.any(levels.levels == alignet_data.LEVEL_NAMES.index(name))
-    )
+    present = tuple(name for name in LEVELS if np.any(levels.levels == LEVELS.index(name)))
     metrics: dict[str, float] = {}
     other = "dot" if ev.kernel == "cosine" else "cosine"
     for kernel, prefix in ((ev.kernel, ""), (other, f"{other}/")):
@@ -653,7 +650,7 @@ def evaluate_features(
             levels.indices,
             kernel=kernel,
             levels=levels.levels,
-            level_names=alignet_data.LEVEL_NAMES,
+            level_names=LEVELS_AND_OTHER,
         )
         metrics[f"{prefix}accuracy"] = result.accuracy
         for name in present:
@@ -710,7 +707,7 @@ def noise_ceilings(data_dir: pathlib.Path) -> dict[str, float]:
     levels = alignet_data.load_triplets(data_dir, "levels")
     test = alignet_data.load_triplets(data_dir, "test")
     ceilings = {"accuracy": evaluation.noise_ceiling(levels.probabilities)}
-    for code, name in enumerate(alignet_data.LEVEL_NAMES[:-1]):
+    for code, name in enumerate(LEVELS):
         rows = levels.levels == code
         if rows.any():
             ceilings[f"accuracy/{name}"] = evaluation.noise_ceiling(levels.probabilities[rows])

@@ -59,9 +59,16 @@ import numpy as np
 
 from alignjax.data import fashion_mnist, observers, tfds_builders
 from alignjax.data.hierarchy import HierarchyWorld, Tree
+from alignjax.data.levels import (
+    LEVELS_AND_OTHER,
+    basic_depth,
+    held_out_leaves,
+    level_depths,
+    sample_level_triplets,
+    triplet_levels,
+)
 from alignjax.data.triplet_set import TripletSet, concatenate
 
-LEVEL_NAMES: tuple[str, ...] = ("coarse", "boundary", "fine", "other")
 IMAGE_SPLITS: tuple[str, ...] = ("pool", "humans", "levels", "held_out")
 TRIPLET_SPLITS: tuple[str, ...] = ("train", "validation", "test", "levels")
 LABELS: tuple[str, ...] = ("leaf", "basic", "superordinate")
@@ -136,135 +143,6 @@ def setting_world(config: DataConfig) -> HierarchyWorld:
     return config.world
 
 
-def level_depths(tree: Tree) -> dict[str, int]:
-    """Split depth of each named level: coarse 0, boundary at the parent of the basic
-    categories (:func:`basic_depth`), fine at the basic categories (the parents of
-    subordinate leaves).
-
-    A tree of height 2 (superordinate -> category) has coarse and boundary triplets
-    only; a tree of height 1 has coarse ones only.
-
-    >>> level_depths(Tree.balanced((2, 2, 2)))
-    {'coarse': 0, 'boundary': 1, 'fine': 2}
-    >>> level_depths(Tree.balanced((2, 3)))
-    {'coarse': 0, 'boundary': 1}
-    """
-    height = tree.height
-    depths = {"coarse": 0}
-    if height >= 2:
-        depths["boundary"] = basic_depth(tree) - 1
-    if height >= 3:
-        depths["fine"] = height - 1
-    return depths
-
-
-def basic_depth(tree: Tree) -> int:
-    """Depth of the basic categories: the parents of the leaves when the leaves are
-    subordinate categories (height >= 3), else the leaves themselves."""
-    return tree.height - 1 if tree.height >= 3 else tree.height
-
-
-def triplet_levels(tree: Tree, leaves: np.ndarray) -> np.ndarray:
-    """The level code (into :data:`LEVEL_NAMES`) of triplets of items of ``leaves``.
-
-    In a tree two of the three lowest common ancestors of a triplet coincide; if the
-    third is strictly deeper, its pair is the hierarchy's most similar pair and the
-    shallower one is the *split* node where the odd item branches off. The split's
-    depth names the level (:func:`level_depths`); triplets without a deeper pair, or
-    split at a depth that names no level, are ``"other"``.
-
-    Args:
-      tree: the category tree.
-      leaves: ``int [n, 3]`` leaf nodes of the triplets' items.
-
-    Returns:
-      ``int64 [n]`` codes into :data:`LEVEL_NAMES`.
-
-    >>> tree = Tree.balanced((2, 2, 2))
-    >>> leaf = {name: i for i, name in enumerate(tree.names)}
-    >>> triplet_levels(tree, np.array([[leaf["0.0.0"], leaf["0.1.1"], leaf["1.0.0"]],
-    ...                                [leaf["0.0.0"], leaf["0.0.0"], leaf["0.0.1"]]])).tolist()
-    [0, 2]
-    """
-    leaves = np.asarray(leaves)
-    if leaves.ndim != 2 or leaves.shape[1] != 3:
-        raise ValueError(f"leaves must have shape [n, 3], got {leaves.shape}")
-    depths = tree.depths
-    d = np.stack(
-        [depths[tree.lca(leaves[:, a], leaves[:, b])] for a, b in ((0, 1), (0, 2), (1, 2))], axis=1
-    )
-    deepest = d.max(axis=1)
-    structured = (d == deepest[:, None]).sum(axis=1) == 1
-    split = d.min(axis=1)
-    codes = np.full(len(leaves), LEVEL_NAMES.index("other"), dtype=np.int64)
-    for name, depth in level_depths(tree).items():
-        codes[structured & (split == depth)] = LEVEL_NAMES.index(name)
-    return codes
-
-
-def sample_level_triplets(
-    tree: Tree, leaves: np.ndarray, depth: int, n: int, rng: np.random.Generator
-) -> np.ndarray:
-    """``n`` triplets of items split at ``depth`` of the tree, odd one out last.
-
-    The Levels sampler of :meth:`HierarchyWorld.level_triplets` over a fixed set of
-    items: a node ``u`` at ``depth`` (uniformly among those that can host a triplet),
-    two of its children ``c1 != c2``; two distinct items under ``c1``, one under ``c2``.
-
-    Args:
-      tree: the category tree.
-      leaves: ``int [n_items]`` leaf node of every item.
-      depth: split depth in ``[0, height)``.
-      n: number of triplets.
-      rng: numpy random generator.
-
-    Returns:
-      ``int64 [n, 3]`` item indices (the hierarchy's odd one out last).
-    """
-    leaves = np.asarray(leaves)
-    if not 0 <= depth < tree.height:
-        raise ValueError(f"depth must lie in [0, {tree.height}), got {depth}")
-    child_of = tree.ancestors[leaves, depth + 1]
-    members = {int(c): np.flatnonzero(child_of == c) for c in np.unique(child_of[child_of >= 0])}
-    hosts = []
-    for u in np.flatnonzero(tree.depths == depth):
-        children = [c for c in tree.children[u] if c in members]
-        if len(children) >= 2 and any(len(members[c]) >= 2 for c in children):
-            hosts.append(children)
-    if not hosts:
-        raise ValueError(
-            f"no node at depth {depth} has items under two children (one with two items)"
-        )
-    # Padded tables, so that every draw below is one vectorised step: the children of
-    # each host (those with two items first) and the items under each child.
-    width = max(len(children) for children in hosts)
-    child_table = np.zeros((len(hosts), width), dtype=np.int64)
-    n_children = np.array([len(children) for children in hosts])
-    n_pairs = np.array([sum(len(members[c]) >= 2 for c in children) for children in hosts])
-    for h, children in enumerate(hosts):
-        child_table[h, : len(children)] = sorted(children, key=lambda c: len(members[c]) < 2)
-    column = {c: i for i, c in enumerate(members)}
-    item_table = np.zeros((len(members), max(len(m) for m in members.values())), dtype=np.int64)
-    n_items = np.array([len(m) for m in members.values()])
-    for c, items in members.items():
-        item_table[column[c], : len(items)] = items
-
-    def below(count):
-        return np.floor(rng.random(n) * count).astype(np.int64)
-
-    host = rng.integers(0, len(hosts), n)
-    first = below(n_pairs[host])
-    second = below(n_children[host] - 1)
-    second += second >= first
-    c1 = np.array([column[c] for c in child_table[host, first]], dtype=np.int64)
-    c2 = np.array([column[c] for c in child_table[host, second]], dtype=np.int64)
-    a = below(n_items[c1])
-    b = below(n_items[c1] - 1)
-    b += b >= a
-    odd = below(n_items[c2])
-    return np.stack([item_table[c1, a], item_table[c1, b], item_table[c2, odd]], axis=1)
-
-
 def leaf_similarity(world: HierarchyWorld) -> np.ndarray:
     """``log s_gen`` between every two categories, ``float64 [num_nodes, num_nodes]``.
 
@@ -296,23 +174,14 @@ def observer(
     )
 
 
-def held_out_leaves(config: DataConfig, tree: Tree) -> np.ndarray:
-    """Leaf nodes of the held-out categories, sorted."""
+def held_out_categories(config: DataConfig, tree: Tree) -> np.ndarray:
+    """Leaf nodes of the held-out categories, sorted: Fashion-MNIST's
+    ``fashion_held_out`` classes, or the last ``held_out_per_parent`` leaves of every
+    parent of leaves (:func:`alignjax.data.levels.held_out_leaves`)."""
     if config.dataset == "fashion_mnist":
         names = [fashion_mnist.CLASS_NAMES[c] for c in config.fashion_held_out]
         return np.sort([tree.index(name) for name in names])
-    if config.held_out_per_parent < 0:
-        raise ValueError(f"held_out_per_parent must be >= 0, got {config.held_out_per_parent}")
-    held = []
-    for parent in np.unique(np.asarray(tree.parents)[tree.leaves]):
-        leaves = [c for c in tree.children[parent] if tree.is_leaf[c]]
-        if config.held_out_per_parent >= len(leaves):
-            raise ValueError(
-                f"held_out_per_parent={config.held_out_per_parent} would hold out every leaf of "
-                f"{tree.names[parent]!r} ({len(leaves)} leaves)"
-            )
-        held.extend(leaves[len(leaves) - config.held_out_per_parent :])
-    return np.sort(np.asarray(held, dtype=np.int64))
+    return held_out_leaves(tree, per_parent=config.held_out_per_parent)
 
 
 def _labels(tree: Tree, leaves: np.ndarray) -> dict[str, np.ndarray]:
@@ -329,7 +198,7 @@ def _hierarchy_images(
 ) -> dict[str, dict[str, np.ndarray]]:
     world = config.world
     tree = world.tree
-    held = held_out_leaves(config, tree)
+    held = held_out_categories(config, tree)
     seen = np.setdiff1d(tree.leaves, held)
     leaves = {
         "pool": rng.choice(seen, config.pool_size),
@@ -367,7 +236,8 @@ def _fashion_mnist_images(
     needed = config.pool_size + config.human_items
     if needed > seen_train.size:
         raise ValueError(
-            f"pool_size + human_items = {needed} exceeds the {seen_train.size} training images of the seen classes"
+            f"pool_size + human_items = {needed} exceeds the {seen_train.size} training "
+            "images of the seen classes"
         )
 
     def per_class(classes, count):
@@ -458,15 +328,15 @@ def human_triplets(
         splits[name] = dataclasses.replace(
             chosen,
             levels=triplet_levels(tree, human_leaves[chosen.indices]),
-            level_names=LEVEL_NAMES,
+            level_names=LEVELS_AND_OTHER,
         )
     judge = observer(similarity, levels_leaves, config.observer_temperature)
     per_level = []
     for level, depth in level_depths(tree).items():
         indices = sample_level_triplets(tree, levels_leaves, depth, config.levels_per_level, rng)
         chosen = judge.choose(indices, rng)
-        codes = np.full(len(chosen), LEVEL_NAMES.index(level), dtype=np.int64)
-        per_level.append(dataclasses.replace(chosen, levels=codes, level_names=LEVEL_NAMES))
+        codes = np.full(len(chosen), LEVELS_AND_OTHER.index(level), dtype=np.int64)
+        per_level.append(dataclasses.replace(chosen, levels=codes, level_names=LEVELS_AND_OTHER))
     splits["levels"] = concatenate(per_level)
     return splits
 
