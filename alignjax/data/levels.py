@@ -20,10 +20,16 @@ over a fixed set of items each of which has a leaf of the tree:
 - :func:`level_depths`, :func:`basic_depth`: the split depth of each level;
 - :func:`triplet_levels`: the level of given triplets (or :data:`OTHER`);
 - :func:`sample_level_triplets`: triplets split at a given depth, odd one out last;
+- :func:`level_triplet_set`: a Levels triplet set (every level), chosen by an observer
+  (simulated people) or by the tree itself;
 - :func:`held_out_leaves`: categories no model may see (for the downstream tasks);
 - :func:`split_per_category`: a category-balanced split of items (few-shot pools).
 
->>> from alignjax.data.hierarchy import Tree
+>>> from collections.abc import Mapping
+from typing import Protocol
+
+from alignjax.data.hierarchy import Tree
+from alignjax.data.triplet_set import TripletSet, concatenate
 >>> tree = Tree.balanced((2, 2, 2))
 >>> level_depths(tree)
 {'coarse': 0, 'boundary': 1, 'fine': 2}
@@ -39,9 +45,13 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Protocol
+
 import numpy as np
 
 from alignjax.data.hierarchy import Tree
+from alignjax.data.triplet_set import TripletSet, concatenate
 
 #: The abstraction levels, in the order their codes count (``LEVELS.index(name)``).
 LEVELS: tuple[str, ...] = ("coarse", "boundary", "fine")
@@ -179,6 +189,64 @@ def sample_level_triplets(
     b += b >= a
     odd = below(n_items[c2])
     return np.stack([item_table[c1, a], item_table[c1, b], item_table[c2, odd]], axis=1)
+
+
+class Chooser(Protocol):
+    """Whoever picks the odd one out (e.g. :class:`~alignjax.data.observers.LuceObserver`)."""
+
+    def choose(self, indices: np.ndarray, rng: np.random.Generator) -> TripletSet: ...
+
+
+def level_triplet_set(
+    tree: Tree,
+    leaves: np.ndarray,
+    n_per_level: int,
+    rng: np.random.Generator,
+    *,
+    observer: Chooser | None = None,
+    depths: Mapping[str, int] | None = None,
+) -> TripletSet:
+    """Levels triplets over items of ``leaves``: ``n_per_level`` of every level of the tree.
+
+    Each level's triplets are drawn by :func:`sample_level_triplets` at its split depth;
+    with an ``observer`` (simulated people) its choices decide the odd one out (and give
+    the choice probabilities, hence a noise ceiling); without, the tree's own answer
+    stands (the item that branches off, last).
+
+    Args:
+      tree: the category tree.
+      leaves: ``int [n_items]`` leaf node of every item.
+      n_per_level: triplets per level.
+      rng: numpy random generator.
+      observer: the chooser, or ``None`` for the tree's answer.
+      depths: split depth of each level to draw; default :func:`level_depths`.
+
+    Returns:
+      a :class:`~alignjax.data.triplet_set.TripletSet` over the items, levels in
+      :data:`LEVELS_AND_OTHER` codes, in the order of ``depths``.
+
+    >>> tree = Tree.balanced((2, 2, 2))
+    >>> triplets = level_triplet_set(tree, np.repeat(tree.leaves, 2), 3, np.random.default_rng(0))
+    >>> triplets.levels.tolist()
+    [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    """
+    depths = level_depths(tree) if depths is None else depths
+    per_level = []
+    for level, depth in depths.items():
+        indices = sample_level_triplets(tree, leaves, depth, n_per_level, rng)
+        chosen = TripletSet(indices) if observer is None else observer.choose(indices, rng)
+        codes = np.full(len(chosen), LEVELS.index(level), dtype=np.int64)
+        per_level.append(
+            TripletSet(
+                chosen.indices,
+                similarities=chosen.similarities,
+                probabilities=chosen.probabilities,
+                levels=codes,
+                level_names=LEVELS_AND_OTHER,
+                n_items=chosen.n_items,
+            )
+        )
+    return concatenate(per_level)
 
 
 def held_out_leaves(tree: Tree, *, depth: int | None = None, per_parent: int = 1) -> np.ndarray:

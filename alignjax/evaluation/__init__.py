@@ -1,6 +1,10 @@
 """alignjax.evaluation: metrics of human alignment and of downstream transfer.
 
-One concept per module:
+One concept per module; ``suite`` composes them into the one evaluation every chain runs:
+
+- ``suite``: :func:`evaluate` a representation on a :class:`Benchmark` (triplet sets
+  against their noise ceilings and per level, neighbour preservation, few-shot and
+  anomaly detection on held-out categories), with one metric vocabulary.
 
 - ``odd_one_out``: triplet odd-one-out accuracy (overall, per abstraction level) with
   the noise ceiling; a representation's triplet choice probabilities.
@@ -45,9 +49,13 @@ from alignjax.evaluation.rsa import (
     rsa_from_features,
     rsa_spearman,
 )
+from alignjax.evaluation.suite import Benchmark, EvaluationConfig, HeldOut, evaluate
 
 __all__ = [
     "AnomalyResult",
+    "Benchmark",
+    "EvaluationConfig",
+    "HeldOut",
     "CorrelationResult",
     "FewShotResult",
     "OddOneOutResult",
@@ -57,6 +65,7 @@ __all__ = [
     "anomaly_scores",
     "choice_kl_divergence",
     "correlate",
+    "evaluate",
     "expected_calibration_error",
     "few_shot_accuracy",
     "linear_cka",

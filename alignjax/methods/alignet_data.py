@@ -35,7 +35,7 @@ last, with the observer's probabilities and a level per triplet):
   (:func:`~alignjax.data.observers.simulate_triplet_dataset`, ``split="objects"``), as
   THINGS; each is labelled by its LCA structure (:func:`triplet_levels`);
 - ``levels``: triplets over the ``levels`` images drawn at a chosen split depth
-  (:func:`sample_level_triplets`), ``levels_per_level`` of each level, as the Levels
+  (:func:`alignjax.data.levels.level_triplet_set`), ``levels_per_level`` of each level, as the Levels
   data set: ``coarse`` (two items of one superordinate, the odd one from another),
   ``boundary`` (two of one basic category, the odd one from a sibling category) and,
   where the tree has subordinate categories, ``fine`` (two of one subordinate category,
@@ -63,11 +63,10 @@ from alignjax.data.levels import (
     LEVELS_AND_OTHER,
     basic_depth,
     held_out_leaves,
-    level_depths,
-    sample_level_triplets,
+    level_triplet_set,
     triplet_levels,
 )
-from alignjax.data.triplet_set import TripletSet, concatenate
+from alignjax.data.triplet_set import TripletSet
 
 IMAGE_SPLITS: tuple[str, ...] = ("pool", "humans", "levels", "held_out")
 TRIPLET_SPLITS: tuple[str, ...] = ("train", "validation", "test", "levels")
@@ -331,13 +330,9 @@ def human_triplets(
             level_names=LEVELS_AND_OTHER,
         )
     judge = observer(similarity, levels_leaves, config.observer_temperature)
-    per_level = []
-    for level, depth in level_depths(tree).items():
-        indices = sample_level_triplets(tree, levels_leaves, depth, config.levels_per_level, rng)
-        chosen = judge.choose(indices, rng)
-        codes = np.full(len(chosen), LEVELS_AND_OTHER.index(level), dtype=np.int64)
-        per_level.append(dataclasses.replace(chosen, levels=codes, level_names=LEVELS_AND_OTHER))
-    splits["levels"] = concatenate(per_level)
+    splits["levels"] = level_triplet_set(
+        tree, levels_leaves, config.levels_per_level, rng, observer=judge
+    )
     return splits
 
 
