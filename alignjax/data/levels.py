@@ -25,11 +25,7 @@ over a fixed set of items each of which has a leaf of the tree:
 - :func:`held_out_leaves`: categories no model may see (for the downstream tasks);
 - :func:`split_per_category`: a category-balanced split of items (few-shot pools).
 
->>> from collections.abc import Mapping
-from typing import Protocol
-
-from alignjax.data.hierarchy import Tree
-from alignjax.data.triplet_set import TripletSet, concatenate
+>>> from alignjax.data.hierarchy import Tree
 >>> tree = Tree.balanced((2, 2, 2))
 >>> level_depths(tree)
 {'coarse': 0, 'boundary': 1, 'fine': 2}
