@@ -4,8 +4,9 @@ Two builders, both ``tfds.core.GeneratorBasedBuilder`` subclasses writing
 ``file_format="array_record"`` with ``tfds.features.Tensor`` features only
 (``tfds.features.Image`` would need TensorFlow):
 
-- :class:`ImageSetBuilder`: items of an image world, ``"image"`` uint8 ``[H, W, C]`` plus
-  one int64 label per abstraction level (any other key, e.g. ``"label"``,
+- :class:`ImageSetBuilder`: items of an image world, ``"image"`` uint8 ``[H, W, C]`` (or
+  encoded PNG/JPEG ``bytes``, read back by :func:`alignjax.data.sources.tfds_encoded_images`)
+  plus one int64 label per abstraction level (any other key, e.g. ``"label"``,
   ``"superordinate"``).
 - :class:`TripletSetBuilder`: a :class:`~alignjax.data.triplet_set.TripletSet` per split,
   ``"indices"`` int64 ``[3]``, optional ``"similarities"`` / ``"probabilities"`` float32
@@ -77,7 +78,8 @@ class _NamedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             or name.lower() != name
         ):
             raise ValueError(
-                f"name must be snake_case letters, digits and '_', starting with a letter; got {name!r}."
+                "name must be snake_case letters, digits and '_', starting with a letter; "
+                f"got {name!r}."
             )
         self.name = name
         self._description = description
@@ -111,9 +113,10 @@ class ImageSetBuilder(_NamedBuilder):
     Args:
       name: snake_case data set name (``tfds.data_source(name, data_dir=...)`` reads it).
       splits: split name -> :data:`ImageSplit`. Float images must lie in ``[0, 1]``
-        (stored as ``round(255 x)``); uint8 images are stored as they are. Every key other
-        than ``"image"`` is a label level (integer per example). All splits share keys,
-        image shape and label names; the first example fixes them.
+        (stored as ``round(255 x)``); uint8 images are stored as they are; ``bytes`` (PNG or
+        JPEG) are stored encoded. Every key other than ``"image"`` is a label level
+        (integer per example). All splits share keys, image shape and label names; the
+        first example fixes them.
       data_dir: directory in which ``name/1.0.0/`` is written.
       description: free text stored in ``dataset_info.json``.
     """
@@ -137,10 +140,15 @@ class ImageSetBuilder(_NamedBuilder):
             raise ValueError(
                 f"image-set examples need an {IMAGE_KEY!r} key; got keys {sorted(first)}."
             )
-        shape = np.shape(first[IMAGE_KEY])
-        if len(shape) != 3:
-            raise ValueError(f"images must have shape [H, W, C] per example; got {shape}.")
-        spec = {IMAGE_KEY: tfds.features.Tensor(shape=shape, dtype=np.uint8)}
+        if isinstance(first[IMAGE_KEY], bytes):
+            # Encoded (PNG/JPEG) images: a bytes tensor, decoded by the reader with Pillow
+            # (alignjax.data.sources); tfds.features.Image would need TensorFlow to encode.
+            spec = {IMAGE_KEY: tfds.features.Tensor(shape=(), dtype=np.object_)}
+        else:
+            shape = np.shape(first[IMAGE_KEY])
+            if len(shape) != 3:
+                raise ValueError(f"images must have shape [H, W, C] per example; got {shape}.")
+            spec = {IMAGE_KEY: tfds.features.Tensor(shape=shape, dtype=np.uint8)}
         spec |= {
             key: tfds.features.Tensor(shape=(), dtype=np.int64)
             for key in sorted(first)
@@ -194,7 +202,8 @@ class TripletSetBuilder(_NamedBuilder):
                     )
             if triplets.level_names != first.level_names:
                 raise ValueError(
-                    f"splits[{split!r}] has level_names {triplets.level_names}, not {first.level_names}."
+                    f"splits[{split!r}] has level_names {triplets.level_names}, "
+                    f"not {first.level_names}."
                 )
         spec = {"indices": tfds.features.Tensor(shape=(3,), dtype=np.int64)}
         for field in ("similarities", "probabilities"):
@@ -299,7 +308,8 @@ def _prepare(builder: _NamedBuilder, overwrite: bool) -> pathlib.Path:
     if path.exists():
         if not overwrite:
             raise FileExistsError(
-                f"{os.fspath(path)} already holds {builder.name!r}; pass overwrite=True to replace it."
+                f"{os.fspath(path)} already holds {builder.name!r}; "
+                "pass overwrite=True to replace it."
             )
         shutil.rmtree(path)
     # TFDS prints its "Downloading and preparing" banner to stdout; it belongs with the
@@ -316,8 +326,8 @@ def _example_factory(
         return source
     if not isinstance(source, Mapping) or IMAGE_KEY not in source:
         raise ValueError(
-            f"splits[{split!r}] must be a dict of arrays with an {IMAGE_KEY!r} key or a function returning"
-            f" examples; got {type(source).__name__}."
+            f"splits[{split!r}] must be a dict of arrays with an {IMAGE_KEY!r} key or a "
+            f"function returning examples; got {type(source).__name__}."
         )
     arrays = {key: np.asarray(value) for key, value in source.items()}
     n = len(arrays[IMAGE_KEY])
@@ -333,7 +343,15 @@ def _checked_images(
     split: str, factory, first: Mapping[str, np.ndarray]
 ) -> Callable[[], Iterator[dict]]:
     keys = sorted(first)
-    shape = np.shape(first[IMAGE_KEY])
+    encoded = isinstance(first[IMAGE_KEY], bytes)
+    shape = None if encoded else np.shape(first[IMAGE_KEY])
+
+    def image(where, value):
+        if not encoded:
+            return _as_uint8(where, value, shape)
+        if not isinstance(value, bytes):
+            raise ValueError(f"{where}: image must be encoded bytes like the first example's.")
+        return value
 
     def examples():
         for i, example in enumerate(factory()):
@@ -344,7 +362,7 @@ def _checked_images(
                 )
             yield {
                 key: (
-                    _as_uint8(where, example[key], shape)
+                    image(where, example[key])
                     if key == IMAGE_KEY
                     else _as_label(where, key, example[key])
                 )
@@ -368,7 +386,8 @@ def _as_uint8(where: str, image, shape) -> np.ndarray:
         )
     if not (np.all(np.isfinite(image)) and image.min() >= 0 and image.max() <= 1):
         raise ValueError(
-            f"{where}: float images must lie in [0, 1]; got values in [{image.min()}, {image.max()}]."
+            f"{where}: float images must lie in [0, 1]; "
+            f"got values in [{image.min()}, {image.max()}]."
         )
     return np.round(image * 255).astype(np.uint8)
 
