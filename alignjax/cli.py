@@ -7,14 +7,19 @@
                   [--transform glocal.npz] [--json OUT]
     alignjax figures [--out DIR]
 
-Mistakes (an unknown experiment, a bad override, an unwritable work directory, a bad
-input file) are reported as one line on stderr with exit status 2.
+Every error (an unknown experiment, a bad override or config value, an unwritable or
+already used work directory, a bad input file, a run that fails) is one line on stderr
+with exit status 2 and no traceback; ``ALIGNJAX_DEBUG=1`` shows the traceback. A run
+stopped before its last step (Ctrl-C, SIGTERM) ends with "interrupted at step N/M; run
+the same command to resume" and status 130 (SIGINT) or 143 (SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -42,7 +47,11 @@ def _run(args: argparse.Namespace) -> None:
             process_id=args.process_id,
         )
     metrics = runner.run_experiment(
-        args.name, preset=args.preset, workdir=args.workdir, overrides=args.set or ()
+        args.name,
+        preset=args.preset,
+        workdir=args.workdir,
+        overrides=args.set or (),
+        restart=args.restart,
     )
     workdir = args.workdir or f"runs/{args.name}"
     print(f"done in {metrics['wall_time_seconds']} s; report: {workdir}/report.md")
@@ -51,16 +60,13 @@ def _run(args: argparse.Namespace) -> None:
 def _eval(args: argparse.Namespace) -> None:
     from alignjax.methods import feature_evaluation  # Heavy imports only for this command.
 
-    try:
-        results = feature_evaluation.evaluate_files(
-            features=args.features,
-            triplets=args.triplets,
-            levels=args.levels,
-            kernel=args.kernel,
-            transform=args.transform,
-        )
-    except ValueError as error:  # A bad input file: the message names the file and row.
-        raise runner.UsageError(str(error)) from None
+    results = feature_evaluation.evaluate_files(
+        features=args.features,
+        triplets=args.triplets,
+        levels=args.levels,
+        kernel=args.kernel,
+        transform=args.transform,
+    )
     print(feature_evaluation.format_results(results))
     if args.json:
         with open(args.json, "w") as f:
@@ -73,8 +79,15 @@ def _figures(args: argparse.Namespace) -> None:
     figures.main(["--out", args.out])
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are one line, like every other error."""
+
+    def error(self, message: str):
+        raise runner.UsageError(f"{message} (see `{self.prog} --help`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="alignjax", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="alignjax", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     commands.add_parser("list", help="list the experiments and their presets").set_defaults(
@@ -86,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preset", help="size preset (default: the experiment's first preset)")
     run.add_argument("--workdir", help="where to write results (default: runs/NAME)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+    run.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the run the work directory holds (any config) and start afresh",
+    )
     run.add_argument(
         "--distributed",
         action="store_true",
@@ -116,18 +134,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line; the type is named unless it is a usage mistake."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    expected = (runner.UsageError, ValueError, OSError)
+    return text if isinstance(error, expected) else f"{type(error).__name__}: {text}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Runs write their plots to files: no window, whatever display the machine has.
     matplotlib.use("Agg")
-    args = build_parser().parse_args(argv)
+    debug = os.environ.get("ALIGNJAX_DEBUG", "") not in ("", "0")
     try:
+        args = build_parser().parse_args(argv)
         args.func(args)
-    except (runner.UsageError, FileNotFoundError) as error:
-        print(f"alignjax: error: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("alignjax: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGINT
+    except Exception as error:
+        if debug:
+            raise
+        if type(error).__name__ == "TrainingInterrupted":
+            print(f"alignjax: {_one_line(error)}", file=sys.stderr)
+            return 128 + int(getattr(error, "signal", None) or signal.SIGINT)
+        hint = "" if isinstance(error, runner.UsageError) else " (ALIGNJAX_DEBUG=1 shows where)"
+        print(f"alignjax: error: {_one_line(error)}{hint}", file=sys.stderr)
+        return 2
     return 0
 
 

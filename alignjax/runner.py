@@ -9,10 +9,13 @@ that defines
 - ``run(config, workdir) -> dict``: trains and evaluates, writes ``report.md`` and PNG
   plots into ``workdir``, and returns the metrics.
 
-The runner writes ``config.json`` before the run and ``metrics.json`` after it. Running
-again in the same work directory with the same config resumes (the training engine
-restores its last checkpoint and finished stages are not redone); a different config in
-a used work directory is refused rather than mixed with the old run.
+The runner validates the config before it writes anything, then writes ``config.json``
+and ``run.json`` (the run's status: running, finished, failed or interrupted) before
+the run and ``metrics.json`` (valid JSON: NaN becomes ``null``) after it. Running again
+in the same work directory with the same config resumes (the training engine restores
+its last checkpoint and finished stages are not redone); another experiment or a
+different config in a used work directory is refused rather than mixed with the old run,
+unless that run failed before writing anything, or ``--restart`` discards it.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import math
 import os
 import pathlib
 import pkgutil
+import shutil
 import time
 import types
 from collections.abc import Sequence
@@ -54,12 +59,13 @@ class Experiment:
         preset = preset or next(iter(self.presets))
         if preset not in self.presets:
             raise UsageError(
-                f"experiment {self.name!r} has no preset {preset!r}; presets: {', '.join(self.presets)}"
+                f"experiment {self.name!r} has no preset {preset!r}; "
+                f"presets: {', '.join(self.presets)}"
             )
         try:
             return config_lib.apply_overrides(self.module.get_config(preset), overrides)
         except config_lib.ConfigError as error:
-            raise UsageError(str(error)) from None
+            raise UsageError(f"{self.name}: {error}") from None
 
 
 def experiment_names() -> list[str]:
@@ -78,12 +84,86 @@ def get_experiment(name: str) -> Experiment:
     )
 
 
-def prepare_workdir(workdir: str | os.PathLike[str], config: Any) -> pathlib.Path:
-    """Create ``workdir`` (or check it holds a run of the same config) and write config.json.
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+
+
+def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(values, dict):
+        return {prefix.rstrip("."): values}
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        flat.update(_flatten(value, f"{prefix}{key}."))
+    return flat
+
+
+def _read_json(path: pathlib.Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UsageError(
+            f"{path} is unreadable ({error}); delete it, rerun with --restart to discard "
+            "the run in that directory, or choose another --workdir"
+        ) from None
+
+
+def _write_json(path: pathlib.Path, values: Any) -> None:
+    """Writes ``values`` as JSON, atomically (a killed writer leaves the old file)."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(values, indent=2, allow_nan=False) + "\n")
+    partial.replace(path)
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers and NaN or infinities as ``None``
+    (JSON has no NaN: ``metrics.json`` must stay valid JSON whatever a run measured)."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _artefacts(path: pathlib.Path) -> list[pathlib.Path]:
+    """What a run wrote into ``path`` besides its config and status files."""
+    return [p for p in path.iterdir() if p.name not in (CONFIG_FILE, RUN_FILE)]
+
+
+def _discard(path: pathlib.Path) -> None:
+    """Empties a work directory that holds an alignjax run (its config or status file)."""
+    if not ((path / CONFIG_FILE).exists() or (path / RUN_FILE).exists()):
+        raise UsageError(
+            f"--restart: {path} holds no alignjax run (no {CONFIG_FILE}); nothing was deleted"
+        )
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def prepare_workdir(
+    workdir: str | os.PathLike[str],
+    config: Any,
+    *,
+    experiment: str | None = None,
+    restart: bool = False,
+) -> pathlib.Path:
+    """Create ``workdir`` (or check it holds a run of the same experiment and config).
+
+    Writes ``config.json`` and the status file ``run.json``. A work directory of another
+    experiment, or of a different config, is refused, except that a run which failed
+    before writing anything besides these two files gives way to the new config.
+    ``restart`` discards whatever run the directory holds.
 
     Raises:
-      UsageError: the directory cannot be created or written, or it holds a run with a
-        different config.
+      UsageError: the directory cannot be created or written, or holds a run of another
+        experiment or config (the message says which, and how to reuse the directory).
     """
     path = pathlib.Path(workdir).expanduser().resolve()
     try:
@@ -95,20 +175,43 @@ def prepare_workdir(workdir: str | os.PathLike[str], config: Any) -> pathlib.Pat
         raise UsageError(
             f"cannot write to work directory {path}: {error.strerror or error}"
         ) from None
-    config_json = path / "config.json"
+    if restart:
+        _discard(path)
     wanted = config_lib.to_dict(config)
-    if config_json.exists():
-        previous = json.loads(config_json.read_text())
+    status = _read_json(path / RUN_FILE) if (path / RUN_FILE).exists() else {}
+    previous_experiment = status.get("experiment") if isinstance(status, dict) else None
+    if experiment and previous_experiment and previous_experiment != experiment:
+        raise UsageError(
+            f"work directory {path} holds a run of another experiment, {previous_experiment!r}; "
+            f"choose another --workdir for {experiment!r}"
+        )
+    if (path / CONFIG_FILE).exists():
+        previous = _read_json(path / CONFIG_FILE)
         if previous != wanted:
-            changed = sorted(
-                k for k in set(previous) | set(wanted) if previous.get(k) != wanted.get(k)
-            )
-            raise UsageError(
-                f"work directory {path} holds a run with a different config (differs in: "
-                f"{', '.join(changed)}); choose another --workdir or delete it"
-            )
-    config_json.write_text(json.dumps(wanted, indent=2) + "\n")
+            if not isinstance(previous, dict) or set(previous) != set(wanted):
+                raise UsageError(
+                    f"work directory {path} holds a run of another experiment (its "
+                    f"{CONFIG_FILE} has other fields); choose another --workdir"
+                )
+            failed = status.get("status") == "failed"
+            if not (failed and not _artefacts(path)):
+                old, new = _flatten(previous), _flatten(wanted)
+                changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+                state = "an unfinished run" if status.get("status") != "finished" else "a run"
+                raise UsageError(
+                    f"work directory {path} holds {state} with a different config (differs in: "
+                    f"{', '.join(changed)}); rerun with --restart to discard it, or choose "
+                    "another --workdir"
+                )
+    _write_json(path / CONFIG_FILE, wanted)
     return path
+
+
+def _record_status(path: pathlib.Path, experiment: str, preset: str, status: str, **extra: Any):
+    _write_json(
+        path / RUN_FILE,
+        {"experiment": experiment, "preset": preset, "status": status, **json_ready(extra)},
+    )
 
 
 def run_experiment(
@@ -117,13 +220,32 @@ def run_experiment(
     preset: str | None = None,
     workdir: str | os.PathLike[str] | None = None,
     overrides: Sequence[str] = (),
+    restart: bool = False,
 ) -> dict[str, Any]:
-    """Run experiment ``name`` and return its metrics (also written to metrics.json)."""
+    """Run experiment ``name`` and return its metrics (also written to metrics.json).
+
+    The config is built and validated before anything is written. ``run.json`` in the
+    work directory says whether the run is ``running``, ``finished``, ``failed`` (with
+    the error) or ``interrupted``.
+    """
     experiment = get_experiment(name)
+    preset = preset or next(iter(experiment.presets))
     config = experiment.config(preset, overrides)
-    path = prepare_workdir(workdir or pathlib.Path("runs") / name, config)
+    path = prepare_workdir(
+        workdir or pathlib.Path("runs") / name, config, experiment=name, restart=restart
+    )
+    _record_status(path, name, preset, "running")
     start = time.perf_counter()
-    metrics = experiment.module.run(config, path)
-    metrics = dict(metrics, wall_time_seconds=round(time.perf_counter() - start, 1))
-    (path / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    try:
+        metrics = experiment.module.run(config, path)
+    except KeyboardInterrupt:
+        _record_status(path, name, preset, "interrupted")
+        raise
+    except Exception as error:
+        stopped = type(error).__name__ == "TrainingInterrupted"
+        _record_status(path, name, preset, "interrupted" if stopped else "failed", error=str(error))
+        raise
+    metrics = json_ready(dict(metrics, wall_time_seconds=round(time.perf_counter() - start, 1)))
+    _write_json(path / METRICS_FILE, metrics)
+    _record_status(path, name, preset, "finished")
     return metrics

@@ -67,7 +67,91 @@ def test_workdir_of_another_config_is_refused(capsys, tmp_path):
     status, _, err = _main(
         capsys, "run", "gensim-gaussian", "--workdir", str(tmp_path), "--set", "seed=2"
     )
-    assert status == 2 and "holds a run with a different config (differs in: seed)" in err
+    assert status == 2 and err.count("\n") == 1
+    assert "holds an unfinished run with a different config (differs in: seed)" in err
+    assert "rerun with --restart to discard it" in err
+
+
+def test_workdir_of_another_experiment_is_named(capsys, tmp_path):
+    experiment = runner.get_experiment("gensim-gaussian")
+    runner.prepare_workdir(tmp_path, experiment.config("quick"), experiment="gensim-gaussian")
+    (tmp_path / "run.json").write_text(json.dumps({"experiment": "gensim-gaussian"}))
+    status, _, err = _main(capsys, "run", "glocal", "--workdir", str(tmp_path))
+    assert status == 2 and err.count("\n") == 1
+    assert "holds a run of another experiment, 'gensim-gaussian'" in err
+    # Without run.json (an older run), the config's fields tell.
+    (tmp_path / "run.json").unlink()
+    status, _, err = _main(capsys, "run", "glocal", "--workdir", str(tmp_path))
+    assert (
+        status == 2
+        and "holds a run of another experiment (its config.json has other fields)" in err
+    )
+
+
+def test_a_run_that_failed_before_writing_anything_gives_way(tmp_path):
+    experiment = runner.get_experiment("gensim-gaussian")
+    runner.prepare_workdir(tmp_path, experiment.config("quick", ["seed=1"]))
+    (tmp_path / "run.json").write_text(
+        json.dumps({"experiment": "gensim-gaussian", "status": "failed"})
+    )
+    runner.prepare_workdir(
+        tmp_path, experiment.config("quick", ["seed=2"]), experiment="gensim-gaussian"
+    )
+    assert json.loads((tmp_path / "config.json").read_text())["seed"] == 2
+    # Once it wrote something, a different config needs --restart, which empties the directory.
+    (tmp_path / "gensim").mkdir()
+    with pytest.raises(runner.UsageError, match="rerun with --restart"):
+        runner.prepare_workdir(
+            tmp_path, experiment.config("quick", ["seed=3"]), experiment="gensim-gaussian"
+        )
+    runner.prepare_workdir(tmp_path, experiment.config("quick", ["seed=3"]), restart=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+    # --restart never empties a directory that holds no alignjax run.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "thesis.tex").write_text("")
+    with pytest.raises(runner.UsageError, match="holds no alignjax run"):
+        runner.prepare_workdir(other, experiment.config("quick"), restart=True)
+    assert (other / "thesis.tex").exists()
+
+
+def test_a_truncated_config_file_is_one_line(capsys, tmp_path):
+    (tmp_path / "config.json").write_text('{"seed": ')
+    status, out, err = _main(capsys, "run", "gensim-gaussian", "--workdir", str(tmp_path))
+    assert status == 2 and out == "" and err.count("\n") == 1
+    assert "config.json is unreadable" in err and "--restart" in err
+
+
+def test_argument_mistakes_and_unexpected_errors_are_one_line(capsys, monkeypatch):
+    status, out, err = _main(capsys, "run")
+    assert (
+        status == 2 and err.count("\n") == 1 and "the following arguments are required: name" in err
+    )
+    status, out, err = _main(
+        capsys, "eval", "--features", "x.npy", "--triplets", "t.txt", "--kernel", "l1"
+    )
+    assert status == 2 and err.count("\n") == 1 and "invalid choice: 'l1'" in err
+
+    def broken(args):
+        raise RuntimeError("something\nmulti-line")
+
+    monkeypatch.setattr(cli, "_list", broken)
+    status, _, err = _main(capsys, "list")
+    assert (
+        status == 2
+        and err
+        == "alignjax: error: RuntimeError: something multi-line (ALIGNJAX_DEBUG=1 shows where)\n"
+    )
+    monkeypatch.setenv("ALIGNJAX_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="something"):
+        cli.main(["list"])
+
+
+def test_metrics_are_valid_json_whatever_a_run_measured():
+    values = {"a": float("nan"), "b": [float("inf"), 1.0], "c": {"d": np.float32(0.5)}}
+    ready = runner.json_ready(values)
+    assert ready == {"a": None, "b": [None, 1.0], "c": {"d": 0.5}}
+    json.dumps(ready, allow_nan=False)
 
 
 @pytest.fixture

@@ -127,8 +127,22 @@ def test_bad_npy_features(tmp_path):
     with pytest.raises(ValueError, match="empty.npy: the file holds no features"):
         read_features(tmp_path / "empty.npy")
     (tmp_path / "junk.npy").write_bytes(b"not numpy")
-    with pytest.raises(ValueError, match="junk.npy: not a readable .npy array"):
+    with pytest.raises(ValueError, match="junk.npy: not a .npy file"):
         read_features(tmp_path / "junk.npy")
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "nan.npy").read_bytes()[:100])
+    with pytest.raises(ValueError, match="cut.npy: not a readable .npy array"):
+        read_features(tmp_path / "cut.npy")
+    np.save(tmp_path / "objects.npy", np.array([[1, "a"]], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="objects.npy: not a readable .npy array"):
+        read_features(tmp_path / "objects.npy")
+    with pytest.raises(ValueError, match=f"{tmp_path}: is a directory; expected a feature file"):
+        read_features(tmp_path)
+
+
+def test_binary_triplet_file_is_named(tmp_path):
+    (tmp_path / "triplets.txt").write_bytes(b"0 1 2\n\x89PNG\xff\xfe\n")
+    with pytest.raises(ValueError, match="triplets.txt: line 2 is not UTF-8 text"):
+        read_triplets(tmp_path / "triplets.txt")
 
 
 @pytest.fixture

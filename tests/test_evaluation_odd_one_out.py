@@ -158,3 +158,16 @@ def test_bad_similarity_matrix_raises():
         ooo.odd_one_out_accuracy_from_similarities(np.ones((3, 2)), [[0, 1, 2]])
     with pytest.raises(ValueError, match="temperature must be > 0"):
         ooo.odd_one_out_probabilities(np.eye(3), [[0, 1, 2]], temperature=0.0)
+
+
+@pytest.mark.parametrize("scale", [1e19, 1e30, 1e-25])
+@pytest.mark.parametrize("kernel", ["dot", "cosine"])
+def test_accuracy_does_not_depend_on_the_scale_of_the_features(scale, kernel):
+    # float32 dot products of entries near 1e19 overflow (and of 1e-25 underflow), which
+    # would make every triplet a tie and the accuracy 0.
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(30, 8))
+    triplets = np.stack([rng.choice(30, 3, replace=False) for _ in range(200)])
+    expected = ooo.odd_one_out_accuracy(features, triplets, kernel=kernel).accuracy
+    assert 0.2 < expected < 0.8
+    assert ooo.odd_one_out_accuracy(features * scale, triplets, kernel=kernel).accuracy == expected

@@ -57,23 +57,29 @@ def read_triplets(path: str | os.PathLike, n_items: int | None = None) -> Triple
         for row, (line, fields) in enumerate(zip(lines, rows)):
             if len(fields) != 3:
                 raise ValueError(
-                    f"{path}: row {row} (line {line}) has {len(fields)} columns, expected 3: {' '.join(fields)!r}."
+                    f"{path}: row {row} (line {line}) has {len(fields)} columns, expected 3: "
+                    f"{' '.join(fields)!r}."
                 )
             try:
                 indices[row] = [int(field) for field in fields]
             except ValueError:
                 raise ValueError(
-                    f"{path}: row {row} (line {line}) holds a non-integer index: {' '.join(fields)!r}."
+                    f"{path}: row {row} (line {line}) holds a non-integer index: "
+                    f"{' '.join(fields)!r}."
                 ) from None
     if len(indices) == 0:
         raise ValueError(f"{path}: the file holds no triplets.")
-    where = lambda row: f"row {row}" if lines is None else f"row {row} (line {lines[row]})"
+
+    def where(row):
+        return f"row {row}" if lines is None else f"row {row} (line {lines[row]})"
+
     high = np.inf if n_items is None else n_items
     bad = np.flatnonzero(np.any((indices < 0) | (indices >= high), axis=1))
     if bad.size:
         allowed = "non-negative" if n_items is None else f"in [0, {n_items})"
         raise ValueError(
-            f"{path}: {where(bad[0])} has an index that is not {allowed}: {indices[bad[0]].tolist()}."
+            f"{path}: {where(bad[0])} has an index that is not {allowed}: "
+            f"{indices[bad[0]].tolist()}."
         )
     repeated = (
         (indices[:, 0] == indices[:, 1])
@@ -191,7 +197,8 @@ def read_image_folder(
             array = np.asarray(image, dtype=np.uint8)
             if images and array.shape != images[0].shape:
                 raise ValueError(
-                    f"{file}: image size {array.shape[:2]} differs from {paths[0]}'s {images[0].shape[:2]};"
+                    f"{file}: image size {array.shape[:2]} differs from {paths[0]}'s "
+                    f"{images[0].shape[:2]};"
                     " pass image_size=(height, width) to resize."
                 )
             images.append(array)
@@ -206,25 +213,48 @@ def _existing(path: str | os.PathLike, what: str) -> pathlib.Path:
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{what} not found: {os.fspath(path)!r}.")
+    if path.is_dir() and what != "image folder":
+        raise ValueError(f"{path}: is a directory; expected a {what}.")
     return path
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+
+
 def _load_npy(path: pathlib.Path) -> np.ndarray:
+    with open(path, "rb") as file:
+        magic = file.read(len(_NPY_MAGIC))
+    if magic != _NPY_MAGIC:
+        raise ValueError(
+            f"{path}: not a .npy file (it does not start with the .npy header); write it "
+            "with numpy.save, or give a text file without the .npy suffix."
+        )
     try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as error:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
         raise ValueError(f"{path}: not a readable .npy array ({error}).") from None
+    if array.dtype.hasobject:
+        raise ValueError(f"{path}: holds Python objects, not numbers (dtype {array.dtype}).")
+    return array
 
 
 def _read_text_rows(path: pathlib.Path) -> tuple[list[list[str]], list[int]]:
     """Fields of the data rows and their 1-based line numbers; blank and ``#`` lines skipped."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}: line {line} is not UTF-8 text; expected a text file with one row per "
+            "line (or a .npy array)."
+        ) from None
     rows, lines = [], []
-    with open(path, encoding="utf-8") as file:
-        for number, line in enumerate(file, start=1):
-            stripped = line.strip()
-            if stripped and not stripped.startswith("#"):
-                rows.append(stripped.replace(",", " ").split())
-                lines.append(number)
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            rows.append(stripped.replace(",", " ").split())
+            lines.append(number)
     if not rows:
         raise ValueError(f"{path}: the file is empty (no data rows).")
     return rows, lines

@@ -116,6 +116,19 @@ def _log_probs_from_features(
     return losses.odd_one_out_log_probs(similarities, temperature)
 
 
+def _power_of_two_scaled(features: np.ndarray) -> np.ndarray:
+    """``features`` times the power of two that brings their largest magnitude near 1.
+
+    Similarities are computed in float32, whose dot products overflow for entries near
+    1e19 (and underflow for tiny ones), which would make every choice a tie. A power of
+    two scales every float exactly, so no comparison of similarities changes.
+    """
+    peak = float(np.max(np.abs(features)))
+    if peak == 0.0 or 2.0**-20 <= peak <= 2.0**20:
+        return features
+    return np.ldexp(features.astype(np.float64), -int(np.frexp(peak)[1]))
+
+
 def _map_chunks(fn, triplets: np.ndarray, size: int) -> np.ndarray:
     """``fn`` over chunks of ``size`` triplets, concatenated on the host.
 
@@ -257,12 +270,12 @@ def odd_one_out_accuracy(
     >>> result.accuracy, result.per_level, result.noise_ceiling
     (0.5, {'fine': 1.0, 'coarse': 0.0}, 0.9)
     """
-    features = _validation.as_features("features", features)
+    features = _power_of_two_scaled(_validation.as_features("features", features))
     if kernel not in ("dot", "cosine"):
         raise ValueError(f"kernel must be 'dot' or 'cosine'; got {kernel!r}.")
     triplets = _check_triplets(triplets, features.shape[0])
     size = _chunk_size(chunk_size, features.shape[1])
-    device_features = jnp.asarray(features)
+    device_features = jnp.asarray(features, jnp.float32)
     correct = _map_chunks(
         lambda chunk: _correct_from_features(device_features, chunk, kernel), triplets, size
     ).astype(bool)
