@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import matplotlib
 
 from alignjax import runner
+from alignjax.training.signals import TrainingInterrupted
 
 
 def _list(args: argparse.Namespace) -> None:
@@ -154,9 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if debug:
             raise
-        if type(error).__name__ == "TrainingInterrupted":
-            print(f"alignjax: {_one_line(error)}", file=sys.stderr)
-            return 128 + int(getattr(error, "signal", None) or signal.SIGINT)
+        if isinstance(error, TrainingInterrupted):
+            print(f"alignjax: {error}", file=sys.stderr)
+            return 128 + error.signal
         hint = "" if isinstance(error, runner.UsageError) else " (ALIGNJAX_DEBUG=1 shows where)"
         print(f"alignjax: error: {_one_line(error)}{hint}", file=sys.stderr)
         return 2

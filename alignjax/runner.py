@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from alignjax import config as config_lib
+from alignjax.training.signals import TrainingInterrupted
 
 
 class UsageError(Exception):
@@ -242,7 +243,7 @@ def run_experiment(
         _record_status(path, name, preset, "interrupted")
         raise
     except Exception as error:
-        stopped = type(error).__name__ == "TrainingInterrupted"
+        stopped = isinstance(error, TrainingInterrupted)
         _record_status(path, name, preset, "interrupted" if stopped else "failed", error=str(error))
         raise
     metrics = json_ready(dict(metrics, wall_time_seconds=round(time.perf_counter() - start, 1)))

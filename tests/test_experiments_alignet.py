@@ -13,6 +13,7 @@ import pytest
 from alignjax import runner
 from alignjax.data import tfds_builders
 from alignjax.methods import affine_fit, alignet
+from alignjax.training import TrainingInterrupted
 
 STAGES = ("teacher_train", "student_pretrain", "student_train")
 # One device: the 8 simulated devices' in-process collectives abort when a loaded
@@ -116,8 +117,10 @@ def test_killed_during_student_distillation_resumes_to_the_uninterrupted_result(
         return original_fit(model, loss_fn, batches, config, **kwargs)
 
     monkeypatch.setattr(alignet, "fit", fit_interrupted_once)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(TrainingInterrupted, match=r"interrupted at step \d+/\d+; run the same"):
         runner.run_experiment("alignet", preset="tiny", workdir=workdir, overrides=TINY)
+    assert json.loads((workdir / "run.json").read_text())["status"] == "interrupted"
+    assert not (workdir / "metrics.json").exists()  # nothing partly trained is reported
     log = workdir / "alignet" / "student" / "metrics.jsonl"
     steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
     config = runner.get_experiment("alignet").config("tiny", TINY)

@@ -2,10 +2,12 @@
 
 Resuming must be exact: a run interrupted after 3 steps and continued from its
 checkpoint by fresh objects (a model initialised differently, a new data pipeline)
-ends with the same bits as a run that was never interrupted.
+ends with the same bits as a run that was never interrupted. Every early stop is
+an exception, and damaged checkpoints are never restored.
 """
 
 import json
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -28,6 +30,8 @@ from alignjax.training import (
     fit,
     load_pretrained,
 )
+from alignjax.training.nonfinite import NonFiniteLossError
+from alignjax.training.signals import TrainingInterrupted
 
 ONE_DEVICE = MeshConfig(data=1)
 DATA_PARALLEL = MeshConfig(data=8)
@@ -101,17 +105,39 @@ def saved_steps(workdir) -> list[int]:
         return checkpointer.all_steps()
 
 
-def test_interrupted_and_resumed_run_is_bit_identical(tmp_path):
-    uninterrupted = fit(make_mlp(), regression_loss, make_dataset(), config(tmp_path / "a"))
-    expected = params_of(uninterrupted)
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """Parameters after the 6 steps of `config`, run without interruption."""
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    return params_of(fit(make_mlp(), regression_loss, make_dataset(), config(workdir)))
 
+
+@pytest.fixture
+def signal_disposition():
+    """Restores SIGINT's and SIGTERM's handlers after a test that changes them."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+# SIGINT ignored is how a job started with `&` from a non-interactive shell runs:
+# the signal, if sent again after the save, would be lost.
+@pytest.mark.parametrize(
+    "signum, disposition",
+    [(signal.SIGINT, signal.SIG_IGN), (signal.SIGTERM, signal.SIG_DFL)],
+    ids=["sigint_ignored", "sigterm_default"],
+)
+def test_interrupted_and_resumed_run_is_bit_identical(
+    tmp_path, capsys, uninterrupted, signal_disposition, signum, disposition
+):
     def interrupt_at_step_3(step, metrics):
         if step == 3:
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signum)
 
     workdir = tmp_path / "b"
-    previous_handler = signal.getsignal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt):
+    signal.signal(signum, disposition)
+    with pytest.raises(TrainingInterrupted) as interrupted:
         fit(
             make_mlp(),
             regression_loss,
@@ -119,9 +145,12 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path):
             config(workdir, checkpoint_every=2),
             callbacks=[interrupt_at_step_3],
         )
+    assert str(interrupted.value) == "interrupted at step 3/6; run the same command to resume"
+    assert (interrupted.value.step, interrupted.value.num_steps) == (3, 6)
+    assert interrupted.value.signal == signum
     assert saved_steps(workdir) == [2, 3]
     # The handlers fit installed are gone again.
-    assert signal.getsignal(signal.SIGINT) is previous_handler
+    assert signal.getsignal(signum) == disposition
     # Step 2 was written in the background while step 3 ran on donated buffers.
     from_step_2 = tmp_path / "c"
     shutil.copytree(
@@ -130,11 +159,73 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path):
 
     # Fresh objects, as in a new process: another initialisation (which the
     # checkpoint overrides, decay_to_init's anchor included) and a new pipeline.
-    for resumed_dir in (workdir, from_step_2):
+    capsys.readouterr()
+    for resumed_dir, step in ((workdir, 3), (from_step_2, 2)):
         resumed = fit(make_mlp(seed=1), regression_loss, make_dataset(), config(resumed_dir))
-        assert_trees_equal(expected, params_of(resumed))
+        assert_trees_equal(uninterrupted, params_of(resumed))
+        message = f"resuming from step {step} of 6 ({resumed_dir / 'checkpoints'})\n"
+        assert capsys.readouterr().err == message
     lines = (workdir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4, 5, 6]
+
+
+def test_running_out_of_batches_is_an_error_and_keeps_a_checkpoint(tmp_path):
+    batches = [next(iter(make_dataset())) for _ in range(4)]
+    model = make_mlp()
+    with pytest.raises(
+        ValueError, match=r"batches ran out after 4 of 6 steps; the checkpoint of step 4 is kept"
+    ):
+        fit(model, regression_loss, batches, config(tmp_path, checkpoint_every=3))
+    assert saved_steps(tmp_path) == [3, 4]
+    target = nnx.as_pure(nnx.state(make_mlp(seed=1), nnx.Param))
+    with Checkpointer(tmp_path / "checkpoints", read_only=True) as checkpointer:
+        assert_trees_equal(params_of(model), jax.device_get(checkpointer.restore_params(target)))
+
+
+def flagged_batches(n: int, bad_step: int):
+    """Regression batches with a loss weight that is NaN at (1-based) ``bad_step``."""
+    rng = np.random.default_rng(0)
+    for step in range(1, n + 1):
+        x = rng.normal(size=(8, 4)).astype(np.float32)
+        weight = np.full(8, np.nan if step == bad_step else 1.0, np.float32)
+        yield {"x": x, "y": x[:, :2], "weight": weight}
+
+
+def weighted_loss(model, batch):
+    error = (model(batch["x"]) - batch["y"]) ** 2
+    return jnp.mean(error * batch["weight"][:, None]), {}
+
+
+def reject_constant(name):
+    raise ValueError(f"{name} in metrics.jsonl")
+
+
+# log_every=2 finds the NaN when step 8's metrics are fetched, log_every=5 before
+# the checkpoint of step 9; both must name step 7 and keep the checkpoint of step 6.
+@pytest.mark.parametrize("log_every", [2, 5])
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, log_every):
+    with pytest.raises(NonFiniteLossError) as error:
+        fit(
+            make_mlp(),
+            weighted_loss,
+            flagged_batches(10, bad_step=7),
+            config(tmp_path, num_steps=10, checkpoint_every=3, log_every=log_every),
+        )
+    assert str(error.value) == (
+        "the loss became nan at step 7 of 10; the last good checkpoint (step 6) is kept; "
+        "lower the learning rate or check the inputs"
+    )
+    assert (error.value.step, error.value.checkpoint_step) == (7, 6)
+    assert saved_steps(tmp_path) == [3, 6]
+    target = nnx.as_pure(nnx.state(make_mlp(), nnx.Param))
+    with Checkpointer(tmp_path / "checkpoints", read_only=True) as checkpointer:
+        params = jax.device_get(checkpointer.restore_params(target))
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(params))
+    # Strict JSON: a NaN loss is recorded as null.
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line, parse_constant=reject_constant) for line in lines]
+    if log_every == 2:
+        assert records[-1]["step"] == 8 and records[-1]["loss"] is None
 
 
 @pytest.fixture(scope="module")
@@ -177,11 +268,117 @@ def test_corrupted_latest_checkpoint_falls_back_with_a_warning(saved_run, tmp_pa
         assert data_files
         for path in data_files:
             path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-        with pytest.warns(UserWarning, match=r"checkpoint .*4 cannot be read"):
+        with pytest.warns(
+            UserWarning, match=r"checkpoint step 4 cannot be read .*; falling back to step 2"
+        ):
             restored = checkpointer.restore(target)
         assert int(restored.step) == 2
         assert_trees_equal(jax.device_get(at_step_2), jax.device_get(restored))
         assert (directory / "4.corrupt").is_dir() and checkpointer.all_steps() == [2]
+
+
+class Wide(nnx.Module):
+    """A model with a kernel large enough for Orbax to store it outside the b-tree
+    nodes, whose CRC would catch a flipped byte: there, nothing does but the digest."""
+
+    def __init__(self, seed: int = 0):
+        self.l1 = nnx.Linear(4, 8192, rngs=nnx.Rngs(seed))
+        self.l2 = nnx.Linear(8192, 2, rngs=nnx.Rngs(seed))
+
+    def __call__(self, x):
+        return self.l2(jnp.tanh(self.l1(x)))
+
+
+@pytest.fixture(scope="module")
+def wide_run(tmp_path_factory):
+    """A 4-step run of `Wide` with checkpoints at steps 2 and 4."""
+    workdir = tmp_path_factory.mktemp("wide_run")
+    fit(
+        Wide(),
+        regression_loss,
+        make_dataset(),
+        config(workdir, num_steps=4, checkpoint_every=2, mesh=ONE_DEVICE),
+    )
+    return workdir / "checkpoints"
+
+
+def flip_a_byte_of_the_largest_data_file(checkpoint: pathlib.Path) -> None:
+    files = list((checkpoint / "params" / "ocdbt.process_0" / "d").iterdir())
+    largest = max(files, key=lambda path: path.stat().st_size)
+    data = bytearray(largest.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    largest.write_bytes(bytes(data))
+
+
+def params_target(model) -> dict:
+    return nnx.as_pure(nnx.state(model, nnx.Param))
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_flipped_byte_fails_the_digest_and_falls_back(wide_run, tmp_path):
+    directory = tmp_path / "checkpoints"
+    shutil.copytree(wide_run, directory)
+    target = Trainer(Wide(seed=1), regression_loss, config(tmp_path, mesh=ONE_DEVICE))
+    target = target.abstract_state()
+    with Checkpointer(directory, read_only=True) as checkpointer:
+        at_step_2 = jax.device_get(checkpointer.restore(target, step=2))
+        at_step_4 = jax.device_get(checkpointer.restore(target, step=4))
+    flip_a_byte_of_the_largest_data_file(directory / "4")
+
+    # Orbax alone reads the damaged array back without complaint (a checkpoint
+    # without the digest item restores unverified, as those written before it).
+    unverified = tmp_path / "unverified"
+    shutil.copytree(directory, unverified, ignore=shutil.ignore_patterns("digest"))
+    with Checkpointer(unverified, read_only=True) as checkpointer:
+        garbage = jax.device_get(checkpointer.restore(target))
+    assert int(garbage.step) == 4
+    assert not np.array_equal(garbage.params["l1"]["kernel"], at_step_4.params["l1"]["kernel"])
+
+    model = load_pretrained(Wide(seed=1), directory, step=2)
+    assert_trees_equal(at_step_2.params, params_of(model))
+    message = (
+        r"checkpoint step 4 failed its integrity check \(digest mismatch in "
+        r"params\['l1'\]\['kernel'\]\); falling back to step 2"
+    )
+    with pytest.warns(UserWarning, match=message):
+        model = load_pretrained(Wide(seed=1), directory)
+    assert_trees_equal(at_step_2.params, params_of(model))
+    with pytest.raises(ValueError, match=r"step 4 .* failed its integrity check"):
+        load_pretrained(Wide(seed=1), directory, step=4)
+
+    with Checkpointer(directory) as checkpointer:
+        with pytest.warns(UserWarning, match=message):
+            restored = checkpointer.restore(target)
+        assert int(restored.step) == 2
+        assert_trees_equal(at_step_2, jax.device_get(restored))
+        assert (directory / "4.corrupt").is_dir() and checkpointer.all_steps() == [2]
+
+
+def test_checkpoints_without_a_digest_restore_unverified(saved_run, tmp_path, recwarn):
+    directory = tmp_path / "checkpoints"
+    shutil.copytree(saved_run[0] / "checkpoints", directory)
+    assert (directory / "4" / "digest").is_dir()
+    for step in (2, 4):
+        shutil.rmtree(directory / str(step) / "digest")
+    target = Trainer(make_mlp(), regression_loss, config(tmp_path)).abstract_state()
+    with Checkpointer(directory) as checkpointer:
+        restored = checkpointer.restore(target)
+    assert int(restored.step) == 4
+    assert_trees_equal(saved_run[1], jax.device_get(restored.params))
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_resume_and_finished_messages(saved_run, tmp_path, capsys):
+    workdir = tmp_path / "run"
+    shutil.copytree(saved_run[0] / "checkpoints", workdir / "checkpoints")
+    directory = workdir / "checkpoints"
+    capsys.readouterr()
+    fit(make_mlp(), regression_loss, make_dataset(), config(workdir, num_steps=4))
+    assert capsys.readouterr().err == f"already finished (step 4 of 4), restored from {directory}\n"
+    fit(make_mlp(), regression_loss, make_dataset(), config(workdir, num_steps=5))
+    assert capsys.readouterr().err == f"resuming from step 4 of 5 ({directory})\n"
+    fit(make_mlp(), regression_loss, make_dataset(), config(workdir, num_steps=5))
+    assert capsys.readouterr().err == f"already finished (step 5 of 5), restored from {directory}\n"
 
 
 def test_checkpoint_of_another_model_is_an_error_not_damage(saved_run):
@@ -217,6 +414,7 @@ SIGTERM_SCRIPT = textwrap.dedent(
     import numpy as np, jax, jax.numpy as jnp
     from flax import nnx
     from alignjax.training import TrainConfig, fit
+    from alignjax.training.signals import TrainingInterrupted
 
     def batches():
         rng = np.random.default_rng(0)
@@ -234,7 +432,11 @@ SIGTERM_SCRIPT = textwrap.dedent(
 
     config = TrainConfig(num_steps=100_000, schedule="constant", log_every=1,
                          workdir=sys.argv[1], progress_bar=False)
-    fit(nnx.Linear(4, 2, rngs=nnx.Rngs(0)), loss, batches(), config, callbacks=[announce])
+    try:
+        fit(nnx.Linear(4, 2, rngs=nnx.Rngs(0)), loss, batches(), config, callbacks=[announce])
+    except TrainingInterrupted as interrupted:
+        print(interrupted, file=sys.stderr)
+        sys.exit(128 + interrupted.signal)
     """
 )
 
@@ -256,11 +458,12 @@ def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path):
         child.wait(timeout=60)
     finally:
         child.kill()
-    # The signal reached the default handler after the save: killed by SIGTERM.
-    assert child.returncode == -signal.SIGTERM, child.stderr.read()
+    stderr = child.stderr.read()
+    assert child.returncode == 128 + signal.SIGTERM, stderr
     steps = saved_steps(workdir)
     assert len(steps) == 1 and steps[0] >= 2
     saved = steps[0]
+    assert f"interrupted at step {saved}/100000; run the same command to resume" in stderr
 
     def batches():
         x = np.ones((8, 4), np.float32)
@@ -276,6 +479,6 @@ def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path):
         progress_bar=False,
     )
     fit(model, lambda m, b: (jnp.mean((m(b["x"]) - b["y"]) ** 2), {}), batches(), config)
-    lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
-    assert [l["step"] for l in lines[-2:]] == [saved + 1, saved + 2]
+    lines = (workdir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines[-2:]] == [saved + 1, saved + 2]
     assert saved_steps(workdir) == [saved, saved + 2]

@@ -197,6 +197,26 @@ def test_fit_writes_metrics_jsonl_tensorboard_and_callbacks(tmp_path):
     assert glob.glob(str(tmp_path / "tensorboard" / "events.out.tfevents.*"))
 
 
+def reject_constant(name):
+    raise ValueError(f"{name} in metrics.jsonl")
+
+
+def test_metrics_jsonl_writes_non_finite_metrics_as_null(tmp_path):
+    def loss_with_undefined_metric(model, batch):
+        loss, _ = regression_loss(model, batch)
+        return loss, {"ratio": jnp.float32(0) / jnp.float32(0), "big": jnp.float32(jnp.inf)}
+
+    config = TrainConfig(num_steps=2, log_every=1, workdir=str(tmp_path), progress_bar=False)
+    fit(make_mlp(), loss_with_undefined_metric, regression_batches(2), config)
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line, parse_constant=reject_constant) for line in lines]
+    assert [(r["step"], r["ratio"], r["big"]) for r in records] == [
+        (1, None, None),
+        (2, None, None),
+    ]
+    assert all(np.isfinite(r["loss"]) for r in records)
+
+
 def test_trainer_copies_a_model_built_on_another_mesh_and_leaves_it_intact():
     auto = (jax.sharding.AxisType.Auto,) * 2
     with jax.set_mesh(jax.make_mesh((2, 4), ("data", "fsdp"), axis_types=auto)):

@@ -9,7 +9,10 @@ The trainer is ``fit(model, loss_fn, batches, config) -> model`` with
   ``decay_to_init`` (AligNet's decay toward the pretrained weights).
 - `trainer`: ``Trainer`` (the jitted sharded step) and ``fit``.
 - `checkpoint`: ``Checkpointer`` (Orbax) and ``load_pretrained``.
-- `metrics_writer`, `signals`, `train_state`: the parts `fit` is made of.
+- `signals`: ``TrainingInterrupted`` (a run stopped by SIGTERM/SIGINT before its last
+  step) and the deferral of those signals until a checkpoint is written.
+- `nonfinite`: ``NonFiniteLossError`` (the loss, gradient or state stopped being finite).
+- `metrics_writer`, `train_state`: the other parts `fit` is made of.
 
 Names are imported on first use, so ``from alignjax.training.optimizer import
 decay_to_init`` loads jax and optax only (no Orbax, no Flax trainer).
@@ -18,9 +21,11 @@ decay_to_init`` loads jax and optax only (no Orbax, no Flax trainer).
 import importlib
 
 _MODULE_EXPORTS = {
-    "checkpoint": ("Checkpointer", "load_pretrained"),
+    "checkpoint": ("CheckpointIntegrityError", "Checkpointer", "load_pretrained"),
     "mesh": ("batch_sharding", "make_mesh", "shard_batch", "state_shardings"),
+    "nonfinite": ("NonFiniteLossError",),
     "optimizer": ("decay_to_init", "learning_rate_schedule", "make_optimizer"),
+    "signals": ("TrainingInterrupted",),
     "train_state": ("TrainState",),
     "trainer": ("Trainer", "fit"),
 }

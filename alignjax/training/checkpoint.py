@@ -5,20 +5,26 @@ One checkpoint is the directory ``<directory>/<step>/`` with the items
 - ``params``: the model's ``nnx.Param`` arrays (what `load_pretrained` reads),
 - ``state``: the step counter, the model's other variables and the optimizer state,
 - ``data``: the position of a Grain iterator (one JSON file per process),
-- ``config``: the run's `TrainConfig` as JSON, for the record.
+- ``config``: the run's `TrainConfig` as JSON, for the record,
+- ``digest``: a SHA-256 of every array of ``params`` and ``state`` (JSON).
 
 Arrays are written asynchronously: `Checkpointer.save` returns once they are copied
 off the devices, and the training continues while Orbax writes them. Orbax
 publishes a checkpoint by renaming it once complete, so a crash mid-write leaves no
-half checkpoint behind; damage after the fact (a truncated or corrupted file) is
-caught at restore time, which then warns and falls back to the previous
-checkpoint. Restoring places every array by the shardings of the *target*, so a
-run saved on one mesh resumes on another (8 devices to 2x4, or to 1).
+half checkpoint behind. Damage after the fact is caught at restore time, which then
+warns and falls back to the previous checkpoint: damaged metadata or a truncated
+file makes Orbax fail, and damaged array data fails the comparison with the digest
+(Orbax's OCDBT store checksums only its b-tree nodes, so a flipped byte in a chunk
+of a large array reads back as a wrong value without complaint).
+Checkpoints written before the digest existed restore unverified. Restoring places
+every array by the shardings of the *target*, so a run saved on one mesh resumes on
+another (8 devices to 2x4, or to 1).
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import pathlib
 import warnings
 from collections.abc import Mapping
@@ -26,6 +32,8 @@ from typing import Any
 
 import grain
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 from jax.experimental import multihost_utils
@@ -33,6 +41,11 @@ from jax.experimental import multihost_utils
 from alignjax.training.train_state import TrainState
 
 CORRUPT_SUFFIX = ".corrupt"
+DIGEST_ITEM = "digest"
+
+
+class CheckpointIntegrityError(ValueError):
+    """A restored array differs from the one saved (its digest does not match)."""
 
 
 def is_checkpointable_iterator(iterator: Any) -> bool:
@@ -66,6 +79,7 @@ class Checkpointer:
             "state": ocp.StandardCheckpointHandler(),
             "data": grain.checkpoint.CheckpointHandler(),
             "config": ocp.JsonCheckpointHandler(),
+            DIGEST_ITEM: ocp.JsonCheckpointHandler(),
         }
         self._manager = ocp.CheckpointManager(
             directory,
@@ -95,6 +109,11 @@ class Checkpointer:
     ) -> None:
         """Starts writing a checkpoint of ``state`` at step ``int(state.step)``.
 
+        The digest of the arrays is computed here, before returning: it costs a
+        copy of the state to the host (on CPU: none) and SHA-256 over its bytes.
+        In a multi-process run every process must call it (the arrays that span
+        processes are gathered).
+
         Args:
             state: the train state; its arrays may be donated to the next train
                 step as soon as this returns.
@@ -105,6 +124,9 @@ class Checkpointer:
         items = {
             "params": ocp.args.StandardSave(state.params),
             "state": ocp.args.StandardSave(_state_item(state)),
+            DIGEST_ITEM: ocp.args.JsonSave(
+                array_digests({"params": state.params, "state": _state_item(state)})
+            ),
         }
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
@@ -121,8 +143,8 @@ class Checkpointer:
     ) -> TrainState:
         """Restores the latest readable checkpoint (or ``step``) onto ``target``.
 
-        A checkpoint that cannot be read is renamed ``<step>.corrupt`` with a
-        warning, and the next older one is tried.
+        A checkpoint that cannot be read or fails its digest check is renamed
+        ``<step>.corrupt`` with a warning, and the next older one is tried.
 
         Args:
             target: a `TrainState` of arrays or ``jax.ShapeDtypeStruct`` whose
@@ -136,7 +158,8 @@ class Checkpointer:
         Raises:
             FileNotFoundError: if there is no (readable) checkpoint.
             ValueError: if the checkpoint holds parameters of other shapes than
-                ``target`` (a different model, not a damaged file).
+                ``target`` (a different model, not a damaged file), or if the
+                checkpoint of ``step`` is damaged.
         """
         self.wait_until_finished()
         target = _as_abstract(target)
@@ -155,7 +178,12 @@ class Checkpointer:
                     "data continues from the iterator's current position.",
                     stacklevel=4,
                 )
-            restored = self._manager.restore(s, args=ocp.args.Composite(**items))
+            digest = self._digest_args(s)
+            restored = self._manager.restore(s, args=ocp.args.Composite(**items, **digest))
+            if digest:
+                verify_digests(
+                    restored[DIGEST_ITEM], {"params": restored.params, "state": restored.state}
+                )
             return TrainState(
                 step=restored.state["step"],
                 params=restored.params,
@@ -177,9 +205,18 @@ class Checkpointer:
 
         def restore_step(s: int) -> Any:
             items = {"params": ocp.args.StandardRestore(target)}
-            return self._manager.restore(s, args=ocp.args.Composite(**items)).params
+            digest = self._digest_args(s)
+            restored = self._manager.restore(s, args=ocp.args.Composite(**items, **digest))
+            if digest:
+                verify_digests(restored[DIGEST_ITEM], {"params": restored.params})
+            return restored.params
 
         return self._restore_with_fallback(restore_step, target, step)
+
+    def _digest_args(self, step: int) -> dict[str, Any]:
+        if not (self.directory / str(step) / DIGEST_ITEM).exists():
+            return {}
+        return {DIGEST_ITEM: ocp.args.JsonRestore()}
 
     def _restore_with_fallback(self, restore_step, target_params, step):
         steps = [step] if step is not None else self.all_steps()[::-1]
@@ -189,11 +226,12 @@ class Checkpointer:
             )
         if not steps:
             raise FileNotFoundError(f"no checkpoint in {self.directory}.")
-        for s in steps:
+        for index, s in enumerate(steps):
+            previous = steps[index + 1] if index + 1 < len(steps) else None
             try:
                 saved = _saved_shapes(self._manager.item_metadata(s).params)
             except Exception as error:  # noqa: BLE001  (any read failure is damage)
-                self._set_aside(s, error, fallback=step is None)
+                self._set_aside(s, error, previous, fallback=step is None)
                 continue
             expected = _shapes(target_params)
             if saved != expected:
@@ -206,21 +244,28 @@ class Checkpointer:
             try:
                 return restore_step(s)
             except Exception as error:  # noqa: BLE001
-                self._set_aside(s, error, fallback=step is None)
+                self._set_aside(s, error, previous, fallback=step is None)
         raise FileNotFoundError(f"no readable checkpoint in {self.directory}.")
 
-    def _set_aside(self, step: int, error: Exception, *, fallback: bool) -> None:
+    def _set_aside(
+        self, step: int, error: Exception, previous: int | None, *, fallback: bool
+    ) -> None:
         path = self.directory / str(step)
+        if isinstance(error, CheckpointIntegrityError):
+            problem = f"failed its integrity check ({error})"
+        else:
+            problem = f"cannot be read ({type(error).__name__}: {str(error)[:300]})"
         if not fallback:
-            raise ValueError(f"checkpoint {path} cannot be read: {error}") from error
+            raise ValueError(f"checkpoint step {step} in {self.directory} {problem}") from error
+        then = (
+            "no earlier checkpoint is left"
+            if previous is None
+            else f"falling back to step {previous}"
+        )
         # Renamed rather than deleted: the evidence stays, and a resumed run can
         # write a new checkpoint of the same step.
-        action = "" if self._read_only else f"moving it to {path}{CORRUPT_SUFFIX} and "
-        warnings.warn(
-            f"checkpoint {path} cannot be read ({type(error).__name__}: "
-            f"{str(error)[:300]}); {action}trying the previous checkpoint.",
-            stacklevel=4,
-        )
+        where = f"in {self.directory}" if self._read_only else f"moved to {path}{CORRUPT_SUFFIX}"
+        warnings.warn(f"checkpoint step {step} {problem}; {then} ({where}).", stacklevel=4)
         if self._read_only:
             return
         if jax.process_index() == 0:
@@ -249,6 +294,63 @@ def _state_item(state: TrainState) -> dict[str, Any]:
         "model_state": state.model_state,
         "opt_state": state.opt_state,
     }
+
+
+def _host_arrays(tree: Any) -> list[np.ndarray]:
+    leaves = [
+        jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x
+        for x in jax.tree.leaves(tree)
+    ]
+    # One device_get for all local arrays lets their transfers overlap; arrays that
+    # span processes are gathered one by one, in the same order on every process
+    # (process_allgather is a collective).
+    local = jax.device_get(
+        [x if not isinstance(x, jax.Array) or x.is_fully_addressable else None for x in leaves]
+    )
+    return [
+        np.asarray(multihost_utils.process_allgather(x, tiled=True)) if host is None else host
+        for x, host in zip(leaves, local)
+    ]
+
+
+def array_digests(items: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """A SHA-256 of every array of ``items``, keyed by item and path.
+
+    The hash covers ``"<dtype>|<shape>|"`` and the array's bytes in C order (for
+    PRNG keys, those of their key data), so it is independent of the sharding:
+    a checkpoint saved on one mesh verifies when restored onto another.
+
+    Args:
+        items: item name to pytree of arrays, e.g. ``{"params": params}``.
+
+    Returns:
+        ``{"params['l1']['kernel']": {"dtype": "float32", "sha256": "9f86..."}, ...}``.
+    """
+    digests = {}
+    for name, tree in items.items():
+        paths = [path for path, _ in jax.tree_util.tree_leaves_with_path(tree)]
+        for path, leaf, host in zip(paths, jax.tree.leaves(tree), _host_arrays(tree)):
+            digest = hashlib.sha256(f"{leaf.dtype}|{tuple(leaf.shape)}|".encode())
+            digest.update(np.ascontiguousarray(host).reshape(-1).view(np.uint8))
+            key = name + jax.tree_util.keystr(path)
+            digests[key] = {"dtype": str(leaf.dtype), "sha256": digest.hexdigest()}
+    return digests
+
+
+def verify_digests(saved: Mapping[str, Mapping[str, str]], items: Mapping[str, Any]) -> None:
+    """Checks restored ``items`` against the digests ``saved`` with them.
+
+    Arrays restored into another dtype than they were saved in (Orbax casts to
+    the target's) cannot be compared and are skipped, as are arrays without a
+    saved digest: a checkpoint is set aside only for evidence of damage.
+
+    Raises:
+        CheckpointIntegrityError: naming the first array whose digest differs.
+    """
+    for key, digest in array_digests(items).items():
+        expected = saved.get(key, digest)
+        if expected["dtype"] == digest["dtype"] and expected["sha256"] != digest["sha256"]:
+            raise CheckpointIntegrityError(f"digest mismatch in {key}")
 
 
 def _as_abstract(tree: Any) -> Any:
@@ -296,6 +398,9 @@ def load_pretrained(
     state) and any optimizer state are left alone. Each array keeps the sharding
     it has in ``model``. Pair it with ``TrainConfig.decay_to_init``: `fit` takes
     the parameters the model has when training starts as the point to decay to.
+    The arrays are checked against the checkpoint's digest: a damaged checkpoint
+    is skipped with a warning for the previous one (left in place: the directory
+    is only read).
 
     Args:
         model: a model of the same architecture as the saved one.
@@ -306,8 +411,9 @@ def load_pretrained(
         ``model``, updated in place.
 
     Raises:
-        FileNotFoundError: if ``path`` holds no checkpoint.
-        ValueError: if the saved parameters do not fit ``model``.
+        FileNotFoundError: if ``path`` holds no (undamaged) checkpoint.
+        ValueError: if the saved parameters do not fit ``model``, or the
+            checkpoint of ``step`` is damaged.
     """
     params = nnx.as_pure(nnx.state(model, nnx.Param))
     checkpointer = Checkpointer(find_checkpoints(path), read_only=True)

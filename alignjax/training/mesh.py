@@ -49,11 +49,11 @@ FSDP_AXIS = "fsdp"
 MESH_AXES = (DATA_AXIS, FSDP_AXIS)
 
 
-def make_mesh(config: MeshConfig = MeshConfig(), devices: Any = None) -> Mesh:
+def make_mesh(config: MeshConfig | None = None, devices: Any = None) -> Mesh:
     """Builds the ``("data", "fsdp")`` mesh described by ``config``.
 
     Args:
-        config: the mesh shape.
+        config: the mesh shape; default ``MeshConfig()`` (all devices data parallel).
         devices: devices to lay out; defaults to ``jax.devices()`` (all devices of all
             processes). In a single process, a ``config`` asking for fewer devices than
             there are uses the first ones (handy to compare 1 device against 8).
@@ -66,6 +66,7 @@ def make_mesh(config: MeshConfig = MeshConfig(), devices: Any = None) -> Mesh:
         >>> dict(mesh.shape)
         {'data': 1, 'fsdp': 1}
     """
+    config = MeshConfig() if config is None else config
     devices = list(jax.devices() if devices is None else devices)
     num_devices = len(devices)
     if config.data == -1:

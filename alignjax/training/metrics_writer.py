@@ -1,7 +1,8 @@
 """Writing training metrics as JSON lines and TensorBoard events.
 
 Each record is one line of ``metrics.jsonl``, ``{"step": 10, "loss": 0.69, ...}``,
-appended so that a resumed run continues the same file, and the same scalars go to
+always strict JSON (a NaN or infinite value is written as ``null``), appended so
+that a resumed run continues the same file, and the same scalars go to
 TensorBoard event files in ``tensorboard/`` (through tensorboardX, without
 TensorFlow). Only process 0 writes: the metrics of a multi-host run are global.
 """
@@ -52,12 +53,9 @@ class MetricsWriter:
         record = {"step": int(step)}
         record.update({name: float(value) for name, value in metrics.items()})
         # json writes NaN and Infinity, which strict JSON readers reject; null keeps
-        # every line parseable.
-        line = {
-            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in record.items()
-        }
-        self._jsonl.write(json.dumps(line) + "\n")
+        # every line parseable (allow_nan=False makes sure none slips through).
+        line = {k: (None if not math.isfinite(v) else v) for k, v in record.items()}
+        self._jsonl.write(json.dumps(line, allow_nan=False) + "\n")
         self._jsonl.flush()
         for name, value in record.items():
             if name != "step":

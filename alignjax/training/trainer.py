@@ -16,6 +16,11 @@ metrics (JSON lines and TensorBoard) and the progress bar are handled inside;
 rerunning the same call with the same ``workdir`` resumes where the last run
 stopped, bit for bit.
 
+`fit` returns only when all ``num_steps`` steps are done. Every other ending is an
+exception, with the last good state checkpointed: `TrainingInterrupted` (SIGTERM
+or SIGINT), ``ValueError`` (the batches ran out) or `NonFiniteLossError` (the loss
+or the gradient became NaN or infinite; a non-finite state is never checkpointed).
+
 Example:
     >>> import numpy as np, optax
     >>> from flax import nnx
@@ -34,9 +39,8 @@ Example:
 
 from __future__ import annotations
 
-import logging
+import sys
 import time
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -59,11 +63,15 @@ from alignjax.training.mesh import (
     state_shardings,
 )
 from alignjax.training.metrics_writer import MetricsWriter
+from alignjax.training.nonfinite import (
+    CHECKED_METRICS,
+    NonFiniteLossError,
+    all_finite,
+    first_nonfinite,
+)
 from alignjax.training.optimizer import learning_rate_schedule, make_optimizer
-from alignjax.training.signals import DeferredSignals
+from alignjax.training.signals import DeferredSignals, TrainingInterrupted
 from alignjax.training.train_state import TrainState, abstract_state
-
-logger = logging.getLogger(__name__)
 
 LossFn = Callable[[nnx.Module, Any], tuple[jax.Array, Mapping[str, jax.Array]]]
 Callback = Callable[[int, Mapping[str, float]], None]
@@ -236,15 +244,25 @@ class Trainer:
         return nnx.merge(self.graphdef, self.state.params, self.state.model_state)
 
 
+# What next() returns once the batches run out.
+_EXHAUSTED = object()
+
+
 def _batch_size(batch: Any) -> int:
     leaves = jax.tree.leaves(batch)
     return int(np.shape(leaves[0])[0]) * jax.process_count() if leaves else 0
 
 
-def _any_process(flag: bool) -> bool:
+def _signal_anywhere(received: int | None) -> int:
+    """The signal a process received, 0 for none; all processes see the same."""
     if jax.process_count() == 1:
-        return flag
-    return bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
+        return received or 0
+    return int(np.max(multihost_utils.process_allgather(np.int32(received or 0))))
+
+
+def _announce(message: str) -> None:
+    if jax.process_index() == 0:
+        print(message, file=sys.stderr, flush=True)
 
 
 def fit(
@@ -263,12 +281,18 @@ def fit(
     recorded, with the learning rate, the gradient's global norm (before
     clipping), steps and examples per second; records go to the progress bar,
     ``<workdir>/metrics.jsonl``, TensorBoard and each callback. Checkpoints are
-    written every ``config.checkpoint_every`` steps, at the end, and when SIGTERM
-    or SIGINT arrives (the signal is then delivered as usual, after the save).
-    When ``<workdir>/checkpoints`` already holds a checkpoint, training continues
-    from it: parameters, optimizer state, model RNG state and, for a Grain
-    iterator, the data position (other iterables continue from wherever they
-    are).
+    written every ``config.checkpoint_every`` steps, at the end, and before
+    stopping early (on SIGTERM or SIGINT, or when the batches run out). When
+    ``<workdir>/checkpoints`` already holds a checkpoint, training continues
+    from it, and says so on stderr (``resuming from step 40 of 100
+    (<directory>)``, or ``already finished (step 100 of 100), restored from
+    <directory>``): parameters, optimizer state, model RNG state and, for a
+    Grain iterator, the data position (other iterables continue from wherever
+    they are).
+
+    The loss and the gradient norm of every step are checked for NaN and
+    infinity when metrics are fetched (every ``log_every`` steps and before each
+    checkpoint), so the check costs no host synchronisation per step.
 
     Args:
         model: the NNX module to train.
@@ -286,16 +310,28 @@ def fit(
             resumed run keeps the original ones).
 
     Returns:
-        ``model``, updated in place with the trained state.
+        ``model``, updated in place with the trained state, after all
+        ``config.num_steps`` steps.
 
     Raises:
-        ValueError: if a batch does not split over the mesh, or ``loss_fn``
-            returns non-scalars.
+        TrainingInterrupted: SIGTERM or SIGINT arrived before the last step
+            (even one whose disposition was to be ignored); a checkpoint of the
+            steps done is kept and ``model`` holds them.
+        NonFiniteLossError: the loss or the gradient norm of a step, or the
+            state to be checkpointed, was NaN or infinite; the last good
+            checkpoint is kept and ``model`` is left as it was.
+        ValueError: if the batches ran out before ``config.num_steps`` steps (a
+            checkpoint of the steps done is kept and ``model`` holds them), a
+            batch does not split over the mesh, or ``loss_fn`` returns
+            non-scalars.
     """
     trainer = Trainer(model, loss_fn, config, init_params=init_params)
     iterator = iter(batches)
     data_iterator = iterator if is_checkpointable_iterator(iterator) else None
     checkpointer = None
+    # The step of the newest checkpoint written or restored: a good one, since
+    # only finite states are saved.
+    last_saved = None
     if config.workdir is not None:
         checkpointer = Checkpointer(
             f"{config.workdir}/checkpoints", max_to_keep=config.keep_checkpoints
@@ -304,7 +340,17 @@ def fit(
             trainer.state = checkpointer.restore(
                 trainer.abstract_state(), data_iterator=data_iterator
             )
-            logger.info("resuming from step %d of %s", trainer.state.step, checkpointer.directory)
+            last_saved = int(trainer.state.step)
+            if last_saved >= config.num_steps:
+                _announce(
+                    f"already finished (step {last_saved} of {config.num_steps}), "
+                    f"restored from {checkpointer.directory}"
+                )
+            else:
+                _announce(
+                    f"resuming from step {last_saved} of {config.num_steps} "
+                    f"({checkpointer.directory})"
+                )
     start = int(trainer.state.step)
     writer = MetricsWriter(config.workdir)
     progress = tqdm.auto.tqdm(
@@ -320,19 +366,41 @@ def fit(
             callback(step, metrics)
 
     pending: list[dict[str, jax.Array]] = []
+
+    def check_finite(step: int) -> None:
+        # pending holds the metrics of the steps since the last fetch, up to step.
+        checked = jax.device_get([{name: m[name] for name in CHECKED_METRICS} for m in pending])
+        bad = first_nonfinite(checked)
+        if bad is not None:
+            index, quantity, value = bad
+            raise NonFiniteLossError(
+                step - len(pending) + 1 + index,
+                config.num_steps,
+                last_saved,
+                quantity=quantity,
+                value=value,
+            )
+
+    def save(step: int) -> None:
+        nonlocal last_saved
+        check_finite(step)
+        # A finite loss and gradient norm can still overflow in the update (a
+        # huge learning rate): the state itself is checked before it is kept.
+        if not all_finite(trainer.state):
+            raise NonFiniteLossError(
+                step, config.num_steps, last_saved, quantity="train state", value="non-finite"
+            )
+        checkpointer.save(trainer.state, data_iterator=data_iterator, config=config.to_dict())
+        last_saved = step
+
     timer_start, timed_steps, timed_examples = None, 0, 0
     deferred = DeferredSignals()
-    saved_step = start
+    stopped_by = 0
     try:
         with deferred:
             for step in range(start + 1, config.num_steps + 1):
-                try:
-                    batch = next(iterator)
-                except StopIteration:
-                    warnings.warn(
-                        f"batches ran out after {step - 1} of {config.num_steps} steps.",
-                        stacklevel=2,
-                    )
+                batch = next(iterator, _EXHAUSTED)
+                if batch is _EXHAUSTED:
                     break
                 metrics = trainer.train_step(batch)
                 pending.append(metrics)
@@ -355,9 +423,10 @@ def fit(
                         means["steps_per_second"] = timed_steps / elapsed
                         means["examples_per_second"] = timed_examples / elapsed
                     timer_start, timed_steps, timed_examples = time.perf_counter(), 0, 0
-                    pending = []
                     progress.set_postfix(loss=f"{means['loss']:.4g}")
                     record(step, means)
+                    check_finite(step)
+                    pending = []
 
                 at_end = step == config.num_steps
                 if evaluate is not None and (
@@ -367,22 +436,16 @@ def fit(
                         results = evaluate(trainer.model)
                     record(step, {f"eval/{k}": float(v) for k, v in results.items()})
 
-                stop = _any_process(deferred.received is not None)
+                stopped_by = _signal_anywhere(deferred.received)
                 every = config.checkpoint_every
                 periodic = every and step % every == 0
-                if checkpointer is not None and (stop or at_end or periodic):
-                    checkpointer.save(
-                        trainer.state,
-                        data_iterator=data_iterator,
-                        config=config.to_dict(),
-                    )
-                    saved_step = step
-                if stop:
+                if checkpointer is not None and (stopped_by or at_end or periodic):
+                    save(step)
+                if stopped_by:
                     break
-            if checkpointer is not None and saved_step != int(trainer.state.step):
-                checkpointer.save(
-                    trainer.state, data_iterator=data_iterator, config=config.to_dict()
-                )
+            done = int(trainer.state.step)
+            if checkpointer is not None and done > start and done != last_saved:
+                save(done)
             if checkpointer is not None:
                 checkpointer.wait_until_finished()
     finally:
@@ -391,5 +454,16 @@ def fit(
         if checkpointer is not None:
             checkpointer.close()
     nnx.update(model, trainer.state.params, trainer.state.model_state)
-    deferred.redeliver()
+    if done < config.num_steps:
+        if stopped_by:
+            raise TrainingInterrupted(done, config.num_steps, stopped_by)
+        kept = (
+            "no checkpoint was written"
+            if last_saved is None
+            else f"the checkpoint of step {last_saved} is kept"
+        )
+        raise ValueError(
+            f"the batches ran out after {done} of {config.num_steps} steps; {kept}; "
+            "give fit at least num_steps batches."
+        )
     return model
