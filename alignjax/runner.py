@@ -109,8 +109,27 @@ def _read_json(path: pathlib.Path) -> Any:
         ) from None
 
 
+def _primary() -> bool:
+    """Whether this process writes the run's files (process 0 of a multi-host run)."""
+    import jax  # Only runs need JAX; listing and configuring experiments do not.
+
+    return jax.process_index() == 0
+
+
+def _synchronise(name: str) -> None:
+    """Waits for every process of a multi-host run (nothing to wait for in one process)."""
+    import jax
+    from jax.experimental import multihost_utils
+
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
+
+
 def _write_json(path: pathlib.Path, values: Any) -> None:
-    """Writes ``values`` as JSON, atomically (a killed writer leaves the old file)."""
+    """Writes ``values`` as JSON, atomically (a killed writer leaves the old file); in a
+    multi-host run only process 0 writes."""
+    if not _primary():
+        return
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(json.dumps(values, indent=2, allow_nan=False) + "\n")
     partial.replace(path)
@@ -176,8 +195,10 @@ def prepare_workdir(
         raise UsageError(
             f"cannot write to work directory {path}: {error.strerror or error}"
         ) from None
-    if restart:
+    if restart and _primary():
         _discard(path)
+    if restart:
+        _synchronise("alignjax_restart_workdir")
     wanted = config_lib.to_dict(config)
     status = _read_json(path / RUN_FILE) if (path / RUN_FILE).exists() else {}
     previous_experiment = status.get("experiment") if isinstance(status, dict) else None
@@ -204,6 +225,8 @@ def prepare_workdir(
                     f"{', '.join(changed)}); rerun with --restart to discard it, or choose "
                     "another --workdir"
                 )
+    # Every process has read the old files before process 0 replaces them.
+    _synchronise("alignjax_prepare_workdir")
     _write_json(path / CONFIG_FILE, wanted)
     return path
 

@@ -72,7 +72,8 @@ def batch_triplet_distillation(
         this axis: the embeddings are all-gathered, and (for all triplets) each device
         computes a share of the block triples; with ``triplets``, each device passes
         its own triplets (indices into the gathered batch) and the mean is over all
-        devices' triplets. The value equals the unsharded one on every device.
+        devices' triplets. The value equals the unsharded one on every device. See
+        *Gradients across devices* below before differentiating inside the map.
       block_size: items per block (a tuning knob, not part of the math; see
         ``benchmarks/losses.py``).
 
@@ -80,6 +81,26 @@ def batch_triplet_distillation(
       A scalar: the mean divergence over the triplets, float32 (float64 for float64
       inputs). Differentiable in reverse mode (``jax.grad``); over all triplets the
       gradient is a ``jax.custom_vjp``, which has no forward mode (``jax.jvp``).
+
+    Gradients across devices:
+      Under ``axis_name`` every device holds the *global* loss, so what a gradient
+      means depends on where it is taken, with ``n`` devices on the axis:
+
+      - ``jax.grad`` of the whole mapped function (outside ``shard_map``/``pmap``):
+        the unsharded gradient; nothing to reduce.
+      - ``jax.grad`` inside ``jax.pmap``: each device seeds a cotangent of 1 on its
+        copy of the global loss, and the transposes of the loss's ``psum`` and
+        all-gather add up the ``n`` seeds, so the gradient of the local embeddings
+        is ``n`` times the unsharded gradient of those rows. For parameters
+        replicated on every device, ``jax.lax.pmean(grads, axis_name)`` is the
+        unsharded gradient; ``jax.lax.psum`` is ``n`` times too large.
+      - ``jax.grad`` inside ``jax.shard_map`` (with its default ``check_vma=True``):
+        the gradient of the local embeddings is already the unsharded one, and that
+        of a replicated parameter comes out already summed over devices;
+        ``pmean`` leaves it unchanged and ``psum`` makes it ``n`` times too large.
+
+      So reduce the gradients of replicated parameters with ``pmean``, never
+      ``psum``; ``tests/test_losses_sharded.py`` checks all three cases.
 
     Raises:
       ValueError: on mismatched batch sizes, fewer than 3 items, an unknown

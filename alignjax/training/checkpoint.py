@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import pathlib
+import re
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -169,10 +170,10 @@ class Checkpointer:
                 "params": ocp.args.StandardRestore(target.params),
                 "state": ocp.args.StandardRestore(_state_item(target)),
             }
-            has_data = (self.directory / str(s) / "data").is_dir()
-            if data_iterator is not None and has_data:
+            saved_processes = self.data_process_count(s)
+            if data_iterator is not None and saved_processes == jax.process_count():
                 items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
-            elif data_iterator is not None:
+            elif data_iterator is not None and saved_processes is None:
                 warnings.warn(
                     f"checkpoint {self.directory / str(s)} has no data position; the "
                     "data continues from the iterator's current position.",
@@ -213,6 +214,14 @@ class Checkpointer:
 
         return self._restore_with_fallback(restore_step, target, step)
 
+    def data_process_count(self, step: int) -> int | None:
+        """Number of processes whose data positions checkpoint ``step`` holds (``None``:
+        no data position). Grain saves one position per process, so a run with another
+        number of processes cannot restore them (`fit` then skips batches instead)."""
+        names = (self.directory / str(step) / "data").glob("process_*-of-*.json")
+        counts = {int(m.group(1)) for p in names if (m := _DATA_FILE.fullmatch(p.name))}
+        return max(counts) if counts else None
+
     def _digest_args(self, step: int) -> dict[str, Any]:
         if not (self.directory / str(step) / DIGEST_ITEM).exists():
             return {}
@@ -228,23 +237,31 @@ class Checkpointer:
             raise FileNotFoundError(f"no checkpoint in {self.directory}.")
         for index, s in enumerate(steps):
             previous = steps[index + 1] if index + 1 < len(steps) else None
+            error, result = None, None
             try:
                 saved = _saved_shapes(self._manager.item_metadata(s).params)
-            except Exception as error:  # noqa: BLE001  (any read failure is damage)
-                self._set_aside(s, error, previous, fallback=step is None)
-                continue
-            expected = _shapes(target_params)
-            if saved != expected:
-                raise ValueError(
-                    f"checkpoint {self.directory / str(s)} holds parameters of "
-                    f"shapes {_describe(saved - expected)} that the model lacks, and "
-                    f"the model has {_describe(expected - saved)} that the checkpoint "
-                    "lacks: it was written for another model."
-                )
-            try:
-                return restore_step(s)
-            except Exception as error:  # noqa: BLE001
-                self._set_aside(s, error, previous, fallback=step is None)
+            except Exception as caught:  # noqa: BLE001  (any read failure is damage)
+                error = caught
+            else:
+                expected = _shapes(target_params)
+                if saved != expected:
+                    raise ValueError(
+                        f"checkpoint {self.directory / str(s)} holds parameters of "
+                        f"shapes {_describe(saved - expected)} that the model lacks, and "
+                        f"the model has {_describe(expected - saved)} that the checkpoint "
+                        "lacks: it was written for another model."
+                    )
+                try:
+                    result = restore_step(s)
+                except Exception as caught:  # noqa: BLE001
+                    error = caught
+            # Every process must fall back to the same step: one that read a
+            # checkpoint others could not sets it aside with them.
+            if not _failed_anywhere(error is not None):
+                return result
+            if error is None:
+                error = OSError("another process could not read it")
+            self._set_aside(s, error, previous, fallback=step is None)
         raise FileNotFoundError(f"no readable checkpoint in {self.directory}.")
 
     def _set_aside(
@@ -268,6 +285,9 @@ class Checkpointer:
         warnings.warn(f"checkpoint step {step} {problem}; {then} ({where}).", stacklevel=4)
         if self._read_only:
             return
+        # Nobody may still be reading the step when process 0 renames it.
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices(f"alignjax_set_aside_{step}_read")
         if jax.process_index() == 0:
             path.rename(path.with_name(path.name + CORRUPT_SUFFIX))
         if jax.process_count() > 1:
@@ -286,6 +306,15 @@ class Checkpointer:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+_DATA_FILE = re.compile(r"process_\d+-of-(\d+)\.json")
+
+
+def _failed_anywhere(failed: bool) -> bool:
+    if jax.process_count() == 1:
+        return failed
+    return bool(np.any(multihost_utils.process_allgather(np.int32(failed))))
 
 
 def _state_item(state: TrainState) -> dict[str, Any]:

@@ -341,6 +341,22 @@ def fit(
                 trainer.abstract_state(), data_iterator=data_iterator
             )
             last_saved = int(trainer.state.step)
+            saved_processes = checkpointer.data_process_count(last_saved)
+            if (
+                data_iterator is not None
+                and last_saved < config.num_steps
+                and saved_processes not in (None, jax.process_count())
+            ):
+                # Grain keeps one position per process; a stream whose global batches
+                # do not depend on the process count (alignjax's) continues exactly
+                # after skipping the batches the saved steps consumed.
+                _announce(
+                    f"checkpoint step {last_saved} holds the data positions of "
+                    f"{saved_processes} processes, this run has {jax.process_count()}: "
+                    f"skipping the first {last_saved} batches of the data instead"
+                )
+                for _ in range(last_saved):
+                    next(iterator)
             if last_saved >= config.num_steps:
                 _announce(
                     f"already finished (step {last_saved} of {config.num_steps}), "
