@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alignjax.data.readers import read_features, read_image_folder, read_triplets
+from alignjax.data.readers import (
+    read_features,
+    read_image_folder,
+    read_item_images,
+    read_levels,
+    read_things_categories,
+    read_triplets,
+)
 
 THINGS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "things"
 
@@ -188,3 +195,46 @@ def test_bad_image_folders_name_the_file(image_root):
         read_image_folder(root / "empty")
     with pytest.raises(ValueError, match="must be a directory"):
         read_image_folder(root / "cat" / "notes.txt")
+
+
+def test_item_images_by_index_and_by_name(tmp_path):
+    names = ["ant/0.png", "ant/1.png", "cat/0.png"]
+    (tmp_path / "map.txt").write_text("2\nant/1.png\n0\n")
+    np.testing.assert_array_equal(read_item_images(tmp_path / "map.txt", names, 3), [2, 1, 0])
+    for text, message in [
+        ("0\n3\n", "line 2 names image 3, but there are 3 images"),
+        ("0\ndog.png\n", "line 2 names 'dog.png', which is no image index and no image file"),
+        ("0\nant/0.png\n", "line 2 names the image of line 1 again"),
+    ]:
+        (tmp_path / "bad.txt").write_text(text)
+        with pytest.raises(ValueError, match=message):
+            read_item_images(tmp_path / "bad.txt", names)
+    (tmp_path / "short.txt").write_text("0\n1\n")
+    with pytest.raises(ValueError, match="short.txt: 2 items, but the triplets index 3"):
+        read_item_images(tmp_path / "short.txt", names, 3)
+
+
+def test_levels_file(tmp_path):
+    (tmp_path / "levels.txt").write_text("fine\ncoarse\nfine\n")
+    codes, names = read_levels(tmp_path / "levels.txt", 3)
+    assert names == ("coarse", "fine") and codes.tolist() == [1, 0, 1]
+    with pytest.raises(ValueError, match="levels.txt: 3 level names for 4 triplets"):
+        read_levels(tmp_path / "levels.txt", 4)
+
+
+def test_things_category_table(tmp_path):
+    table = (
+        "Word\tDefinition\tanimal\tfood\r\n"
+        "aardvark\ta mammal\t1\t\r\n"
+        "apple\ta fruit\t\t1\r\n"
+        "\t\t1\t1\r\n"  # the column totals
+    )
+    (tmp_path / "categories.tsv").write_text(table)
+    membership, names = read_things_categories(tmp_path / "categories.tsv", 2)
+    assert names == ("animal", "food")
+    assert membership.tolist() == [[True, False], [False, True]]
+    with pytest.raises(ValueError, match="2 concept rows, expected 3"):
+        read_things_categories(tmp_path / "categories.tsv", 3)
+    (tmp_path / "bad.tsv").write_text(table.replace("\t1\t\r\n", "\tyes\t\r\n", 1))
+    with pytest.raises(ValueError, match="row 1 must hold 2 0/1 category columns"):
+        read_things_categories(tmp_path / "bad.tsv", 2)

@@ -1,4 +1,5 @@
-"""Readers for real data: THINGS-format triplet files, feature matrices, image folders.
+"""Readers for real data: THINGS-format triplets, feature matrices, item-to-image maps,
+per-triplet levels, the THINGS category table, image folders.
 
 Each reader validates what it reads and raises a ``FileNotFoundError`` for a missing
 path or a ``ValueError`` that names the file and the row (and, for text files, the line)
@@ -14,6 +15,12 @@ Formats:
   1,854 THINGS concepts).
 - **Features**: ``[n_items, d]`` float matrix as ``.npy`` or whitespace/comma-separated
   text (e.g. the SPoSE embeddings ``spose_embedding_49d_sorted.txt``).
+- **Item-to-image maps** (:func:`read_item_images`): one line per item of a triplet
+  file, naming the image it shows: a 0-based index into the image order, or the image's
+  path relative to the image folder (``cat/0001.png``).
+- **Levels** (:func:`read_levels`): one level name per triplet, one per line.
+- **THINGS categories** (:func:`read_things_categories`): the THINGSplus table
+  ``Categories_final_20200131.tsv``, one 0/1 column per category.
 - **Image folders**: one subfolder per class (class names are the sorted subfolder
   names), PNG or JPEG files in each, read with Pillow as RGB.
 """
@@ -23,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -207,6 +215,103 @@ def read_image_folder(
     return ImageFolder(
         np.stack(images), np.array(labels, dtype=np.int64), tuple(classes), tuple(paths)
     )
+
+
+def read_item_images(
+    path: str | os.PathLike, image_names: Sequence[str], n_items: int | None = None
+) -> np.ndarray:
+    """Which image each item of a triplet file shows: ``int64 [n_items]`` image rows.
+
+    Args:
+      path: text file with one line per item: an image index (0-based, in the order of
+        ``image_names``) or an image's name (its path relative to the image folder).
+      image_names: the name of every image, in image order.
+      n_items: the number of items the triplets index (checked when given).
+
+    Raises:
+      ValueError: naming the file and line of an unknown name, an index out of range,
+        an image named twice, or a count that differs from ``n_items``.
+    """
+    path = _existing(path, "item-to-image map")
+    rows, lines = _read_text_rows(path)
+    position = {name: i for i, name in enumerate(image_names)}
+    images = np.empty(len(rows), dtype=np.int64)
+    first_line: dict[int, int] = {}
+    for item, (line, fields) in enumerate(zip(lines, rows)):
+        entry = " ".join(fields)
+        if entry.isdigit():
+            images[item] = int(entry)
+            if images[item] >= len(image_names):
+                raise ValueError(
+                    f"{path}: line {line} names image {entry}, but there are "
+                    f"{len(image_names)} images (indices 0 to {len(image_names) - 1})."
+                )
+        elif entry in position:
+            images[item] = position[entry]
+        else:
+            raise ValueError(
+                f"{path}: line {line} names {entry!r}, which is no image index and no image "
+                f"file (e.g. {image_names[0]!r})."
+            )
+        if images[item] in first_line:
+            raise ValueError(
+                f"{path}: line {line} names the image of line {first_line[images[item]]} "
+                f"again ({entry!r}); each item must be its own image."
+            )
+        first_line[int(images[item])] = line
+    if n_items is not None and len(images) != n_items:
+        raise ValueError(
+            f"{path}: {len(images)} items, but the triplets index {n_items}; one line per "
+            "item (0 to the largest triplet index) is needed."
+        )
+    return images
+
+
+def read_levels(path: str | os.PathLike, n_triplets: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Per-triplet level names (one per line) as codes ``int64 [n]`` and the sorted names."""
+    path = _existing(path, "levels file")
+    rows, lines = _read_text_rows(path)
+    names = [" ".join(fields) for fields in rows]
+    if len(names) != n_triplets:
+        raise ValueError(
+            f"{path}: {len(names)} level names for {n_triplets} triplets; need one per triplet."
+        )
+    level_names = tuple(sorted(set(names)))
+    return np.array([level_names.index(name) for name in names], dtype=np.int64), level_names
+
+
+def read_things_categories(
+    path: str | os.PathLike, n_items: int
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The THINGSplus category table: membership ``bool [n_items, n_categories]`` and names.
+
+    ``Categories_final_20200131.tsv``: a header (``Word``, a definition, one column per
+    category) and one row of 0/1 memberships (blank for 0) per concept in THINGS
+    order; a last row of column totals without a word is skipped.
+    """
+    path = _existing(path, "THINGS category file")
+    rows = [
+        line.rstrip("\r").split("\t")
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    # The released table ends with a row of column totals and no word: not a concept.
+    header, body = rows[0], [row for row in rows[1:] if row[0].strip()]
+    if len(body) != n_items:
+        raise ValueError(
+            f"{path}: {len(body)} concept rows, expected {n_items} (one per feature row)."
+        )
+    names = tuple(header[2:])
+    membership = np.zeros((n_items, len(names)), dtype=bool)
+    for row, fields in enumerate(body):
+        values = fields[2 : 2 + len(names)]
+        if len(values) != len(names) or any(v.strip() not in ("0", "1", "") for v in values):
+            raise ValueError(
+                f"{path}: row {row + 1} must hold {len(names)} 0/1 category columns; "
+                f"got {values[:5]}..."
+            )
+        membership[row] = [v.strip() == "1" for v in values]
+    return membership, names
 
 
 def _existing(path: str | os.PathLike, what: str) -> pathlib.Path:
