@@ -58,9 +58,9 @@ OVERRIDES = [
     "fit.alphas=0.25",
     "fit.temperatures=0.5",
     "fit.naive_penalty_weights=0.01",
-    "fit.num_steps=300",
+    "fit.train.num_steps=300",
     "fit.local_batch_size=512",
-    "fit.progress_bar=false",
+    "fit.train.progress_bar=false",
 ]
 SEED = 0  # of the pictures of the world; the experiment's seed is its config's
 
@@ -274,7 +274,7 @@ for space in spaces:
 # ## Next
 #
 # The fitted transforms are in the work directory (`naive.npz`, `glocal.npz`: `weights`,
-# `bias`, `mean`, `std`; `alignjax.methods.affine_fit.AffineParams.load_npz` reads them
+# `bias`, `mean`, `std`; `alignjax.models.AffineParams.load_npz` reads them
 # and `.apply(features)` transforms new features). `alignjax run glocal --set
 # things_dir=...` fits them to real THINGS triplets and a real model's features
 # ([docs/data.md](https://github.com/alignjax/alignjax/blob/main/docs/data.md)). AligNet,

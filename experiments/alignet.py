@@ -14,8 +14,8 @@ PRESETS = {
     "student, 1000 distillation steps per student; about 6 minutes on 2 CPU cores",
     "paper": "hierarchy world, 32768 pool images, deeper teacher and student, 4000 distillation "
     "steps per student; about 30 minutes on 2 CPU cores",
-    "tiny": "for tests and notebooks: 16x16 images, 1024 pool images, 100 to 300 steps per training stage; "
-    "1 to 2 minutes on 2 CPU cores",
+    "tiny": "for tests and notebooks: 16x16 images, 1024 pool images, 100 to 300 steps per "
+    "training stage; 1 to 2 minutes on 2 CPU cores",
     "fashion-mnist": "Fashion-MNIST from the Debian package, its superordinate -> class hierarchy, "
     "quick sizes; about 6 minutes on 2 CPU cores",
 }
@@ -35,9 +35,9 @@ def get_config(preset: str) -> alignet.AligNetConfig:
 
 
 def _paper(config: alignet.AligNetConfig) -> alignet.AligNetConfig:
-    steps = lambda train, n, warmup: dataclasses.replace(
-        train, num_steps=n, warmup_steps=warmup, log_every=100
-    )
+    def steps(train, n, warmup):
+        return dataclasses.replace(train, num_steps=n, warmup_steps=warmup, log_every=100)
+
     return dataclasses.replace(
         config,
         data=dataclasses.replace(
@@ -61,9 +61,9 @@ def _paper(config: alignet.AligNetConfig) -> alignet.AligNetConfig:
 
 
 def _tiny(config: alignet.AligNetConfig) -> alignet.AligNetConfig:
-    steps = lambda train, n, warmup: dataclasses.replace(
-        train, num_steps=n, warmup_steps=warmup, log_every=10
-    )
+    def steps(train, n, warmup):
+        return dataclasses.replace(train, num_steps=n, warmup_steps=warmup, log_every=10)
+
     ud = config.uncertainty_distillation
     return dataclasses.replace(
         config,
@@ -87,7 +87,7 @@ def _tiny(config: alignet.AligNetConfig) -> alignet.AligNetConfig:
             temperatures=(0.5,),
             penalties=(0.001,),
             batch_size=256,
-            fit=dataclasses.replace(ud.fit, num_steps=300),
+            train=dataclasses.replace(ud.train, num_steps=300),
         ),
         sampling=dataclasses.replace(
             config.sampling, num_clusters=8, num_triplets=4096, kmeans_init=1

@@ -9,8 +9,10 @@ import dataclasses
 from alignjax.methods import glocal
 
 PRESETS = {
-    "quick": "SimCLR base on 768 rendered 16x16 items, 4+2 fits of 500 steps; about 1 minute on 2 CPU cores",
-    "paper": "longer base training, 20k triplets, the paper's grid (+ lambda 0.01), 1000 steps; about 6 minutes on 2 CPU cores",
+    "quick": "SimCLR base on 768 rendered 16x16 items, 4+2 fits of 500 steps; "
+    "about 1 minute on 2 CPU cores",
+    "paper": "longer base training, 20k triplets, the paper's grid (+ lambda 0.01), 1000 steps; "
+    "about 6 minutes on 2 CPU cores",
 }
 
 
@@ -29,7 +31,7 @@ def get_config(preset: str) -> glocal.GlocalExperimentConfig:
             alphas=(0.25, 0.1),
             temperatures=(1.0, 0.5),
             naive_penalty_weights=(10.0, 1.0, 0.1, 0.01),
-            num_steps=1000,
+            train=dataclasses.replace(config.fit.train, num_steps=1000),
         ),
     )
 

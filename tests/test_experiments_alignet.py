@@ -12,7 +12,8 @@ import pytest
 
 from alignjax import runner
 from alignjax.data import tfds_builders
-from alignjax.methods import affine_fit, alignet
+from alignjax.methods import alignet
+from alignjax.models import AffineParams
 from alignjax.training import TrainingInterrupted
 
 STAGES = ("teacher_train", "student_pretrain", "student_train")
@@ -65,7 +66,7 @@ def test_every_stage_leaves_its_artefacts(run):
         assert (workdir / stage / "checkpoints").is_dir(), stage
         assert (workdir / stage / "metrics.jsonl").read_text().count("\n") >= 2, stage
     for teacher in ("aligned", "untransformed"):
-        params = affine_fit.AffineParams.load_npz(
+        params = AffineParams.load_npz(
             workdir / "uncertainty_distillation" / teacher / "transform.npz"
         )
         assert params.weights.shape[0] == params.weights.shape[1]

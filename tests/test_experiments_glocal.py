@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from alignjax import runner
-from alignjax.methods import affine_fit
+from alignjax.models import AffineParams
 
 THINGS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "things"
 FIT = [
@@ -16,7 +16,7 @@ FIT = [
     "fit.alphas=0.25",
     "fit.temperatures=0.5",
     "fit.naive_penalty_weights=0.01",
-    "fit.progress_bar=false",
+    "fit.train.progress_bar=false",
 ]
 # The quick preset's world and base model (a weaker base model leaves nothing for the
 # transforms to align), one point of each grid and fewer test triplets; one device (see
@@ -66,7 +66,7 @@ def test_run_writes_its_artefacts(run):
     for kind in ("naive", "glocal"):
         with np.load(workdir / f"{kind}.npz") as data:
             assert sorted(data) == ["bias", "mean", "std", "weights"]
-        assert affine_fit.AffineParams.load_npz(workdir / f"{kind}.npz").weights.shape == (64, 64)
+        assert AffineParams.load_npz(workdir / f"{kind}.npz").weights.shape == (64, 64)
     assert (workdir / "base" / "checkpoints").is_dir()
 
 

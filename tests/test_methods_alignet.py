@@ -1,6 +1,7 @@
 """The AligNet chain's stages: uncertainty distillation, triplet sets, loss, evaluation."""
 
 import dataclasses
+import json
 
 import jax.numpy as jnp
 import numpy as np
@@ -10,8 +11,9 @@ from flax import nnx
 from alignjax import losses, runner
 from alignjax.data import tfds_builders
 from alignjax.data.hierarchy import HierarchyWorld
-from alignjax.methods import affine_fit, alignet, alignet_data, alignet_triplets
+from alignjax.methods import alignet, alignet_data, alignet_triplets
 from alignjax.methods.alignet_data import DataConfig
+from alignjax.models import AffineParams
 
 SMALL = DataConfig(
     world=HierarchyWorld(image_size=8),
@@ -28,7 +30,9 @@ UD = alignet.UncertaintyDistillationConfig(
     temperatures=(0.5, 1.0),
     penalties=(0.01,),
     batch_size=256,
-    fit=affine_fit.AffineFitConfig(learning_rate=2e-2, num_steps=400, progress_bar=False),
+    train=dataclasses.replace(
+        alignet.UncertaintyDistillationConfig().train, learning_rate=2e-2, num_steps=400
+    ),
 )
 CONFIG = alignet.AligNetConfig(
     data=SMALL,
@@ -41,6 +45,18 @@ CONFIG = alignet.AligNetConfig(
     ("override", "message"),
     [
         ("variants=alignet,nope", "variants must be a non-empty subset"),
+        (
+            "uncertainty_distillation.temperatures=0.5,0",
+            r"uncertainty_distillation.temperatures=\(0.5, 0.0\): every value must be .* > 0",
+        ),
+        (
+            "uncertainty_distillation.penalties=-0.1",
+            r"uncertainty_distillation.penalties=\(-0.1,\): every value must be .* >= 0",
+        ),
+        ("uncertainty_distillation.batch_size=0", "batch_size=0: must be an integer >= 1"),
+        ("uncertainty_distillation.init_scale=0", "init_scale=0.0: must be .* > 0"),
+        ("uncertainty_distillation.raw_temperatures=[]", "raw_temperatures.*at least one"),
+        ("uncertainty_distillation.train.workdir=runs", "workdir='runs' must be None"),
         (
             "evaluation.anomaly_neighbours=21",
             r"anomaly_neighbours=21 exceeds the 20 training images",
@@ -100,7 +116,14 @@ def test_uncertainty_distillation_lowers_the_kl_to_held_out_humans(data_dir, tmp
     again, _, _ = alignet.uncertainty_distillation(CONFIG, {"humans": raw}, data_dir, tmp_path)
     assert path.stat().st_mtime_ns == stamp
     np.testing.assert_array_equal(again.transform.weights, aligned.transform.weights)
-    assert affine_fit.AffineParams.load_npz(path).weights.shape == (raw.shape[1], raw.shape[1])
+    assert AffineParams.load_npz(path).weights.shape == (raw.shape[1], raw.shape[1])
+    # Every fit of the grid leaves its loss curve; the KL to the training humans falls.
+    for t, penalty in ((0.5, 0.01), (1.0, 0.01)):
+        lines = (tmp_path / "fits" / f"T={t:g}_lambda={penalty:g}" / "metrics.jsonl").read_text()
+        records = [json.loads(line) for line in lines.splitlines()]
+        assert [r["step"] for r in records] == list(range(50, 401, 50))
+        assert records[-1]["kl"] < 0.8 * records[0]["kl"]
+        assert all(r["kl"] <= r["loss"] for r in records)
 
 
 def test_make_triplets_writes_and_reuses_a_tfds_triplet_set(tmp_path):
@@ -108,7 +131,7 @@ def test_make_triplets_writes_and_reuses_a_tfds_triplet_set(tmp_path):
     pool = np.concatenate([rng.normal(c, 0.3, (30, 3)) for c in (-3.0, 0.0, 3.0, 6.0)]).astype(
         np.float32
     )
-    identity = affine_fit.AffineParams(np.eye(3), np.zeros(3), 0.0, 1.0)
+    identity = AffineParams(np.eye(3), np.zeros(3), 0.0, 1.0)
     teacher = alignet.SurrogateTeacher(identity, 1.0)
     config = dataclasses.replace(
         CONFIG,

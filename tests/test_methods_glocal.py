@@ -1,15 +1,18 @@
 """Tests of alignjax.methods.glocal: objectives, fits, grid search, the world's pieces."""
 
 import dataclasses
+import json
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from alignjax import evaluation, losses
+from alignjax.config import ConfigError, MeshConfig, TrainConfig
 from alignjax.data.hierarchy import HierarchyWorld, Tree
 from alignjax.data.observers import LuceObserver, simulate_triplet_dataset
-from alignjax.methods import affine_fit, glocal
+from alignjax.methods import glocal
+from alignjax.models import AffineParams, AffineTransform
 
 FAST = glocal.GlocalConfig(
     learning_rates=(1e-2,),
@@ -19,9 +22,14 @@ FAST = glocal.GlocalConfig(
     naive_penalty_weights=(1e-3,),
     triplet_batch_size=128,
     local_batch_size=64,
-    num_steps=300,
-    optimizer="adam",
-    progress_bar=False,
+    train=TrainConfig(
+        num_steps=300,
+        schedule="constant",
+        optimizer="adam",
+        mesh=MeshConfig(data=1),
+        log_every=50,
+        progress_bar=False,
+    ),
 )
 
 
@@ -69,7 +77,7 @@ def test_transform_standardises_with_the_features_global_statistics(task, fitted
     params = fitted["glocal"]
     assert params.mean == pytest.approx(float(features.mean()), rel=1e-5)
     assert params.std == pytest.approx(float(features.std()), rel=1e-5)
-    loaded = affine_fit.AffineParams.load_npz(params.save_npz(tmp_path / "glocal.npz"))
+    loaded = AffineParams.load_npz(params.save_npz(tmp_path / "glocal.npz"))
     np.testing.assert_array_equal(loaded.apply(features), params.apply(features))
     expected = (features - features.mean()) / features.std() @ params.weights + params.bias
     np.testing.assert_allclose(params.apply(features), expected, rtol=1e-4, atol=1e-4)
@@ -86,6 +94,9 @@ def test_objectives_wire_the_losses():
         "local": jnp.array([5, 0, 2, 3]),
     }
     setting = glocal.GlocalSetting(1e-3, penalty_weight=0.5, alpha=0.25, temperature=0.5)
+    transform = AffineTransform(3)
+    transform.weights[...] = weights
+    transform.bias[...] = bias
     global_term = jnp.mean(losses.glocal_global_loss(x[batch["triplets"]], weights, bias))
     local_term = jnp.mean(
         losses.glocal_local_loss(
@@ -95,10 +106,11 @@ def test_objectives_wire_the_losses():
     expected = (
         0.75 * global_term + 0.25 * local_term + 0.5 * losses.scaled_identity_penalty(weights)
     )
-    got = glocal.objective("glocal", setting, x, h)(weights, bias, batch)
+    got, metrics = glocal.objective("glocal", setting, x, h)(transform, batch)
     np.testing.assert_allclose(got, expected, rtol=1e-5)
-    naive = glocal.objective("naive", setting, x, None)(
-        weights, bias, {"triplets": batch["triplets"]}
+    assert metrics == {}
+    naive, _ = glocal.objective("naive", setting, x, None)(
+        transform, {"triplets": batch["triplets"]}
     )
     np.testing.assert_allclose(naive, global_term + 0.5 * jnp.linalg.norm(weights), rtol=1e-5)
     with pytest.raises(ValueError, match="local_features"):
@@ -118,15 +130,55 @@ def test_grid_has_the_papers_settings():
     assert (
         glocal.GlocalSetting(0.01, 10.0, 0.25, 0.5).name == "lr=0.01_lambda=10_alpha=0.25_tau=0.5"
     )
-    with pytest.raises(ValueError, match="alphas"):
-        glocal.GlocalConfig(alphas=(0.0,))
-    with pytest.raises(ValueError, match="learning_rates"):
-        glocal.GlocalConfig(learning_rates=())
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: glocal.GlocalConfig(alphas=(0.0,)), r"alphas.*in \(0, 1\]"),
+        (lambda: glocal.GlocalConfig(learning_rates=()), "learning_rates.*at least one"),
+        (lambda: glocal.GlocalConfig(learning_rates=(1e-2, -1e-3)), "learning_rates.*> 0"),
+        (lambda: glocal.GlocalConfig(penalty_weights=(-1.0,)), "penalty_weights.*>= 0"),
+        (lambda: glocal.GlocalConfig(temperatures=(0.0,)), "temperatures.*> 0"),
+        (lambda: glocal.GlocalConfig(local_batch_size=1), "local_batch_size.*>= 2"),
+        (lambda: glocal.GlocalConfig(sigma=0.0), "sigma.*> 0"),
+        (lambda: glocal.GlocalConfig(bias_init=float("nan")), "bias_init.*finite"),
+        (
+            lambda: glocal.GlocalConfig(train=dataclasses.replace(FAST.train, workdir="runs")),
+            "train: workdir='runs' must be None",
+        ),
+        (lambda: glocal.GlocalSetting(0.0, 1.0), "learning_rate.*> 0"),
+        (lambda: glocal.GlocalSetting(1e-3, 1.0, alpha=1.5), r"alpha.*in \[0, 1\]"),
+    ],
+)
+def test_bad_configs_name_the_field(make, message):
+    with pytest.raises(ConfigError, match=message):
+        make()
+
+
+def test_fit_is_deterministic_from_the_seed(task):
+    features, data, local = task
+    config = dataclasses.replace(FAST, train=dataclasses.replace(FAST.train, num_steps=20))
+    setting = glocal.grid(config, "glocal")[0]
+
+    def weights(seed):
+        return glocal.fit_transform(
+            features, data.train.indices, local, setting, config, seed=seed
+        ).weights
+
+    np.testing.assert_array_equal(weights(3), weights(3))
+    assert not np.array_equal(weights(3), weights(4))
 
 
 def test_grid_search_keeps_the_validation_best_and_resumes(task, tmp_path, monkeypatch):
     features, data, local = task
-    config = dataclasses.replace(FAST, penalty_weights=(30.0, 1e-3), num_steps=150)
+    config = dataclasses.replace(
+        FAST, penalty_weights=(30.0, 1e-3), train=dataclasses.replace(FAST.train, num_steps=150)
+    )
+    # The record of a fit interrupted before its transform was saved is replaced.
+    stale = tmp_path / "glocal" / glocal.grid(config, "glocal")[0].name / "metrics.jsonl"
+    stale.parent.mkdir(parents=True)
+    stale.write_text('{"step": 50, "loss": 0.0}\n')
     best, results = glocal.grid_search(
         features,
         data.train.indices,
@@ -146,8 +198,15 @@ def test_grid_search_keeps_the_validation_best_and_resumes(task, tmp_path, monke
             == evaluation.odd_one_out_accuracy(space, data.validation.indices).accuracy
         )
     assert sorted(p.name for p in (tmp_path / "glocal").iterdir()) == sorted(
-        f"{r.setting.name}.npz" for r in results
+        name for r in results for name in (r.setting.name, f"{r.setting.name}.npz")
     )
+    # Each fit's loss curve: one record every log_every steps, and the objective falls.
+    for result in results:
+        lines = (tmp_path / "glocal" / result.setting.name / "metrics.jsonl").read_text()
+        records = [json.loads(line) for line in lines.splitlines()]
+        assert [r["step"] for r in records] == [50, 100, 150]
+        assert records[-1]["loss"] < records[0]["loss"]
+        assert all(r["learning_rate"] == pytest.approx(1e-2) for r in records)
 
     def refit(*args, **kwargs):
         raise AssertionError("a saved transform was fitted again")
@@ -233,7 +292,8 @@ def test_level_triplets_have_the_levels_structure():
 def test_read_things_categories(tmp_path):
     path = tmp_path / "categories.tsv"
     path.write_text(
-        "Word\tDefinition\tanimal\ttool\r\ncat\ta pet\t1\t0\r\nsaw\tcuts\t0\t1\r\nfish\tswims\t1\t\r\n\t\t2\t1\r\n"
+        "Word\tDefinition\tanimal\ttool\r\ncat\ta pet\t1\t0\r\nsaw\tcuts\t0\t1\r\n"
+        "fish\tswims\t1\t\r\n\t\t2\t1\r\n"
     )
     membership, names = glocal.read_things_categories(path, 3)
     assert names == ("animal", "tool")

@@ -20,12 +20,14 @@ directory (``alignjax run alignet`` runs them all; :func:`run`):
    labels; a small ViT) and the *student*, a ViT with AligNet's linear triplet head on
    pooled features, pretrained with another objective (SimCLR).
 3. **Uncertainty distillation** (UD): an affine transform ``z = x W + b`` of the globally
-   standardised teacher features (:mod:`alignjax.methods.affine_fit`) minimising
+   standardised teacher features (an :class:`~alignjax.models.AffineTransform` trained by
+   :func:`alignjax.training.fit`) minimising
 
    .. math::
 
        \frac{1}{n} \sum_i \mathrm{KL}\big(p^{human}_i \,\|\, \operatorname{softmax}(s_i / T)\big)
-       + \lambda \big\| W - \bar w I \big\|_F^2, \qquad s_i = [z_a \cdot z_b]_{ab \in \{01, 02, 12\}},
+       + \lambda \big\| W - \bar w I \big\|_F^2,
+       \qquad s_i = [z_a \cdot z_b]_{ab \in \{01, 02, 12\}},
 
    over the observers' training triplets (``uncertainty_distillation_loss`` and
    ``scaled_identity_penalty``), with ``T`` and ``lambda`` chosen by the KL on the
@@ -87,8 +89,9 @@ import dataclasses
 import json
 import os
 import pathlib
+import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 import jax
@@ -97,11 +100,11 @@ import numpy as np
 from flax import nnx
 
 from alignjax import evaluation, losses
+from alignjax.config import ConfigError, MeshConfig, checked, configclass
 from alignjax.data import augmentations, pipeline, tfds_builders
 from alignjax.data.levels import LEVELS, LEVELS_AND_OTHER
 from alignjax.data.triplet_set import TripletSet
 from alignjax.methods import (
-    affine_fit,
     alignet_data,
     alignet_report,
     alignet_triplets,
@@ -110,14 +113,16 @@ from alignjax.methods import (
 )
 from alignjax.methods.alignet_data import DataConfig
 from alignjax.methods.alignet_triplets import SamplingConfig
+from alignjax.models import AffineParams, AffineTransform, standardize
 from alignjax.training import TrainConfig, fit
+from alignjax.training.metrics_writer import MetricsWriter
 
 VARIANTS: tuple[str, ...] = ("alignet", "unalignet")
 TRIPLETS_NAME = "alignet_triplets"
 Kernel = Literal["dot", "cosine"]
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class UncertaintyDistillationConfig:
     """The surrogate teacher's affine transform.
 
@@ -126,18 +131,41 @@ class UncertaintyDistillationConfig:
       penalties: candidate weights ``lambda`` of the scaled-identity penalty.
       batch_size: training triplets per step (drawn with replacement).
       init_scale: ``W_0 = init_scale I`` (gLocal starts from ``1e-3 I``).
-      fit: optimiser and number of steps of every fit.
+      train: the optimisation of every fit (Adam, constant learning rate, gradient
+        clipping 1.0, one device); ``train.workdir`` must stay ``None``: each fit's
+        ``metrics.jsonl`` goes to the stage's directory, and a fit keeps no checkpoints.
       raw_temperatures: the untransformed teacher's temperature grid.
     """
 
-    temperatures: tuple[float, ...] = (0.25, 0.5, 1.0)
-    penalties: tuple[float, ...] = (0.001, 0.01, 0.1)
-    batch_size: int = 512
-    init_scale: float = 1e-3
-    fit: affine_fit.AffineFitConfig = affine_fit.AffineFitConfig(
-        learning_rate=1e-2, num_steps=1000, progress_bar=False
+    temperatures: tuple[float, ...] = checked((0.25, 0.5, 1.0), gt=0)
+    penalties: tuple[float, ...] = checked((0.001, 0.01, 0.1), ge=0)
+    batch_size: int = checked(512, ge=1)
+    init_scale: float = checked(1e-3, gt=0)
+    train: TrainConfig = TrainConfig(
+        num_steps=1000,
+        learning_rate=1e-2,
+        schedule="constant",
+        optimizer="adam",
+        clip_norm=1.0,
+        mesh=MeshConfig(data=1),
+        log_every=50,
+        progress_bar=False,
     )
-    raw_temperatures: tuple[float, ...] = tuple(float(t) for t in np.geomspace(0.01, 100.0, 41))
+    raw_temperatures: tuple[float, ...] = checked(
+        tuple(float(t) for t in np.geomspace(0.01, 100.0, 41)), gt=0
+    )
+
+    def __post_init__(self):
+        for name in ("temperatures", "penalties", "raw_temperatures"):
+            values = getattr(self, name)
+            if not values:
+                raise ConfigError(f"={values!r}: must hold at least one value", name)
+        if self.train.workdir is not None:
+            raise ConfigError(
+                f"workdir={self.train.workdir!r} must be None; uncertainty_distillation "
+                "writes each fit's metrics.jsonl into its directory",
+                "train",
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,7 +283,8 @@ class AligNetConfig:
         if self.evaluation.anomaly_neighbours > normal:
             raise ValueError(
                 f"evaluation.anomaly_neighbours={self.evaluation.anomaly_neighbours} exceeds the "
-                f"{normal} training images of a held-out category (data.held_out_items_per_leaf // 2)"
+                f"{normal} training images of a held-out category "
+                "(data.held_out_items_per_leaf // 2)"
             )
 
 
@@ -368,7 +397,7 @@ class SurrogateTeacher:
       temperature: ``T`` of ``softmax(s / T)`` over the transformed dot products.
     """
 
-    transform: affine_fit.AffineParams
+    transform: AffineParams
     temperature: float
 
     def similarities(self, raw_features: np.ndarray, indices: np.ndarray) -> np.ndarray:
@@ -394,9 +423,7 @@ class SurrogateTeacher:
     @classmethod
     def load(cls, directory: pathlib.Path) -> tuple[SurrogateTeacher, dict[str, Any]]:
         info = json.loads((directory / "teacher.json").read_text())
-        return cls(
-            affine_fit.AffineParams.load_npz(directory / "transform.npz"), info["temperature"]
-        ), info
+        return cls(AffineParams.load_npz(directory / "transform.npz"), info["temperature"]), info
 
 
 def _fit_transform(
@@ -405,30 +432,45 @@ def _fit_transform(
     train: TripletSet,
     temperature: float,
     penalty: float,
+    *,
+    mean: float,
+    std: float,
     seed: int,
-) -> tuple[np.ndarray, np.ndarray]:
+    workdir: pathlib.Path,
+) -> AffineParams:
+    """One surrogate teacher's transform of the standardised features ``x [n_items, d]``.
+
+    Every step draws ``ud.batch_size`` training triplets with replacement from one
+    generator seeded by ``seed``; the metrics (the loss and its ``kl`` term) go to
+    ``workdir/metrics.jsonl``, replacing a record already there.
+    """
     indices, probabilities = train.indices, train.probabilities
 
-    def loss_fn(weights, bias, batch):
-        z = x[batch["indices"]] @ weights + bias
+    def loss_fn(transform, batch):
+        z = transform(x[batch["indices"]])
         kl = losses.uncertainty_distillation_loss(
             batch["probabilities"], losses.triplet_similarities(z), temperature=temperature
+        ).mean()
+        return kl + penalty * losses.scaled_identity_penalty(transform.weights[...]), {"kl": kl}
+
+    def batches(rng: np.random.Generator) -> Iterator[dict[str, np.ndarray]]:
+        for _ in range(ud.train.num_steps):
+            rows = rng.integers(0, len(indices), ud.batch_size)
+            yield {"indices": indices[rows], "probabilities": probabilities[rows]}
+
+    transform = AffineTransform(x.shape[1], sigma=ud.init_scale)
+    # Metrics without checkpoints: a fit is short, and its batches come from a
+    # generator whose position a checkpoint could not restore.
+    shutil.rmtree(workdir, ignore_errors=True)
+    with MetricsWriter(workdir) as record:
+        fit(
+            transform,
+            loss_fn,
+            batches(np.random.default_rng(seed)),
+            ud.train,
+            callbacks=[record.write],
         )
-        return kl.mean() + penalty * losses.scaled_identity_penalty(weights)
-
-    def sampler(rng):
-        rows = rng.integers(0, len(indices), ud.batch_size)
-        return {"indices": indices[rows], "probabilities": probabilities[rows]}
-
-    params = affine_fit.fit_affine(
-        loss_fn,
-        affine_fit.initial_params(x.shape[1], sigma=ud.init_scale),
-        sampler,
-        ud.fit,
-        seed=seed,
-        description=f"UD T={temperature:g} lambda={penalty:g}",
-    )
-    return params.weights, params.bias
+    return AffineParams.from_transform(transform, mean=mean, std=std)
 
 
 def uncertainty_distillation(
@@ -441,7 +483,8 @@ def uncertainty_distillation(
 
     Artefacts in ``directory``: ``aligned/`` and ``untransformed/``, each with
     ``transform.npz`` (``weights``, ``bias``, ``mean``, ``std``) and ``teacher.json``
-    (the temperature and the validation grid).
+    (the temperature and the validation grid), and ``fits/T=<T>_lambda=<lambda>/
+    metrics.jsonl``, the loss curve of every fitted transform.
 
     Returns:
       ``(aligned, untransformed, summary)``; the summary holds the chosen
@@ -454,21 +497,29 @@ def uncertainty_distillation(
     )
     if not (aligned_dir / "teacher.json").exists() or not (raw_dir / "teacher.json").exists():
         ud = config.uncertainty_distillation
-        _, mean, std = affine_fit.standardize(humans)
+        _, mean, std = standardize(humans)
         dim = humans.shape[1]
-        identity = affine_fit.AffineParams(
-            np.eye(dim, dtype=np.float32), np.zeros(dim, np.float32), mean, std
-        )
+        identity = AffineParams(np.eye(dim, dtype=np.float32), np.zeros(dim, np.float32), mean, std)
         raw_grid = {
             t: SurrogateTeacher(identity, t).kl(humans, validation) for t in ud.raw_temperatures
         }
         raw_t = min(raw_grid, key=raw_grid.get)
-        x = jnp.asarray(affine_fit.standardize(humans, mean=mean, std=std)[0])
+        x = jnp.asarray(standardize(humans, mean=mean, std=std)[0])
         grid = {}
         for t in ud.temperatures:
             for penalty in ud.penalties:
-                weights, bias = _fit_transform(ud, x, train, t, penalty, config.seed)
-                candidate = SurrogateTeacher(affine_fit.AffineParams(weights, bias, mean, std), t)
+                transform = _fit_transform(
+                    ud,
+                    x,
+                    train,
+                    t,
+                    penalty,
+                    mean=mean,
+                    std=std,
+                    seed=config.seed,
+                    workdir=directory / "fits" / f"T={t:g}_lambda={penalty:g}",
+                )
+                candidate = SurrogateTeacher(transform, t)
                 grid[(t, penalty)] = (candidate, candidate.kl(humans, validation))
         (best_t, best_penalty), (aligned, _) = min(grid.items(), key=lambda item: item[1][1])
         aligned_dir.mkdir(parents=True, exist_ok=True)
@@ -544,7 +595,9 @@ def make_triplets(
             name=TRIPLETS_NAME,
             data_dir=tfds_dir,
             overwrite=True,
-            description="AligNet triplets over the image pool: teacher similarities, odd one out last",
+            description=(
+                "AligNet triplets over the image pool: teacher similarities, odd one out last"
+            ),
         )
     return {"labels": labels, "centroids": centroids, "data_dir": tfds_dir}
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from alignjax import evaluation
 from alignjax.data import readers
-from alignjax.methods import affine_fit
+from alignjax.models import AffineParams
 
 
 def read_levels(
@@ -44,7 +44,7 @@ def evaluate_features(
     levels: np.ndarray | None = None,
     level_names: tuple[str, ...] = (),
     kernel: Literal["dot", "cosine"] = "dot",
-    transform: affine_fit.AffineParams | None = None,
+    transform: AffineParams | None = None,
     neighbours: int = 10,
 ) -> dict[str, Any]:
     """Odd-one-out accuracy of ``features`` on ``triplets`` (and of the transformed features).
@@ -82,7 +82,7 @@ def evaluate_files(
     matrix = readers.read_features(features)
     triplet_set = readers.read_triplets(triplets, n_items=len(matrix))
     codes, names = (None, ()) if levels is None else read_levels(levels, len(triplet_set.indices))
-    params = None if transform is None else affine_fit.AffineParams.load_npz(transform)
+    params = None if transform is None else AffineParams.load_npz(transform)
     return evaluate_features(
         matrix,
         triplet_set.indices,

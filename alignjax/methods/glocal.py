@@ -17,13 +17,14 @@ Muttenthaler et al. (2023) fit a linear transform of a model's frozen features `
 
 The **naive** transform, the paper's baseline, drops the local term and penalises
 ``lambda ||W||_F`` (:func:`alignjax.losses.frobenius_penalty`): it aligns as well but
-is free to move every item's neighbours. Both are fitted with
-:func:`alignjax.methods.affine_fit.fit_affine` (triplet batches of 256, local batches
-of 1024, gradient clipping 1.0 by default) over a small grid of
-``lr, lambda, alpha, tau``; the setting with the best **odd-one-out accuracy on
-validation triplets** is kept (the paper tunes on THINGS validation triplets too; it
-reports the whole grid's trade-off, which :func:`grid_search` returns). Transforms are
-``.npz`` files (``weights, bias, mean, std``; :class:`~alignjax.methods.affine_fit.AffineParams`).
+is free to move every item's neighbours. Both are an
+:class:`~alignjax.models.AffineTransform` trained by :func:`alignjax.training.fit`
+(triplet batches of 256, local batches of 1024, SGD with momentum and gradient clipping
+1.0 by default) over a small grid of ``lr, lambda, alpha, tau``; the setting with the
+best **odd-one-out accuracy on validation triplets** is kept (the paper tunes on THINGS
+validation triplets too; it reports the whole grid's trade-off, which
+:func:`grid_search` returns). Transforms are ``.npz`` files (``weights, bias, mean,
+std``; :class:`~alignjax.models.AffineParams`).
 
 The experiment (:func:`run`) builds a world where the truth is known: rendered images of
 a category tree (:class:`~alignjax.data.hierarchy.HierarchyWorld`), a base model trained
@@ -47,32 +48,38 @@ import itertools
 import json
 import os
 import pathlib
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
+import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 from tqdm.auto import tqdm
 
 from alignjax import evaluation, losses
+from alignjax.config import ConfigError, MeshConfig, checked, configclass
 from alignjax.data import readers
 from alignjax.data.augmentations import ImageAugmentation
 from alignjax.data.hierarchy import LEVELS, HierarchyWorld, Tree
 from alignjax.data.observers import LuceObserver, simulate_triplet_dataset
 from alignjax.data.triplet_set import TripletSet
-from alignjax.methods import affine_fit, encoders, objectives
+from alignjax.methods import encoders, objectives
 from alignjax.methods.report import Report
-from alignjax.training import TrainConfig
+from alignjax.models import AffineParams, AffineTransform, standardize
+from alignjax.training import TrainConfig, fit
+from alignjax.training.metrics_writer import MetricsWriter
 
 Kind = Literal["glocal", "naive"]
 KINDS: tuple[Kind, ...] = ("glocal", "naive")
+LossFn = Callable[[AffineTransform, dict[str, jax.Array]], tuple[jax.Array, dict[str, jax.Array]]]
 
 
 # Fitting.
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class GlocalSetting:
     """One point of the grid.
 
@@ -83,10 +90,10 @@ class GlocalSetting:
       temperature: ``tau`` of the local term (unused by the naive transform).
     """
 
-    learning_rate: float
-    penalty_weight: float
-    alpha: float = 0.0
-    temperature: float = 1.0
+    learning_rate: float = checked(gt=0)
+    penalty_weight: float = checked(ge=0)
+    alpha: float = checked(0.0, ge=0, le=1)
+    temperature: float = checked(1.0, gt=0)
 
     @property
     def name(self) -> str:
@@ -97,7 +104,7 @@ class GlocalSetting:
         )
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class GlocalConfig:
     """How gLocal and naive transforms are fitted and which grid is searched.
 
@@ -108,30 +115,37 @@ class GlocalConfig:
         ``learning_rates``).
       triplet_batch_size: human triplets per step (gLocal: 256).
       local_batch_size: other images per step for the local term (gLocal: 1024; fewer
-        when fewer exist).
-      num_steps: optimisation steps per fit.
-      optimizer, momentum, clip_norm: see
-        :class:`~alignjax.methods.affine_fit.AffineFitConfig` (gLocal: SGD with
-        momentum, clipping 1.0).
+        when fewer exist; at least 2, since an image is compared with the others).
+      train: the optimisation of every fit (gLocal: SGD with momentum 0.9, gradient
+        clipping 1.0, a constant learning rate). Each setting's learning rate replaces
+        ``train.learning_rate``; ``train.workdir`` must stay ``None`` (a fit keeps no
+        checkpoints: :func:`grid_search` resumes by whole fits). One device by default
+        (``mesh.data=1``): a step is small, and its two index arrays (triplets and
+        local images) differ in length.
       sigma: ``W_0 = sigma I`` (gLocal: 1e-3).
       use_bias: fit a bias ``b``.
-      progress_bar: show a progress bar per fit.
+      bias_init: ``b_0`` (the released gLocal code: 1e-3).
     """
 
-    learning_rates: tuple[float, ...] = (1e-2, 1e-3)
-    penalty_weights: tuple[float, ...] = (10.0, 1.0, 0.1)
-    alphas: tuple[float, ...] = (0.25, 0.1)
-    temperatures: tuple[float, ...] = (1.0, 0.5)
-    naive_penalty_weights: tuple[float, ...] = (10.0, 1.0, 0.1)
-    triplet_batch_size: int = 256
-    local_batch_size: int = 1024
-    num_steps: int = 1000
-    optimizer: Literal["adam", "sgd"] = "sgd"
-    momentum: float = 0.9
-    clip_norm: float | None = 1.0
-    sigma: float = 1e-3
+    learning_rates: tuple[float, ...] = checked((1e-2, 1e-3), gt=0)
+    penalty_weights: tuple[float, ...] = checked((10.0, 1.0, 0.1), ge=0)
+    alphas: tuple[float, ...] = checked((0.25, 0.1), gt=0, le=1)
+    temperatures: tuple[float, ...] = checked((1.0, 0.5), gt=0)
+    naive_penalty_weights: tuple[float, ...] = checked((10.0, 1.0, 0.1), ge=0)
+    triplet_batch_size: int = checked(256, ge=1)
+    local_batch_size: int = checked(1024, ge=2)
+    train: TrainConfig = TrainConfig(
+        num_steps=1000,
+        schedule="constant",
+        optimizer="sgd",
+        momentum=0.9,
+        clip_norm=1.0,
+        mesh=MeshConfig(data=1),
+        log_every=50,
+    )
+    sigma: float = checked(1e-3, gt=0)
     use_bias: bool = True
-    progress_bar: bool = True
+    bias_init: float = 0.0
 
     def __post_init__(self):
         for name in (
@@ -143,28 +157,13 @@ class GlocalConfig:
         ):
             values = getattr(self, name)
             if not values:
-                raise ValueError(
-                    f"GlocalConfig.{name} must hold at least one value; got {values!r}."
-                )
-        if any(not 0 < a <= 1 for a in self.alphas):
-            raise ValueError(
-                f"GlocalConfig.alphas must lie in (0, 1] (alpha = 0 is the naive transform); got {self.alphas!r}."
+                raise ConfigError(f"={values!r}: must hold at least one value", name)
+        if self.train.workdir is not None:
+            raise ConfigError(
+                f"workdir={self.train.workdir!r} must be None; grid_search writes each "
+                "fit's metrics.jsonl beside its transform",
+                "train",
             )
-        for name in ("triplet_batch_size", "local_batch_size", "num_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"GlocalConfig.{name} must be positive; got {getattr(self, name)!r}."
-                )
-
-    def fit_config(self, learning_rate: float) -> affine_fit.AffineFitConfig:
-        return affine_fit.AffineFitConfig(
-            optimizer=self.optimizer,
-            learning_rate=learning_rate,
-            momentum=self.momentum,
-            clip_norm=self.clip_norm,
-            num_steps=self.num_steps,
-            progress_bar=self.progress_bar,
-        )
 
 
 def grid(config: GlocalConfig, kind: Kind) -> list[GlocalSetting]:
@@ -193,47 +192,37 @@ def _check_kind(kind: str) -> None:
 
 
 def objective(
-    kind: Kind, setting: GlocalSetting, features: jnp.ndarray, local_features: jnp.ndarray | None
-):
-    """``loss_fn(weights, bias, batch)`` of ``kind`` for :func:`affine_fit.fit_affine`.
+    kind: Kind, setting: GlocalSetting, features: jax.Array, local_features: jax.Array | None
+) -> LossFn:
+    """``loss_fn(transform, batch) -> (loss, metrics)`` of ``kind`` for the trainer.
 
     The batch holds row indices: ``batch["triplets"] [n, 3]`` into ``features``
     (standardised features of the triplets' items) and, for gLocal,
     ``batch["local"] [B]`` into ``local_features`` (standardised other images).
     gLocal is :func:`alignjax.losses.glocal_objective` with the scaled-identity penalty;
-    naive the same with ``alpha = 0``, no local batch and the Frobenius penalty.
+    naive the same with ``alpha = 0``, no local batch and the Frobenius penalty. The
+    transform is an :class:`~alignjax.models.AffineTransform`; the metrics are empty
+    (the trainer records the loss, the gradient norm and the learning rate).
     """
     _check_kind(kind)
-    if kind == "naive":
-
-        def naive_loss(weights, bias, batch):
-            return losses.glocal_objective(
-                weights,
-                bias,
-                features[batch["triplets"]],
-                None,
-                alpha=0.0,
-                penalty_weight=setting.penalty_weight,
-                penalty="frobenius",
-            )
-
-        return naive_loss
-    if local_features is None:
+    naive = kind == "naive"
+    if not naive and local_features is None:
         raise ValueError("gLocal needs local_features (the local term's other images); got None.")
 
-    def glocal_loss(weights, bias, batch):
-        return losses.glocal_objective(
-            weights,
-            bias,
+    def loss_fn(transform, batch):
+        loss = losses.glocal_objective(
+            transform.weights[...],
+            None if transform.bias is None else transform.bias[...],
             features[batch["triplets"]],
-            local_features[batch["local"]],
-            alpha=setting.alpha,
+            None if naive else local_features[batch["local"]],
+            alpha=0.0 if naive else setting.alpha,
             penalty_weight=setting.penalty_weight,
             temperature=setting.temperature,
-            penalty="scaled_identity",
+            penalty="frobenius" if naive else "scaled_identity",
         )
+        return loss, {}
 
-    return glocal_loss
+    return loss_fn
 
 
 def _check_inputs(
@@ -248,7 +237,8 @@ def _check_inputs(
         local_features.ndim != 2 or local_features.shape[1] != features.shape[1]
     ):
         raise ValueError(
-            f"local_features must be [n_local, {features.shape[1]}] like features; got shape {local_features.shape}."
+            f"local_features must be [n_local, {features.shape[1]}] like features; "
+            f"got shape {local_features.shape}."
         )
     if local_features is not None and len(local_features) < 2:
         raise ValueError(f"local_features must hold at least 2 images; got {len(local_features)}.")
@@ -259,15 +249,18 @@ def fit_transform(
     triplets,
     local_features,
     setting: GlocalSetting,
-    config: GlocalConfig = GlocalConfig(),
+    config: GlocalConfig,
     *,
     kind: Kind = "glocal",
     seed: int = 0,
-) -> affine_fit.AffineParams:
+    workdir: str | os.PathLike[str] | None = None,
+) -> AffineParams:
     """Fits one gLocal (or naive) transform of raw ``features``.
 
     The features are standardised by the global mean and std of ``features``; the local
     images by the same statistics, so both live in the space the transform acts on.
+    Every step draws ``triplet_batch_size`` triplets with replacement and, for gLocal,
+    ``local_batch_size`` distinct local images, from one generator seeded by ``seed``.
 
     Args:
       features: ``[n_items, d]`` frozen features of the items the triplets index.
@@ -275,13 +268,16 @@ def fit_transform(
       local_features: ``[n_local, d]`` features of other images for the local term
         (ignored, and may be ``None``, for ``kind="naive"``).
       setting: learning rate, ``lambda``, ``alpha``, ``tau``.
-      config: batch sizes, steps, optimiser, initialisation.
+      config: batch sizes, optimisation, initialisation.
       kind: ``"glocal"`` or ``"naive"``.
       seed: seed of the batch sampler.
+      workdir: where the fit's metrics go (``metrics.jsonl`` every
+        ``train.log_every`` steps, and TensorBoard events; a record already there is
+        replaced); ``None`` keeps nothing.
 
     Returns:
-      The fitted :class:`~alignjax.methods.affine_fit.AffineParams` (``mean``, ``std``
-      those of ``features``).
+      The fitted :class:`~alignjax.models.AffineParams` (``mean``, ``std`` those of
+      ``features``).
     """
     _check_kind(kind)
     features = np.asarray(features, np.float32)
@@ -292,33 +288,38 @@ def fit_transform(
         else np.asarray(local_features, np.float32)
     )
     _check_inputs(features, triplets, local)
-    x, mean, std = affine_fit.standardize(features)
-    h = None if local is None else affine_fit.standardize(local, mean=mean, std=std)[0]
+    x, mean, std = standardize(features)
+    h = None if local is None else standardize(local, mean=mean, std=std)[0]
     n_triplets = len(triplets)
     triplet_batch = min(config.triplet_batch_size, n_triplets)
     local_batch = None if h is None else min(config.local_batch_size, len(h))
     device_triplets = np.asarray(triplets, np.int32)
+    train = dataclasses.replace(config.train, learning_rate=setting.learning_rate)
 
-    def sample(rng: np.random.Generator) -> dict[str, np.ndarray]:
-        batch = {"triplets": device_triplets[rng.integers(0, n_triplets, triplet_batch)]}
-        if local_batch is not None:
-            batch["local"] = rng.choice(len(h), local_batch, replace=False).astype(np.int32)
-        return batch
+    def batches(rng: np.random.Generator) -> Iterator[dict[str, np.ndarray]]:
+        for _ in range(train.num_steps):
+            batch = {"triplets": device_triplets[rng.integers(0, n_triplets, triplet_batch)]}
+            if local_batch is not None:
+                batch["local"] = rng.choice(len(h), local_batch, replace=False).astype(np.int32)
+            yield batch
 
     loss_fn = objective(kind, setting, jnp.asarray(x), None if h is None else jnp.asarray(h))
-    init = affine_fit.initial_params(
-        features.shape[1], sigma=config.sigma, use_bias=config.use_bias
+    transform = AffineTransform(
+        features.shape[1], sigma=config.sigma, use_bias=config.use_bias, bias_init=config.bias_init
     )
-    return affine_fit.fit_affine(
-        loss_fn,
-        init,
-        sample,
-        config.fit_config(setting.learning_rate),
-        mean=mean,
-        std=std,
-        seed=seed,
-        description=f"{kind} {setting.name}",
-    )
+    # Metrics without checkpoints: a fit is short, and its batches come from a
+    # generator whose position a checkpoint could not restore.
+    if workdir is not None:
+        shutil.rmtree(workdir, ignore_errors=True)
+    with MetricsWriter(workdir) as record:
+        fit(
+            transform,
+            loss_fn,
+            batches(np.random.default_rng(seed)),
+            train,
+            callbacks=[record.write],
+        )
+    return AffineParams.from_transform(transform, mean=mean, std=std)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -338,8 +339,8 @@ class GridResult:
     validation_accuracy: float
     path: str
 
-    def load(self) -> affine_fit.AffineParams:
-        return affine_fit.AffineParams.load_npz(self.path)
+    def load(self) -> AffineParams:
+        return AffineParams.load_npz(self.path)
 
 
 def grid_search(
@@ -356,8 +357,9 @@ def grid_search(
     """Fits every setting of :func:`grid` and keeps the best on validation triplets.
 
     Each transform is saved as ``workdir/<kind>/<setting.name>.npz`` and not refitted
-    when that file exists, so an interrupted search resumes where it stopped. Ties in
-    validation accuracy go to the earlier setting of the grid.
+    when that file exists, so an interrupted search resumes where it stopped; the fit's
+    training record is ``workdir/<kind>/<setting.name>/`` (``metrics.jsonl``: the loss
+    curve). Ties in validation accuracy go to the earlier setting of the grid.
 
     Returns:
       ``(best, all results in grid order)``.
@@ -372,12 +374,19 @@ def grid_search(
         path = directory / f"{setting.name}.npz"
         if not path.exists():
             params = fit_transform(
-                features, train_triplets, local_features, setting, config, kind=kind, seed=seed
+                features,
+                train_triplets,
+                local_features,
+                setting,
+                config,
+                kind=kind,
+                seed=seed,
+                workdir=directory / setting.name,
             )
             partial = path.with_suffix(".partial.npz")
             params.save_npz(partial)
             partial.replace(path)
-        params = affine_fit.AffineParams.load_npz(path)
+        params = AffineParams.load_npz(path)
         accuracy = evaluation.odd_one_out_accuracy(
             params.apply(features), validation, kernel="dot"
         ).accuracy
@@ -461,8 +470,14 @@ class GlocalExperimentConfig:
         alphas=(0.25, 0.1),
         temperatures=(0.5,),
         naive_penalty_weights=(0.1, 0.01),
-        num_steps=500,
-        optimizer="adam",
+        train=TrainConfig(
+            num_steps=500,
+            schedule="constant",
+            optimizer="adam",
+            clip_norm=1.0,
+            mesh=MeshConfig(data=1),
+            log_every=50,
+        ),
     )
     neighbours: int = 10
     few_shot_shots: tuple[int, ...] = (1, 5)
@@ -525,7 +540,8 @@ def held_out_leaves(tree: Tree, depth: int | None = None) -> np.ndarray:
     ]
     if not last_children:
         raise ValueError(
-            f"no node at depth {depth - 1} has two children; nothing can be held out at depth {depth}."
+            f"no node at depth {depth - 1} has two children; "
+            f"nothing can be held out at depth {depth}."
         )
     leaves = tree.leaves
     inside = tree.is_ancestor(np.asarray(last_children)[:, None], leaves[None, :]).any(axis=0)
@@ -634,7 +650,8 @@ def synthetic_data(
     world, tree = config.world, config.world.tree
     if config.items_per_leaf < 4:
         raise ValueError(
-            f"items_per_leaf must be >= 4 (few-shot pools and level triplets); got {config.items_per_leaf}."
+            "items_per_leaf must be >= 4 (few-shot pools and level triplets); "
+            f"got {config.items_per_leaf}."
         )
     rng = np.random.default_rng(config.seed)
     leaves = np.repeat(tree.leaves, config.items_per_leaf)
@@ -677,8 +694,9 @@ def synthetic_data(
     first = _split_per_class(leaves[downstream], rng)
     return AlignmentData(
         name=(
-            f"{tree.num_leaves} leaf categories of a tree of height {tree.height}, {config.items_per_leaf} "
-            f"rendered {world.image_size}x{world.image_size} items each; base model: {config.base_objective} "
+            f"{tree.num_leaves} leaf categories of a tree of height {tree.height}, "
+            f"{config.items_per_leaf} rendered {world.image_size}x{world.image_size} items "
+            f"each; base model: {config.base_objective} "
             f"({config.encoder.kind}, {config.train.num_steps} steps)"
         ),
         features=features,
@@ -724,7 +742,8 @@ def read_things_categories(
         values = fields[2 : 2 + len(names)]
         if len(values) != len(names) or any(v.strip() not in ("0", "1", "") for v in values):
             raise ValueError(
-                f"{path}: row {row + 1} must hold {len(names)} 0/1 category columns; got {values[:5]}..."
+                f"{path}: row {row + 1} must hold {len(names)} 0/1 category columns; "
+                f"got {values[:5]}..."
             )
         membership[row] = [v.strip() == "1" for v in values]
     return membership, names
@@ -761,7 +780,8 @@ def things_data(config: GlocalExperimentConfig) -> AlignmentData:
         or config.things_held_out_categories < 2
     ):
         raise ValueError(
-            f"things_held_out_categories must be >= 2 and at most the {len(eligible)} categories with enough members; "
+            "things_held_out_categories must be >= 2 and at most the "
+            f"{len(eligible)} categories with enough members; "
             f"got {config.things_held_out_categories}."
         )
     held_categories = np.sort(
@@ -792,7 +812,8 @@ def things_data(config: GlocalExperimentConfig) -> AlignmentData:
     first = _split_per_class(labels, rng)
     return AlignmentData(
         name=(
-            f"THINGS: {n} concepts, all-MiniLM-L6-v2 features of their names ({features.shape[1]}-d), "
+            f"THINGS: {n} concepts, all-MiniLM-L6-v2 features of their names "
+            f"({features.shape[1]}-d), "
             f"{len(kept)} human triplets without the {len(held_categories)} held-out categories"
         ),
         features=features,
@@ -889,7 +910,7 @@ def run(config: GlocalExperimentConfig, workdir: str | os.PathLike[str]) -> dict
             results,
             desc=f"evaluating the {kind} grid",
             leave=False,
-            disable=not config.fit.progress_bar,
+            disable=not config.fit.train.progress_bar,
         ):
             space = result.load().apply(data.features)
             grid_rows.append(
@@ -920,12 +941,16 @@ def _write_report(
     workdir: pathlib.Path,
 ) -> None:
     report = Report("gLocal: human alignment that keeps local structure")
+    by_object = (config.split == "objects" and not config.things_dir) or (
+        config.things_split == "objects"
+    )
     report.paragraph(
         f"{data.name}. Transforms fitted on {len(data.train)} training triplets "
         f"({len(data.validation)} validation, {len(data.test)} test), "
-        f"{'by object' if (config.split == 'objects' and not config.things_dir) or config.things_split == 'objects' else 'by triplet'}; "
+        f"{'by object' if by_object else 'by triplet'}; "
         "the few-shot and anomaly-detection categories were held out of every fit. "
-        "gLocal: global odd-one-out loss + alpha x local neighbourhood loss + lambda ||W - mean(diag W) I||^2; "
+        "gLocal: global odd-one-out loss + alpha x local neighbourhood loss "
+        "+ lambda ||W - mean(diag W) I||^2; "
         "naive: global loss + lambda ||W||_F. Settings chosen by validation odd-one-out accuracy. "
         f"Base features compared by {config.base_kernel}, transformed ones by dot products."
     )
@@ -965,7 +990,8 @@ def _write_report(
         _trade_off_figure(metrics, config),
         workdir,
         "alignment_vs_local_structure.png",
-        "Alignment against local structure: every fitted transform of the grid and the selected ones",
+        "Alignment against local structure: every fitted transform of the grid "
+        "and the selected ones",
     )
     report.figure(
         _downstream_figure(metrics, shots),

@@ -1,5 +1,6 @@
 """Flax NNX models: the ViT student, small encoders for synthetic worlds, the affine
-transform of gLocal / uncertainty distillation, and big_vision checkpoint I/O.
+transform of gLocal / uncertainty distillation (with its fitted parameters and the
+global standardisation of the features it acts on), and big_vision checkpoint I/O.
 
 All models map inputs to embeddings ``[batch, dim]`` (float32), keep no mutable state
 besides ``nnx.Param``s (no BatchNorm; dropout off by default), and annotate their
@@ -7,7 +8,7 @@ kernels for FSDP over the mesh axis ``"fsdp"``: shard them with
 ``nnx.get_partition_spec(nnx.state(model))``.
 """
 
-from alignjax.models.affine import AffineTransform
+from alignjax.models.affine import AffineParams, AffineTransform, standardize, unstandardize
 from alignjax.models.big_vision import (
     load_big_vision_npz,
     load_big_vision_params,
@@ -22,6 +23,7 @@ from alignjax.models.vit import MAPHead, ViT, decode_variant, posemb_sincos_2d
 
 __all__ = [
     "FSDP",
+    "AffineParams",
     "AffineTransform",
     "ConvEncoder",
     "MAPHead",
@@ -35,5 +37,7 @@ __all__ = [
     "posemb_sincos_2d",
     "resample_posemb",
     "save_big_vision_npz",
+    "standardize",
     "to_big_vision_params",
+    "unstandardize",
 ]
