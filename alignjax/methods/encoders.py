@@ -13,7 +13,6 @@ in their config and build it here.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Literal
 
@@ -22,9 +21,10 @@ import numpy as np
 from flax import nnx
 
 from alignjax import models
+from alignjax.config import checked, configclass
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class EncoderConfig:
     """Which encoder to build.
 
@@ -40,12 +40,22 @@ class EncoderConfig:
     """
 
     kind: Literal["mlp", "cnn", "vit"] = "cnn"
-    embed_dim: int = 32
-    widths: tuple[int, ...] = (32, 64, 64)
+    embed_dim: int = checked(32, ge=1)
+    widths: tuple[int, ...] = checked((32, 64, 64), ge=1)
     variant: str = "mu/8"
-    depth: int | None = None
+    depth: int | None = checked(None, ge=1)
     pool: Literal["gap", "cls", "map"] = "gap"
-    seed: int = 0
+    seed: int = checked(0, ge=0)
+
+    def __post_init__(self):
+        if self.kind not in ("mlp", "cnn", "vit"):
+            raise ValueError(f"kind must be 'mlp', 'cnn' or 'vit', got {self.kind!r}")
+        if self.pool not in ("gap", "cls", "map"):
+            raise ValueError(f"pool must be 'gap', 'cls' or 'map', got {self.pool!r}")
+        if self.kind != "vit" and not self.widths:
+            raise ValueError(f"a {self.kind} encoder needs at least one width, got ()")
+        if self.kind == "vit":
+            models.vit.decode_variant(self.variant)  # A bad variant is refused here.
 
 
 def build_encoder(config: EncoderConfig, input_shape: Sequence[int]) -> nnx.Module:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import zipfile
 from typing import Any
 
 import jax
@@ -263,17 +264,34 @@ class AffineParams:
         path = pathlib.Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"transform file {path} does not exist")
-        with np.load(path) as data:
-            missing = [key for key in NPZ_KEYS if key != "bias" and key not in data]
-            if missing:
+        with open(path, "rb") as file:
+            if file.read(4) != b"PK\x03\x04":
                 raise ValueError(
-                    f"{path}: missing keys {missing}; a transform file holds "
-                    f"{list(NPZ_KEYS)} (bias optional), got {sorted(data)}."
+                    f"{path}: not an .npz archive (a transform file is written by numpy.savez "
+                    "with the arrays weights, bias, mean and std)."
                 )
-            values = {key: data[key] for key in NPZ_KEYS if key in data}
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if not isinstance(data, np.lib.npyio.NpzFile):
+                    raise ValueError("it holds one array, not the arrays of an .npz archive")
+                missing = [key for key in NPZ_KEYS if key != "bias" and key not in data]
+                if missing:
+                    raise ValueError(
+                        f"missing keys {missing}; a transform file holds "
+                        f"{list(NPZ_KEYS)} (bias optional), got {sorted(data)}"
+                    )
+                values = {key: np.asarray(data[key]) for key in NPZ_KEYS if key in data}
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
+            raise ValueError(f"{path}: not a readable transform file ({error}).") from None
+        for key in ("mean", "std"):
+            if values[key].size != 1 or not np.issubdtype(values[key].dtype, np.number):
+                raise ValueError(
+                    f"{path}: {key} must be one number (gLocal's global standardisation); "
+                    f"got {values[key].dtype} of shape {values[key].shape}."
+                )
         weights = values["weights"]
         bias = values["bias"].reshape(-1) if "bias" in values else np.zeros(np.shape(weights)[1:])
         try:
-            return cls(weights, bias, float(values["mean"]), float(values["std"]))
+            return cls(weights, bias, float(values["mean"].item()), float(values["std"].item()))
         except (TypeError, ValueError) as error:
             raise ValueError(f"{path}: {error}") from None
