@@ -59,19 +59,19 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from alignjax.methods import feature_evaluation  # Heavy imports only for this command.
+    from alignjax.evaluation import files  # Heavy imports only for this command.
 
-    results = feature_evaluation.evaluate_files(
+    results = files.evaluate_files(
         features=args.features,
         triplets=args.triplets,
         levels=args.levels,
         kernel=args.kernel,
         transform=args.transform,
     )
-    print(feature_evaluation.format_results(results))
+    print(files.format_results(results))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+            json.dump(runner.json_ready(results), f, indent=2, allow_nan=False)
 
 
 def _figures(args: argparse.Namespace) -> None:
@@ -135,11 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Errors that describe the user's mistake (a value, a file, a directory) in their message.
+_EXPECTED = (runner.UsageError, ValueError, OSError)
+
+
 def _one_line(error: BaseException) -> str:
     """The error's message on one line; the type is named unless it is a usage mistake."""
     text = " ".join(str(error).split()) or type(error).__name__
-    expected = (runner.UsageError, ValueError, OSError)
-    return text if isinstance(error, expected) else f"{type(error).__name__}: {text}"
+    return text if isinstance(error, _EXPECTED) else f"{type(error).__name__}: {text}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -158,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(error, TrainingInterrupted):
             print(f"alignjax: {error}", file=sys.stderr)
             return 128 + error.signal
-        hint = "" if isinstance(error, runner.UsageError) else " (ALIGNJAX_DEBUG=1 shows where)"
+        hint = "" if isinstance(error, _EXPECTED) else " (ALIGNJAX_DEBUG=1 shows where)"
         print(f"alignjax: error: {_one_line(error)}{hint}", file=sys.stderr)
         return 2
     return 0

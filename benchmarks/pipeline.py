@@ -24,6 +24,8 @@ from alignjax.data import observers, pipeline, tfds_builders
 from alignjax.data.triplet_set import TripletSet
 
 BATCH_SIZE = 64
+# Triplets per call of a world's vectorised sampler, as the experiments draw them.
+EXAMPLES_PER_CALL = 16
 
 # (row name, module, class, constructor arguments, triplets per run at --scale 1).
 WORLDS = [
@@ -44,7 +46,9 @@ def measure(stream) -> tuple[float, int, int]:
         jax.block_until_ready(jax.device_put(batch))
         n = len(batch["indices"] if "indices" in batch else next(iter(batch.values())))
         triplets += n
-        images += 3 * n if "images" in batch else 0
+        # Image triplets are [n, 3, H, W, C]: the stored set's "images", a world's "inputs".
+        triplet_inputs = batch.get("images", batch.get("inputs"))
+        images += 3 * n if triplet_inputs is not None and triplet_inputs.ndim == 5 else 0
     return time.perf_counter() - start, triplets, images
 
 
@@ -57,7 +61,7 @@ def stored_case(num_triplets: int, data_dir: str):
     rng = np.random.default_rng(0)
     items = world.sample(rng, 256)
     tfds_builders.write_image_set(
-        {"train": {"image": items["images"], "label": items["labels"]}},
+        {"train": {"image": items["inputs"], "label": items["labels"]}},
         name="bench_items",
         data_dir=data_dir,
     )
@@ -83,12 +87,16 @@ def main() -> None:
         except (ImportError, AttributeError):
             missing.append(name)
             continue
-        num = int(n * args.scale)
+        num = int(n * args.scale) // EXAMPLES_PER_CALL * EXAMPLES_PER_CALL
         cases.append(
             (
                 name,
                 lambda threads, w=world, num=num: pipeline.example_stream(
-                    w.sample_triplet, num_examples=num, num_threads=threads, **common
+                    lambda rng: w.sample_triplets(rng, EXAMPLES_PER_CALL),
+                    num_examples=num,
+                    num_threads=threads,
+                    examples_per_call=EXAMPLES_PER_CALL,
+                    **common,
                 ),
             )
         )

@@ -58,7 +58,7 @@ DEFAULT_CONFIGS = ("mu/8@32", "mu/8@64", "Ti/16@32", "Ti/16@64", "Ti/8@32", "Ti/
 
 
 def triplet_loss(model, batch):
-    images = batch["images"]
+    images = batch["inputs"]
     embeddings = model(images.reshape(-1, *images.shape[2:]))
     similarities = triplet_similarities(embeddings.reshape(images.shape[0], 3, -1))
     return (
@@ -102,7 +102,7 @@ def benchmark(variant: str, image: int, batch: int, dtype: str, steps: int, prof
     trainer = Trainer(model, triplet_loss, config)
     rng = np.random.default_rng(0)
     images = rng.normal(size=(batch, 3, image, image, 3)).astype(np.float32)
-    host_batch = {"images": images}
+    host_batch = {"inputs": images}
 
     start = time.perf_counter()
     compiled = trainer.lower(host_batch).compile()

@@ -31,7 +31,8 @@
 # 4. generative similarity (Marjieh et al.) of a 2-D Gaussian mixture: exact
 #    `log s_gen` as a heatmap, its mean of one, and why it is computed in log space;
 # 5. gLocal's penalties on a transform matrix;
-# 6. `alignjax.training.optimizer.decay_to_init` pulling parameters back toward their initial values.
+# 6. `alignjax.training.optimizer.decay_to_init` pulling parameters back toward their
+#    initial values.
 #
 # The conventions (triplets `[s01, s02, s12]`, odd one out last, ties wrong) are
 # explained in [docs/concepts.md](https://github.com/alignjax/alignjax/blob/main/docs/concepts.md).
@@ -60,7 +61,7 @@ import numpy as np
 import optax
 
 from alignjax import losses
-from alignjax.data import GaussianMixtureWorld
+from alignjax.data import GaussianMixtureWorld, generative_similarity
 from alignjax.training.optimizer import decay_to_init
 
 rng = np.random.default_rng(SEED)
@@ -184,7 +185,8 @@ for ax in axes:
 plt.show()
 best = student_temperatures[np.argmin(kl)]
 print(
-    f"KL is smallest at T_s = {best:.0f}; max JS = {float(js.max()):.4f} <= log 2 = {math.log(2):.4f}"
+    f"KL is smallest at T_s = {best:.0f}; "
+    f"max JS = {float(js.max()):.4f} <= log 2 = {math.log(2):.4f}"
 )
 
 # %% [markdown]
@@ -290,7 +292,10 @@ for b, c, d in zip(MEMORY_BATCH_SIZES, cubes, blocked):
 # component `k` (shared by all coordinates of an item), and
 # `s_gen(x, y) = Σ_k r_k(x) r_k(y) / π_k` with responsibilities `r_k`. A world from
 # `alignjax.data` holds the mixture; the exact `log s_gen` comes from
-# `losses.gaussian_mixture_log_generative_similarity`.
+# `generative_similarity.gaussian_mixture_log_generative_similarity`
+# (`alignjax.data.generative_similarity`: the worlds' ground truth, not a loss; the losses
+# that learn it from triplets are `losses.generative_similarity_softmax_loss` and its
+# relatives).
 
 # %%
 world = GaussianMixtureWorld(
@@ -307,7 +312,9 @@ anchors = {"at mean 0": means[0], "between means 0 and 1": (means[0] + means[1])
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
 for ax, (name, anchor) in zip(axes, anchors.items()):
     log_s = np.asarray(
-        losses.gaussian_mixture_log_generative_similarity(grid, anchor, means, stds, weights)
+        generative_similarity.gaussian_mixture_log_generative_similarity(
+            grid, anchor, means, stds, weights
+        )
     )
     # log s_gen <= log(1 / min pi); far from every mean it plunges (clipped here).
     limit = np.log(1 / weights.min())
@@ -334,11 +341,13 @@ plt.show()
 # (`E[p(x, y | same θ) / (p(x) p(y))] = ∫∫ p(x, y | same θ) dx dy = 1`):
 
 # %%
-x, _ = world.sample(rng, NUM_PAIRS)
-y, _ = world.sample(rng, NUM_PAIRS)
+x = world.sample(rng, NUM_PAIRS)["inputs"]
+y = world.sample(rng, NUM_PAIRS)["inputs"]
 s_gen = np.exp(
     np.asarray(
-        losses.gaussian_mixture_log_generative_similarity(x, y, means, stds, weights),
+        generative_similarity.gaussian_mixture_log_generative_similarity(
+            x, y, means, stds, weights
+        ),
         dtype=np.float64,
     )
 )
@@ -361,15 +370,18 @@ assert s_gen.max() <= 1 / weights.min() * (1 + 1e-5)
 
 # %%
 wide = GaussianMixtureWorld(num_components=4, dim=256, separation=4.0, seed=SEED)
-(x, y), _ = wide.sample(rng, 2)
-log_lik_x = losses.gaussian_component_log_likelihoods(x, wide.means, wide.component_stds)
-log_lik_y = losses.gaussian_component_log_likelihoods(y, wide.means, wide.component_stds)
+x, y = wide.sample(rng, 2)["inputs"]
+log_lik_x, log_lik_y = generative_similarity.gaussian_component_log_likelihoods(
+    np.stack([x, y]), wide.means, wide.component_stds
+)
 pi = jnp.asarray(wide.prior, jnp.float32)
 print("per-component log-likelihoods of x:", np.asarray(log_lik_x).round(1))
 direct = jnp.sum(pi * jnp.exp(log_lik_x) * jnp.exp(log_lik_y)) / (
     jnp.sum(pi * jnp.exp(log_lik_x)) * jnp.sum(pi * jnp.exp(log_lik_y))
 )
-in_log_space = losses.mixture_log_generative_similarity(log_lik_x, log_lik_y, jnp.log(pi))
+in_log_space = generative_similarity.mixture_log_generative_similarity(
+    log_lik_x, log_lik_y, jnp.log(pi)
+)
 print("direct ratio of densities:", float(direct))
 print("log s_gen in log space:   ", float(in_log_space))
 
@@ -453,9 +465,9 @@ theta_star = jnp.array([2.0, 1.0])  # what the new loss alone would want
 curvature = jnp.array([1.0, 0.25])  # a_i: the loss is flatter along the second axis
 loss_grad = jax.grad(lambda params: 0.5 * jnp.sum(curvature * (params["w"] - theta_star) ** 2))
 
-fig, ax = plt.subplots(figsize=(6, 3.5))
-for weight in (0.0, 0.25, 1.0, 3.0):
-    tx = optax.chain(decay_to_init(weight), optax.scale_by_learning_rate(0.2))
+
+def descend(tx, num_steps=250):
+    """The path of the parameters under ``tx``, from ``theta_init``: ``[num_steps + 1, 2]``."""
 
     @jax.jit
     def step(params, state):
@@ -464,10 +476,15 @@ for weight in (0.0, 0.25, 1.0, 3.0):
 
     params, state = theta_init, tx.init(theta_init)
     path = [params["w"]]
-    for _ in range(250):
+    for _ in range(num_steps):
         params, state = step(params, state)
         path.append(params["w"])
-    path = np.array(path)
+    return np.array(path)
+
+
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for weight in (0.0, 0.25, 1.0, 3.0):
+    path = descend(optax.chain(decay_to_init(weight), optax.scale_by_learning_rate(0.2)))
     expected = (curvature * theta_star + weight * theta_init["w"]) / (curvature + weight)
     np.testing.assert_allclose(path[-1], expected, atol=1e-4)
     ax.plot(*path.T, ".-", markevery=25, label=f"w = {weight}")

@@ -83,7 +83,13 @@ from alignjax import runner
 from alignjax.data import figures
 from alignjax.data.quadrilaterals import REFERENCE_SHAPES, SHAPE_NAMES, classify, intruders
 from alignjax.evaluation import oddball_choices, oddball_error_rates
-from alignjax.methods import encoders, gensim_gaussian, gensim_quadrilaterals, objectives
+from alignjax.methods import (
+    encoders,
+    gensim_gaussian,
+    gensim_quadrilaterals,
+    gensim_quadrilaterals_report,
+    objectives,
+)
 
 workdir = pathlib.Path(tempfile.mkdtemp())  # checkpoints, embeddings and figures go here
 rng = np.random.default_rng(SEED)
@@ -120,7 +126,8 @@ print(
 # (`s_gen ≈ 0`), and overlapping components share part of their mass.
 
 # %%
-points, components = world.sample(rng, MATRIX_POINTS)
+items = world.sample(rng, MATRIX_POINTS)
+points, components = items["inputs"], items["labels"]
 order = np.argsort(components, kind="stable")
 points, components = points[order], components[order]
 exact_matrix = world.log_generative_similarity(points[:, None, :], points[None, :, :])
@@ -148,8 +155,8 @@ plt.show()
 # 1 (`E[p(x, y | same θ) / (p(x) p(y))] = ∫∫ p(x, y | same θ) = 1`).
 
 # %%
-x, _ = world.sample(rng, NUM_PAIRS)
-y, _ = world.sample(rng, NUM_PAIRS)
+x = world.sample(rng, NUM_PAIRS)["inputs"]
+y = world.sample(rng, NUM_PAIRS)["inputs"]
 exact = world.log_generative_similarity(x, y)  # held-out pairs, used again below
 s_gen = np.exp(exact.astype(np.float64))
 standard_error = s_gen.std() / np.sqrt(NUM_PAIRS)
@@ -190,9 +197,8 @@ for objective in gaussian.objectives:
         z = z / np.linalg.norm(z, axis=-1, keepdims=True)
     learned_matrix[objective] = z @ z.T
     spearman[objective] = stats.spearmanr(learned[objective], exact)[0]
-    print(
-        f"{objective:>10}: Spearman(learned similarity, exact log s_gen) = {spearman[objective]:.3f}"
-    )
+    rho = spearman[objective]
+    print(f"{objective:>10}: Spearman(learned similarity, exact log s_gen) = {rho:.3f}")
 
 # %%
 names = list(gaussian.objectives)
@@ -335,11 +341,12 @@ for objective in quadrilaterals.objectives:
 
 # %% [markdown]
 # A few held-out trials, from the most to the least regular shape
-# (`example_trials_figure`, the picture of the experiment's report): the intruder is
-# framed in green, and each image lists the objectives that chose it.
+# (`gensim_quadrilaterals_report.example_trials_figure`, the picture of the experiment's
+# report): the intruder is framed in green, and each image lists the objectives that
+# chose it.
 
 # %%
-gensim_quadrilaterals.example_trials_figure(quadrilaterals, trials, choices)
+gensim_quadrilaterals_report.example_trials_figure(quadrilaterals, trials, choices)
 plt.show()
 
 # %% [markdown]
@@ -359,7 +366,7 @@ metrics = {
     name: {"per_shape_error": results[name].per_shape_error_rate, **summaries[name]}
     for name in results
 }
-gensim_quadrilaterals.per_shape_figure(quadrilaterals, metrics)
+gensim_quadrilaterals_report.per_shape_figure(quadrilaterals, metrics)
 plt.show()
 
 for name, result in results.items():

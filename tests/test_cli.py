@@ -182,10 +182,10 @@ def test_eval_reports_the_accuracy_of_the_features(capsys, files):
     assert status == 0
     expected = evaluation.odd_one_out_accuracy(features, triplets).accuracy
     written = json.loads((path / "out.json").read_text())
-    assert written["features"]["accuracy"] == pytest.approx(expected)
-    assert "features/accuracy" in out and f"{expected:.4f}" in out
+    assert written["features"]["odd_one_out/triplets"] == pytest.approx(expected)
+    assert "features/odd_one_out/triplets" in out and f"{expected:.4f}" in out
     fine = evaluation.odd_one_out_accuracy(features, triplets[1::2]).accuracy
-    assert written["features"]["accuracy/fine"] == pytest.approx(fine)
+    assert written["features"]["odd_one_out/triplets/fine"] == pytest.approx(fine)
 
 
 def test_eval_bad_triplet_file_names_file_and_row(capsys, files):

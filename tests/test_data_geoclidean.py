@@ -124,19 +124,14 @@ def test_few_shot_task():
 
 
 def test_triplets_and_determinism():
-    a, b, c = WORLD.sample_triplets(0, 6), WORLD.sample_triplets(0, 6), WORLD.sample_triplets(1, 6)
-    assert a["images"].shape == (6, 3, 32, 32, 1) and a["images"].dtype == np.float32
-    assert a["images"].tobytes() == b["images"].tobytes()
-    assert a["images"].tobytes() != c["images"].tobytes()
+    a, b, c = (WORLD.sample_triplets(np.random.default_rng(seed), 6) for seed in (0, 0, 1))
+    assert a["inputs"].shape == (6, 3, 32, 32, 1) and a["inputs"].dtype == np.float32
+    assert a["inputs"].tobytes() == b["inputs"].tobytes()
+    assert a["inputs"].tobytes() != c["inputs"].tobytes()
     np.testing.assert_array_equal(a["labels"][:, 0], a["labels"][:, 1])
-    one = WORLD.sample_triplet(np.random.default_rng(4))
-    assert (
-        one["images"].tobytes()
-        == WORLD.sample_triplet(np.random.default_rng(4))["images"].tobytes()
-    )
-    distinct = g.GeoclideanWorld(image_size=16, distinct_negative=True).sample_triplets(0, 30)[
-        "labels"
-    ]
+    distinct = g.GeoclideanWorld(image_size=16, distinct_negative=True).sample_triplets(
+        np.random.default_rng(0), 30
+    )["labels"]
     assert np.all(distinct[:, 2] != distinct[:, 0])
 
 
@@ -169,7 +164,9 @@ def test_s_gen_matches_the_concept_sampler():
         ),
         ({"weights": (1.0,) * 3}, "weights"),
         ({"channels": 4}, "channels"),
-        ({"min_size": 0.0}, "min_size"),
+        ({"min_size": 0.0}, r"GeoclideanWorld.min_size=0.0: must be a finite number in \(0, 1\)"),
+        ({"image_size": 4}, r"image_size=4: must be an integer >= 8"),
+        ({"line_width": float("nan")}, "line_width=nan"),
     ],
 )
 def test_bad_world(kwargs, message):

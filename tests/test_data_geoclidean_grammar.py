@@ -16,7 +16,8 @@ def concepts():
 
 
 def _constraints(program):
-    """Constraints: one per object a point lies on (two for an intersection), one per repeated mention."""
+    """Constraints: one per object a point lies on (two for an intersection), one per
+    repeated mention."""
     mentions = [p for s in program.statements for p in (s.first, s.second)]
     return sum(len(on) for on in program.points.values()) + len(mentions) - len(set(mentions))
 
@@ -32,7 +33,8 @@ def test_programs_follow_the_grammar(concepts):
         mentioned = set()
         for statement in program.statements:
             if statement.kind == "circle" and statement.second not in mentioned:
-                # A circle's through point, defined there, is free or an intersection, never on one object.
+                # A circle's through point, defined there, is free or an intersection, never
+                # on one object.
                 assert len(program.points[statement.second]) != 1, concept.program
             mentioned |= {statement.first, statement.second}
     kinds = {s.kind for c in concepts for s in g.parse_program(c.program).statements}
@@ -81,7 +83,9 @@ def test_sampling_is_deterministic():
         ({"circle_probability": 1.5}, "circle_probability"),
         ({"point_probabilities": (0.0, 1.0, 0.0, 0.0)}, "free > 0"),
         ({"point_probabilities": (1.0, 0.0, 0.0, 0.0)}, "constrained points"),
-        ({"min_constraints": 0}, r"min_constraints must lie in \[1, 6\]"),
+        ({"min_constraints": 0}, r"ConceptGrammar.min_constraints=0: must be an integer >= 1"),
+        ({"min_size": 1.0}, r"min_size=1.0: must be a finite number in \(0, 1\)"),
+        ({"hidden_probability": float("nan")}, "hidden_probability=nan"),
         ({"max_objects": 2, "min_constraints": 3}, r"min_constraints must lie in \[1, 2\]"),
         ({"max_tries": 0}, "max_tries"),
     ],

@@ -1,4 +1,4 @@
-"""Hierarchy world: trees, s_gen from the lowest common ancestor, Levels triplets."""
+"""Hierarchy world: trees, s_gen from the lowest common ancestor, triplets, split depths."""
 
 import numpy as np
 import pytest
@@ -46,15 +46,13 @@ def test_balanced_tree():
         (lambda: HierarchyWorld(level_weights=(1.0, 1.0)), "level_weights"),
         (lambda: HierarchyWorld(level_weights=(0.0, 1.0, 1.0, 1.0)), "root weight"),
         (lambda: HierarchyWorld(scale_decay=0.0), "scale_decay"),
-        (lambda: WORLD.level_triplet(np.random.default_rng(0), "medium"), "level must be one of"),
+        (lambda: HierarchyWorld(scale_decay=1.5), r"scale_decay=1.5: must be a finite number in"),
+        (lambda: HierarchyWorld(item_scale=float("nan")), "item_scale=nan"),
+        (lambda: HierarchyWorld(image_size=4), r"image_size=4: must be an integer >= 8"),
+        (lambda: WORLD.split_depth("medium"), "level must be one of"),
         (lambda: WORLD.log_generative_similarity(0, 85), "leaves"),
         (lambda: WORLD.log_generative_similarity(1, 85), "leaf nodes"),
-        (
-            lambda: HierarchyWorld(tree=Tree.balanced((2, 2))).level_triplet(
-                np.random.default_rng(0), "fine"
-            ),
-            "height",
-        ),
+        (lambda: HierarchyWorld(tree=Tree.balanced((2, 2))).split_depth("fine"), "height"),
     ],
 )
 def test_bad_input(call, message):
@@ -102,47 +100,27 @@ def test_exact_s_gen_matches_the_sampler_on_an_unbalanced_tree():
     )
 
 
-@pytest.mark.parametrize(
-    ("level", "pair_depth", "odd_depth"), [("coarse", 1, 0), ("boundary", 2, 1), ("fine", 3, 2)]
-)
-def test_levels_triplets(level, pair_depth, odd_depth):
-    triplets = WORLD.level_triplets(0, 200, level)
-    tree = WORLD.tree
-    a, p, odd = triplets["labels"].T
-    pair_lca = tree.depths[tree.lca(a, p)]
-    assert np.all(pair_lca >= pair_depth)
-    np.testing.assert_array_equal(tree.depths[tree.lca(a, odd)], odd_depth)
-    np.testing.assert_array_equal(tree.depths[tree.lca(p, odd)], odd_depth)
-    np.testing.assert_array_equal(tree.lca(a, odd), triplets["split"])
-    if level == "fine":
-        np.testing.assert_array_equal(a, p)  # two items of one subordinate category
-    if level == "coarse":
-        assert np.mean(pair_lca == 1) > 0.5  # usually different basic categories
-    np.testing.assert_array_equal(triplets["ancestors"][:, :, -1], triplets["labels"])
-    assert triplets["images"].shape == (200, 3, 8, 8, 3)
+def test_split_depths_of_the_levels():
+    assert [WORLD.split_depth(level) for level in ("coarse", "boundary", "fine")] == [0, 1, 2]
+    deep = HierarchyWorld(tree=Tree.balanced((2, 2, 2, 2)), image_size=8)
+    assert [deep.split_depth(level) for level in ("coarse", "boundary", "fine")] == [0, 2, 3]
+    explicit = HierarchyWorld(tree=Tree.balanced((2, 2)), image_size=8, level_depths=(0, 1, 1))
+    assert explicit.split_depth("fine") == 1
 
 
 def test_generative_triplets_and_determinism():
-    a, b, c = (
-        WORLD.sample_triplets(1, 10),
-        WORLD.sample_triplets(1, 10),
-        WORLD.sample_triplets(2, 10),
-    )
+    a, b, c = (WORLD.sample_triplets(np.random.default_rng(seed), 10) for seed in (1, 1, 2))
     assert (
-        a["images"].tobytes() == b["images"].tobytes()
+        a["inputs"].tobytes() == b["inputs"].tobytes()
         and a["labels"].tobytes() == b["labels"].tobytes()
     )
-    assert a["images"].tobytes() != c["images"].tobytes()
+    assert a["inputs"].tobytes() != c["inputs"].tobytes()
+    assert a["inputs"].shape == (10, 3, 8, 8, 3) and a["inputs"].dtype == np.float32
     tree = WORLD.tree
     assert np.all(tree.is_ancestor(a["thetas"][:, 0], a["labels"][:, 0]))
     assert np.all(tree.is_ancestor(a["thetas"][:, 0], a["labels"][:, 1]))
     assert np.all(tree.is_ancestor(a["thetas"][:, 2], a["labels"][:, 2]))
-    one = WORLD.sample_triplet(np.random.default_rng(5))
-    assert one["images"].shape == (3, 8, 8, 3) and one["images"].dtype == np.float32
-    assert (
-        one["images"].tobytes()
-        == WORLD.sample_triplet(np.random.default_rng(5))["images"].tobytes()
-    )
+    np.testing.assert_array_equal(a["ancestors"][:, :, -1], a["labels"])
 
 
 def test_images_inherit_attributes():

@@ -141,17 +141,15 @@ def test_class_s_gen_values():
 
 
 def test_images_and_determinism():
-    a = WORLD.sample_triplets(5, 8)
-    b = WORLD.sample_triplets(5, 8)
-    c = WORLD.sample_triplets(6, 8)
-    assert a["images"].shape == (8, 3, 32, 32, 1) and a["images"].dtype == np.float32
+    a, b, c = (WORLD.sample_triplets(np.random.default_rng(seed), 8) for seed in (5, 5, 6))
+    assert a["inputs"].shape == (8, 3, 32, 32, 1) and a["inputs"].dtype == np.float32
     assert (
-        a["images"].tobytes() == b["images"].tobytes()
+        a["inputs"].tobytes() == b["inputs"].tobytes()
         and a["labels"].tobytes() == b["labels"].tobytes()
     )
-    assert a["images"].tobytes() != c["images"].tobytes()
+    assert a["inputs"].tobytes() != c["inputs"].tobytes()
     np.testing.assert_array_equal(a["labels"][:, 0], a["labels"][:, 1])
-    images = a["images"]
+    images = a["inputs"]
     assert images.min() >= 0 and images.max() <= 1 and np.any((images > 0.05) & (images < 0.95))
     # Outlines, not filled: the centroid pixel of a shape is background.
     centre = a["vertices"].mean(axis=2).astype(int)
@@ -159,20 +157,15 @@ def test_images_and_determinism():
     assert np.mean(values < 0.5) > 0.8
     # All vertices inside the image.
     assert a["vertices"].min() >= 0 and a["vertices"].max() <= 32
-    one = WORLD.sample_triplet(np.random.default_rng(3))
-    assert (
-        one["images"].tobytes()
-        == WORLD.sample_triplet(np.random.default_rng(3))["images"].tobytes()
-    )
     rgb = q.QuadrilateralWorld(image_size=16, channels=3).sample(np.random.default_rng(0), 2)[
-        "images"
+        "inputs"
     ]
     assert rgb.shape == (2, 16, 16, 3) and np.array_equal(rgb[..., 0], rgb[..., 2])
 
 
 def test_oddball_trials():
-    trials = WORLD.oddball_trials(0, 22)
-    assert trials["images"].shape == (22, 6, 32, 32, 1)
+    trials = WORLD.oddball_trials(np.random.default_rng(0), 22)
+    assert trials["inputs"].shape == (22, 6, 32, 32, 1)
     np.testing.assert_array_equal(trials["shape"], np.arange(22) % 11)
     classes = q.classify(trials["vertices"])
     is_intruder = np.arange(6)[None, :] == trials["intruder"][:, None]
@@ -183,10 +176,10 @@ def test_oddball_trials():
     squares = trials["shape"] == 0
     assert np.all(classes[squares][is_intruder[squares]] != 0)
     assert set(trials["intruder"]) <= set(range(6))
-    same = WORLD.oddball_trials(0, 22)
-    assert same["images"].tobytes() == trials["images"].tobytes()
-    single = WORLD.oddball_trial(np.random.default_rng(0), "kite")
-    assert single["images"].shape == (6, 32, 32, 1) and single["shape"] == 6
+    same = WORLD.oddball_trials(np.random.default_rng(0), 22)
+    assert same["inputs"].tobytes() == trials["inputs"].tobytes()
+    kites = WORLD.oddball_trials(np.random.default_rng(0), 2, ["kite"])
+    assert kites["inputs"].shape == (2, 6, 32, 32, 1) and kites["shape"].tolist() == [6, 6]
 
 
 @pytest.mark.parametrize(
@@ -195,13 +188,21 @@ def test_oddball_trials():
         (lambda: q.classify(np.zeros((3, 2))), "vertices must have shape"),
         (lambda: q.intruders(q.REFERENCE_SHAPES[0], vertex=4), "vertex"),
         (lambda: q.property_prior((0.5, 0.5, 0.5)), "p_parallel"),
-        (lambda: WORLD.oddball_trial(np.random.default_rng(0), "circle"), "shape must be one of"),
+        (
+            lambda: WORLD.oddball_trials(np.random.default_rng(0), 1, ["circle"]),
+            "shape must be one of",
+        ),
         (lambda: WORLD.sample_shapes(np.random.default_rng(0), [11]), "classes"),
         (lambda: q.QuadrilateralWorld(image_size=4), "image_size"),
         (lambda: q.QuadrilateralWorld(channels=2), "channels"),
         (lambda: q.QuadrilateralWorld(class_weights=(1.0,) * 10), "class_weights"),
         (lambda: q.QuadrilateralWorld(size_range=(0.9, 0.5)), "size_range"),
-        (lambda: q.QuadrilateralWorld(angle_margin=0.1), "angle_margin"),
+        (
+            lambda: q.QuadrilateralWorld(angle_margin=0.1),
+            r"angle_margin=0.1: must be .* \(0.5, 20\)",
+        ),
+        (lambda: q.QuadrilateralWorld(intruder_fraction=0.0), "intruder_fraction=0.0"),
+        (lambda: q.QuadrilateralWorld(max_side_ratio=float("inf")), "max_side_ratio=inf"),
     ],
 )
 def test_bad_input(call, message):

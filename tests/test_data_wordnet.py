@@ -5,7 +5,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from alignjax.data import wordnet
+from alignjax.data import levels, wordnet
 from alignjax.data.hierarchy import HierarchyWorld
 
 pytestmark = pytest.mark.skipif(
@@ -43,9 +43,12 @@ def test_wordnet_tree_drives_the_hierarchy_world():
     tree = wordnet.wordnet_tree(["dog.n.01"], max_depth=3, max_children=3)
     assert tree.height == 3  # hyponyms with hyponyms of their own come first
     world = HierarchyWorld(tree=tree, image_size=8)
-    triplet = world.level_triplet(np.random.default_rng(0), "boundary")
-    assert triplet["images"].shape == (3, 8, 8, 3)
-    assert tree.depths[tree.lca(*triplet["labels"][[0, 2]])] == 1
+    rng = np.random.default_rng(0)
+    leaves = np.repeat(tree.leaves, 2)
+    depth = world.split_depth("boundary")
+    triplet = leaves[levels.sample_level_triplets(tree, leaves, depth, 1, rng)[0]]
+    assert world.render_items(rng, triplet).shape == (3, 8, 8, 3)
+    assert tree.depths[tree.lca(triplet[0], triplet[2])] == 1
     s = np.exp(world.log_generative_similarity(tree.leaves[:, None], tree.leaves[None, :]))
     np.testing.assert_allclose(s, s.T, rtol=1e-5)
 

@@ -53,7 +53,12 @@ def test_rerun_in_the_same_workdir_restores_instead_of_retraining(run):
     ("override", "message"),
     [
         ("objectives=gensim,nope", r"objectives must be a non-empty subset.*'nope'"),
-        ("num_eval_pairs=1", "num_eval_pairs must be >= 2"),
+        ("num_eval_pairs=1", r"num_eval_pairs=1: must be an integer >= 2"),
+        ("jitter_std=-0.1", r"jitter_std=-0.1: must be a finite number >= 0"),
+        ("world.dim=0", r"world.dim=0: must be an integer >= 1"),
+        ("world.separation=nan", r"world.separation=nan: must be a finite number"),
+        ("objective.gensim_temperature=0", r"objective.gensim_temperature=0.0: .* > 0"),
+        ("objective.batch_size=0", r"objective.batch_size=0: must be an integer >= 1"),
     ],
 )
 def test_bad_configs_are_one_usage_error(override, message):

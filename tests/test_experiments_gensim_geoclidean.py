@@ -80,6 +80,11 @@ def test_rerun_in_the_same_workdir_restores_instead_of_retraining(run):
     [
         ("objectives=", "objectives must be a non-empty subset"),
         ("num_training_concepts=5", "num_training_concepts must be >= 10"),
+        ("num_training_concepts=1", r"num_training_concepts=1: must be an integer >= 2"),
+        ("num_train=0", r"num_train=0: must be an integer >= 1"),
+        ("seed=-3", r"seed=-3: must be an integer >= 0"),
+        ("world.min_size=1", r"world.min_size=1.0: must be a finite number in \(0, 1\)"),
+        ("objective.examples_per_call=0", r"objective.examples_per_call=0: .* >= 1"),
         ("grammar.min_objects=1", "min_objects"),
         ("example_concept=spiral", "spiral"),
     ],

@@ -61,9 +61,7 @@ def test_run_writes_its_artefacts(run):
         assert (workdir / name).stat().st_size > 10_000
     for objective in ("gensim", "gensim_contrastive", "simclr", "supcon"):
         assert (workdir / objective / "checkpoints").is_dir()
-    with np.load(workdir / "gensim" / "embeddings.npz") as saved:
-        assert saved["levels"].shape == (3 * 3 * 100, 32)
-        assert saved["rsa"].shape == (64 * 2, 32)
+    assert np.load(workdir / "gensim" / "embeddings.npy").shape == (64 * 2, 32)
 
 
 def test_rerun_in_the_same_workdir_restores_instead_of_retraining(run):
@@ -71,7 +69,7 @@ def test_rerun_in_the_same_workdir_restores_instead_of_retraining(run):
     log = workdir / "supcon" / "metrics.jsonl"
     records = log.read_text()
     # Without the cached embeddings the encoder must come back from its checkpoint.
-    (workdir / "supcon" / "embeddings.npz").unlink()
+    (workdir / "supcon" / "embeddings.npy").unlink()
     again = runner.run_experiment("gensim-hierarchy", workdir=workdir, overrides=SMALL)
     assert again["supcon"] == metrics["supcon"]
     assert again["gensim"] == metrics["gensim"]
@@ -104,11 +102,46 @@ def test_category_at_depth_keeps_shallow_leaves_as_their_own_category():
     assert [tree.names[i] for i in got] == ["a1", "a2", "b"]
 
 
+def test_levels_triplets_are_split_at_the_worlds_depths_over_the_held_out_items():
+    world = HierarchyWorld(tree=Tree.balanced((2, 2, 3)), image_size=8)
+    config = gensim_hierarchy.HierarchyConfig(
+        world=world, num_eval_triplets=50, eval_renderings_per_leaf=2
+    )
+    items = gensim_hierarchy.evaluation_items(config, world)
+    tree = world.tree
+    assert items["images"].shape == (12 * 2, 8, 8, 3)
+    np.testing.assert_array_equal(items["leaves"], np.repeat(tree.leaves, 2))
+    assert items["triplets"].shape == (150, 3)
+    np.testing.assert_array_equal(items["levels"], np.repeat([0, 1, 2], 50))
+    leaves = items["leaves"][items["triplets"]]
+    pair = tree.depths[tree.lca(leaves[:, 0], leaves[:, 1])]
+    odd = tree.depths[tree.lca(leaves[:, 0], leaves[:, 2])]
+    np.testing.assert_array_equal(odd, np.repeat([0, 1, 2], 50))
+    assert np.all(pair > odd)
+    assert np.all(items["triplets"][:, 0] != items["triplets"][:, 1])
+
+
 def test_bad_configs_are_refused_by_name():
     with pytest.raises(ValueError, match="objectives"):
         gensim_hierarchy.HierarchyConfig(objectives=("gensim", "magic"))
-    with pytest.raises(ValueError, match="num_eval_triplets"):
-        gensim_hierarchy.HierarchyConfig(num_eval_triplets=0)
     config = gensim_hierarchy.HierarchyConfig(supcon_depth=5)
     with pytest.raises(ValueError, match="supcon_depth"):
         gensim_hierarchy.supcon_depth(config, config.world)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("num_eval_triplets=0", r"num_eval_triplets=0: must be an integer >= 1"),
+        ("eval_renderings_per_leaf=1", r"eval_renderings_per_leaf=1: must be an integer >= 2"),
+        ("supcon_depth=0", r"supcon_depth=0: must be an integer >= 1"),
+        ("tree.branching=4,0", r"tree.branching=\(4, 0\): .*integer >= 1"),
+        ("world.scale_decay=0", r"world.scale_decay=0.0: must be a finite number in \(0, 1\]"),
+        ("objective.gensim_temperature=0", r"objective.gensim_temperature=0.0: must be .* > 0"),
+        ("objective.batch_size=0", r"objective.batch_size=0: must be an integer >= 1"),
+        ("objective.batch_size=40", r"objective.batch_size=40: must be a multiple of"),
+    ],
+)
+def test_bad_overrides_fail_at_config_construction(override, message):
+    with pytest.raises(runner.UsageError, match=message):
+        runner.get_experiment("gensim-hierarchy").config("quick", [override])

@@ -78,10 +78,19 @@ def test_regularity_summary_by_hand():
         gensim_quadrilaterals.regularity_summary({"square": 0.1})
 
 
-def test_bad_configs_name_the_field():
-    with pytest.raises(runner.UsageError, match="objectives"):
-        runner.get_experiment("gensim-quadrilaterals").config("quick", ["objectives=gensim,nope"])
-    with pytest.raises(runner.UsageError, match="human_error_rates"):
-        runner.get_experiment("gensim-quadrilaterals").config(
-            "quick", ["human_error_rates=0.1,0.2"]
-        )
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("objectives=gensim,nope", "objectives"),
+        ("human_error_rates=0.1,0.2", "human_error_rates must hold 11 rates"),
+        ("human_error_rates=" + ",".join(["1.5"] * 11), r"human_error_rates=.*in \[0, 1\]"),
+        ("num_trials_per_shape=0", r"num_trials_per_shape=0: must be an integer >= 1"),
+        ("num_example_trials=12", r"num_example_trials=12: must be an integer in \[0, 11\]"),
+        ("world.intruder_fraction=0.7", r"world.intruder_fraction=0.7: .* in \(0, 0.6\]"),
+        ("objective.contrastive_temperature=-1", r"objective.contrastive_temperature=-1.0"),
+        ("objective.num_threads=-1", r"objective.num_threads=-1: must be an integer >= 0"),
+    ],
+)
+def test_bad_configs_name_the_field(override, message):
+    with pytest.raises(runner.UsageError, match=message):
+        runner.get_experiment("gensim-quadrilaterals").config("quick", [override])

@@ -7,6 +7,7 @@ import pytest
 from flax import nnx
 
 from alignjax import losses
+from alignjax.config import ConfigError
 from alignjax.methods import encoders, objectives
 from alignjax.training import TrainConfig
 
@@ -155,3 +156,22 @@ def test_gensim_nce_reaches_the_log_sgen_optimum_from_samples_alone(tmp_path):
     log_s = np.log(S_GEN)
     gaps = similarity[:, :, None] - similarity[:, None, :]
     np.testing.assert_allclose(gaps, log_s[:, :, None] - log_s[:, None, :], atol=0.35)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": 0}, r"ObjectiveConfig.batch_size=0: must be an integer >= 1"),
+        ({"gensim_temperature": 0.0}, r"ObjectiveConfig.gensim_temperature=0.0: .* > 0"),
+        ({"contrastive_temperature": float("inf")}, r"contrastive_temperature=inf"),
+        ({"num_threads": -1}, r"ObjectiveConfig.num_threads=-1: must be an integer >= 0"),
+        ({"examples_per_call": 0}, r"ObjectiveConfig.examples_per_call=0: .* >= 1"),
+        (
+            {"batch_size": 24, "examples_per_call": 16},
+            r"ObjectiveConfig.batch_size=24: must be a multiple of examples_per_call=16",
+        ),
+    ],
+)
+def test_bad_objective_configs_are_refused_on_construction(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        objectives.ObjectiveConfig(**kwargs)

@@ -23,7 +23,7 @@ ALLOWED_INTERNAL = {
     "data": {"data", "losses", "config"},
     "models": {"models", "config"},
     "training": {"training", "config"},
-    "evaluation": {"evaluation", "losses", "data", "config"},
+    "evaluation": {"evaluation", "losses", "data", "models", "config"},
     "methods": {"methods", "losses", "data", "models", "training", "evaluation", "config"},
 }
 PURE_THIRD_PARTY = {"jax", "optax", "numpy"}

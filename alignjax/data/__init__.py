@@ -10,9 +10,15 @@ second to import and are only needed for storage and streaming):
 - ``pipeline``: Grain streams (on the fly and from storage), device placement.
 - ``readers``: THINGS-format triplet files, feature matrices, image folders.
 - ``fashion_mnist``: the Debian ``dataset-fashion-mnist`` files and a class hierarchy.
+- ``world``: the :class:`World` protocol every generative world follows
+  (``sample(rng, n)``, ``sample_triplets(rng, n)``) and its ``batch_generator``.
 - worlds: ``gaussian_mixture``, ``quadrilaterals``, ``geoclidean`` (with the
   ``geoclidean_grammar`` of concepts), ``hierarchy`` (with ``wordnet`` trees), drawn by
   ``rendering``; ``figures`` pictures them.
+- ``generative_similarity``: the exact and Monte Carlo ``log s_gen`` the worlds compute
+  (mixtures, Gaussian mixtures, conjugate Gaussians).
+- ``levels``: abstraction levels of a category tree (Levels triplets, level codes,
+  held-out categories).
 
 >>> import alignjax.data as data
 >>> data.TripletSet.__module__
@@ -51,6 +57,14 @@ _MODULE_EXPORTS = {
         "load_fashion_mnist",
         "read_idx",
     ),
+    "world": ("World", "batch_generator"),
+    "generative_similarity": (
+        "conjugate_gaussian_log_generative_similarity",
+        "gaussian_component_log_likelihoods",
+        "gaussian_mixture_log_generative_similarity",
+        "mixture_log_generative_similarity",
+        "monte_carlo_log_generative_similarity",
+    ),
     "gaussian_mixture": ("GaussianMixtureWorld",),
     "quadrilaterals": (
         "ANGLE_TOLERANCE",
@@ -84,7 +98,18 @@ _MODULE_EXPORTS = {
         "structure_key",
     ),
     "geoclidean_grammar": ("ConceptGrammar", "POINT_KINDS"),
-    "hierarchy": ("HierarchyWorld", "LEVELS", "NUM_ATTRIBUTES", "Tree"),
+    "hierarchy": ("HierarchyWorld", "NUM_ATTRIBUTES", "Tree"),
+    "levels": (
+        "LEVELS",
+        "LEVELS_AND_OTHER",
+        "OTHER",
+        "basic_depth",
+        "held_out_leaves",
+        "level_depths",
+        "sample_level_triplets",
+        "split_per_category",
+        "triplet_levels",
+    ),
     "wordnet": (
         "Synset",
         "WORDNET_DIR",

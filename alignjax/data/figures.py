@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from alignjax.data import gaussian_mixture, geoclidean, hierarchy, quadrilaterals
+from alignjax.data import gaussian_mixture, geoclidean, hierarchy, levels, quadrilaterals
 
 WORLDS = ("gaussian_mixture", "quadrilaterals", "geoclidean", "hierarchy")
 
@@ -57,7 +57,8 @@ def _row_label(ax, text: str) -> None:
 def gaussian_mixture_figure(path: pathlib.Path, seed: int = 0, dpi: int = 120) -> None:
     """Samples by component and ``s_gen(x, y0)`` over the plane."""
     world = gaussian_mixture.GaussianMixtureWorld(num_components=4, separation=3.0, seed=seed)
-    x, labels = world.sample(np.random.default_rng(seed), 800)
+    items = world.sample(np.random.default_rng(seed), 800)
+    x, labels = items["inputs"], items["labels"]
     fig = Figure(figsize=(9, 4.2))
     left, right = fig.subplots(1, 2)
     colours = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
@@ -119,15 +120,15 @@ def quadrilaterals_figure(
             title = headers[j] if k == 0 else None
             _show(axes[k, j], images[j], title, frame="tab:red" if 1 <= j <= 4 else None)
         _row_label(axes[k, 0], name.replace("_", "\n"))
-    trial = world.oddball_trial(rng, "rectangle")
+    trial = {k: v[0] for k, v in world.oddball_trials(rng, 1, ["rectangle"]).items()}
     for j in range(columns):
         ax = axes[-1, j]
         if j < 6:
             intruder = j == int(trial["intruder"])
             if intruder:
-                _show(ax, trial["images"][j], "intruder", frame="tab:red")
+                _show(ax, trial["inputs"][j], "intruder", frame="tab:red")
             else:
-                _show(ax, trial["images"][j])
+                _show(ax, trial["inputs"][j])
         else:
             ax.axis("off")
     _row_label(axes[-1, 0], "oddball\ntrial")
@@ -181,7 +182,8 @@ def hierarchy_figure(
     superordinates = list(tree.children[0])
     leaves_by_row = [tree.leaves[tree.ancestors[tree.leaves, 1] == s] for s in superordinates]
     columns = max(len(r) for r in leaves_by_row)
-    triplet_rows = ["coarse", "boundary", "fine", "s_gen"]
+    triplet_rows = [*levels.LEVELS, "s_gen"]
+    num_triplets = min(4, columns // 4 + 1)
     rows = len(superordinates) + len(triplet_rows)
     fig = Figure(figsize=(columns * 0.62 + 0.9, rows * 0.72 + 0.5))
     axes = fig.subplots(rows, columns)
@@ -195,22 +197,28 @@ def hierarchy_figure(
             else:
                 axes[r, j].axis("off")
         _row_label(axes[r, 0], f"super {tree.names[superordinates[r]]}")
+    # Levels triplets over two renderings of every leaf (a fine pair is two of one leaf).
+    item_leaves = np.repeat(tree.leaves, 2)
+    item_images = world.render_items(rng, item_leaves)
     for i, level in enumerate(triplet_rows):
         r = len(superordinates) + i
         for j in range(columns):
             axes[r, j].axis("off")
-        for t in range(min(4, columns // 4 + 1)):
-            if level == "s_gen":
-                triplet = world.sample_triplet(rng)
-            else:
-                triplet = world.level_triplet(rng, level)
+        if level == "s_gen":
+            triplets = world.sample_triplets(rng, num_triplets)
+            labels, images = triplets["labels"], triplets["inputs"]
+        else:
+            depth = world.split_depth(level)
+            indices = levels.sample_level_triplets(tree, item_leaves, depth, num_triplets, rng)
+            labels, images = item_leaves[indices], item_images[indices]
+        for t in range(num_triplets):
             for m in range(3):
                 j = 4 * t + m
                 if j >= columns:
                     break
                 axes[r, j].axis("on")
-                name = tree.names[int(triplet["labels"][m])]
-                _show(axes[r, j], triplet["images"][m], name, frame="tab:red" if m == 2 else None)
+                name = tree.names[int(labels[t, m])]
+                _show(axes[r, j], images[t, m], name, frame="tab:red" if m == 2 else None)
                 axes[r, j].title.set_fontsize(5)
         label = "s_gen triplet\n(anchor, pos, neg)" if level == "s_gen" else f"{level}\n(odd last)"
         _row_label(axes[r, 0], label)

@@ -10,7 +10,7 @@ coordinates of an item, so the generative similarity is the mixture formula
                          {p(x)\, p(y)} = \sum_k \frac{r_k(x)\, r_k(y)}{\pi_k},
 
 with responsibilities ``r_k``, evaluated in log space by
-:func:`alignjax.losses.generative_similarity.gaussian_mixture_log_generative_similarity`.
+:func:`alignjax.data.generative_similarity.gaussian_mixture_log_generative_similarity`.
 :meth:`GaussianMixtureWorld.monte_carlo_log_generative_similarity` estimates the same
 quantity from components drawn from the prior (the route for intractable models).
 
@@ -22,8 +22,8 @@ apart; with unit standard deviations, ``separation`` is in standard deviations).
 Example:
 
 >>> world = GaussianMixtureWorld(num_components=3, dim=2, separation=6.0)
->>> x, labels = world.sample(np.random.default_rng(0), 5)
->>> x.shape, labels.shape
+>>> items = world.sample(np.random.default_rng(0), 5)
+>>> items["inputs"].shape, items["labels"].shape
 ((5, 2), (5,))
 >>> s = np.exp(world.log_generative_similarity(world.means[0], world.means[0]))
 >>> round(float(s), 3)  # a point at a well-separated mean: 1 / pi_0
@@ -32,15 +32,16 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 import numpy as np
 
-from alignjax.losses import generative_similarity
+from alignjax.config import checked, configclass
+from alignjax.data import generative_similarity
+from alignjax.data.world import batch_generator
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class GaussianMixtureWorld:
     """Isotropic Gaussian mixture in ``dim`` dimensions (see module doc).
 
@@ -57,23 +58,21 @@ class GaussianMixtureWorld:
         with probability ``sum_k pi_k^2``).
     """
 
-    num_components: int = 4
-    dim: int = 2
-    separation: float = 4.0
+    num_components: int = checked(4, ge=1)
+    dim: int = checked(2, ge=1)
+    separation: float = checked(4.0, ge=0)
     stds: float | tuple[float, ...] = 1.0
     weights: tuple[float, ...] | None = None
-    seed: int = 0
+    seed: int = checked(0, ge=0)
     distinct_negative: bool = False
 
     def __post_init__(self):
-        if not isinstance(self.num_components, (int, np.integer)) or self.num_components < 1:
+        if not isinstance(self.num_components, (int, np.integer)):
             raise ValueError(
                 f"num_components must be a positive integer, got {self.num_components!r}"
             )
-        if not isinstance(self.dim, (int, np.integer)) or self.dim < 1:
+        if not isinstance(self.dim, (int, np.integer)):
             raise ValueError(f"dim must be a positive integer, got {self.dim!r}")
-        if not np.isfinite(self.separation) or self.separation < 0:
-            raise ValueError(f"separation must be finite and non-negative, got {self.separation!r}")
         stds = np.atleast_1d(np.asarray(self.stds, dtype=float))
         valid = np.all(np.isfinite(stds)) and np.all(stds > 0)
         if stds.shape not in ((1,), (self.num_components,)) or not valid:
@@ -137,12 +136,23 @@ class GaussianMixtureWorld:
         x = self.means[components] + self.component_stds[components][..., None] * noise
         return x.astype(np.float32)
 
-    def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """``n`` items of the mixture: ``(x float32 [n, d], labels int [n])``."""
+    def sample(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+        """``n`` items of the mixture: ``inputs float32 [n, d]``, ``labels int [n]``
+        (their components)."""
         labels = self.sample_components(rng, n)
-        return self.sample_given(rng, labels), labels
+        return {"inputs": self.sample_given(rng, labels), "labels": labels}
 
-    def _triplets(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    def sample_triplets(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+        """``n`` generative-similarity triplets (anchor, positive, negative).
+
+        Anchor and positive share a component; the negative's component is drawn
+        independently from ``pi`` (so it may equal the anchor's) unless
+        ``distinct_negative``. The batch is drawn from :func:`batch_generator` of ``rng``.
+
+        Returns:
+          ``inputs float32 [n, 3, d]`` and ``labels int [n, 3]`` (components).
+        """
+        rng = batch_generator(rng)
         anchor = self.sample_components(rng, n)
         negative = self.sample_components(rng, n)
         if self.distinct_negative:
@@ -153,27 +163,7 @@ class GaussianMixtureWorld:
                 p[anchor[i]] = 0.0
                 negative[i] = rng.choice(self.num_components, p=p / p.sum())
         labels = np.stack([anchor, anchor, negative], axis=1)
-        return {"x": self.sample_given(rng, labels), "labels": labels}
-
-    def sample_triplet(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """One generative-similarity triplet (anchor, positive, negative).
-
-        Anchor and positive share a component; the negative's component is drawn
-        independently from ``pi`` (so it may equal the anchor's) unless
-        ``distinct_negative``.
-
-        Returns:
-          ``x float32 [3, d]`` and ``labels int [3]``.
-        """
-        return {k: v[0] for k, v in self._triplets(rng, 1).items()}
-
-    def sample_triplets(self, seed: int, n: int) -> dict[str, np.ndarray]:
-        """``n`` triplets from ``seed``: ``x [n, 3, d]``, ``labels [n, 3]``.
-
-        One generator seeded with ``seed`` serves the whole batch (vectorised), so the
-        triplets differ from a stream of :meth:`sample_triplet` calls.
-        """
-        return self._triplets(np.random.default_rng(seed), n)
+        return {"inputs": self.sample_given(rng, labels), "labels": labels}
 
     def log_generative_similarity(self, x, y) -> np.ndarray:
         """Exact ``log s_gen(x, y)`` for items ``[..., d]`` (broadcast batch shapes)."""

@@ -49,8 +49,8 @@ Example:
 >>> [s.kind for s in program.statements], program.points["p3"]
 (['circle', 'line'], ('c1',))
 >>> world = GeoclideanWorld(image_size=32)
->>> world.sample_triplet(np.random.default_rng(0))["images"].shape
-(3, 32, 32, 1)
+>>> world.sample_triplets(np.random.default_rng(0), 2)["inputs"].shape
+(2, 3, 32, 32, 1)
 """
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ from typing import Literal
 
 import numpy as np
 
-from alignjax.data import rendering
-from alignjax.losses import generative_similarity
+from alignjax.config import checked, configclass
+from alignjax.data import generative_similarity, rendering
+from alignjax.data.world import batch_generator
 
 Variant = Literal["concept", "close"]
 
@@ -523,7 +524,7 @@ def _bounds(segments: np.ndarray, circles: np.ndarray) -> tuple[np.ndarray, np.n
     return stacked.min(axis=0), stacked.max(axis=0)
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class GeoclideanWorld:
     """Concepts as programs, rendered as line drawings (see module doc).
 
@@ -543,11 +544,11 @@ class GeoclideanWorld:
 
     concepts: tuple[Concept, ...] = CONCEPTS
     weights: tuple[float, ...] | None = None
-    image_size: int = 64
+    image_size: int = checked(64, ge=8)
     channels: int = 1
     line_width: float = 1.5
     margin: float = 3.0
-    min_size: float = 0.1
+    min_size: float = checked(0.1, gt=0, lt=1)
     distinct_negative: bool = False
 
     def __post_init__(self):
@@ -556,14 +557,14 @@ class GeoclideanWorld:
         names = [c.name for c in self.concepts]
         if len(set(names)) != len(names):
             raise ValueError(f"concept names must be unique, got {names}")
-        self._programs  # parses every program once, raising on the first bad one
+        _ = self._programs  # parses every program once, raising on the first bad one
         if self.weights is not None:
             w = np.asarray(self.weights, dtype=float)
             if w.shape != (len(self.concepts),) or np.any(~(w > 0)):
                 raise ValueError(
                     f"weights must be {len(self.concepts)} positive numbers, got {self.weights!r}"
                 )
-        if not isinstance(self.image_size, (int, np.integer)) or self.image_size < 8:
+        if not isinstance(self.image_size, (int, np.integer)):
             raise ValueError(f"image_size must be an integer >= 8, got {self.image_size!r}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels!r}")
@@ -571,8 +572,6 @@ class GeoclideanWorld:
             raise ValueError(f"line_width must lie in (0, image_size / 4), got {self.line_width!r}")
         if not 0 <= self.margin < self.image_size / 4:
             raise ValueError(f"margin must lie in [0, image_size / 4), got {self.margin!r}")
-        if not 0 < self.min_size < 1:
-            raise ValueError(f"min_size must lie in (0, 1), got {self.min_size!r}")
 
     @property
     def prior(self) -> np.ndarray:
@@ -673,13 +672,23 @@ class GeoclideanWorld:
         """``n`` instances of concepts drawn from the prior.
 
         Returns:
-          ``images float32 [n, H, W, C]``, ``labels int [n]`` (concept indices).
+          ``inputs float32 [n, H, W, C]``, ``labels int [n]`` (concept indices).
         """
         labels = self.sample_concepts(rng, n)
         instances = [sample_instance(self.program(k), rng, self.min_size) for k in labels]
-        return {"images": self.render(instances), "labels": labels}
+        return {"inputs": self.render(instances), "labels": labels}
 
-    def _triplets(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    def sample_triplets(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+        """``n`` generative-similarity triplets (anchor, positive, negative).
+
+        Anchor and positive are instances of one concept; the negative's concept is
+        drawn independently from the prior (it may be the same) unless
+        ``distinct_negative``. The batch is drawn from :func:`batch_generator` of ``rng``.
+
+        Returns:
+          ``inputs float32 [n, 3, H, W, C]``, ``labels int [n, 3]`` (concept indices).
+        """
+        rng = batch_generator(rng)
         k = len(self.concepts)
         anchor = self.sample_concepts(rng, n)
         negative = self.sample_concepts(rng, n)
@@ -692,29 +701,9 @@ class GeoclideanWorld:
         instances = [sample_instance(self.program(c), rng, self.min_size) for c in labels.ravel()]
         size = self.image_size
         return {
-            "images": self.render(instances).reshape(n, 3, size, size, self.channels),
+            "inputs": self.render(instances).reshape(n, 3, size, size, self.channels),
             "labels": labels,
         }
-
-    def sample_triplet(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """One generative-similarity triplet (anchor, positive, negative).
-
-        Anchor and positive are instances of one concept; the negative's concept is
-        drawn independently from the prior (it may be the same) unless
-        ``distinct_negative``.
-
-        Returns:
-          ``images float32 [3, H, W, C]``, ``labels int [3]``.
-        """
-        return {key: value[0] for key, value in self._triplets(rng, 1).items()}
-
-    def sample_triplets(self, seed: int, n: int) -> dict[str, np.ndarray]:
-        """``n`` triplets from ``seed``: leading ``[n]`` axis.
-
-        One generator seeded with ``seed`` serves the whole batch (vectorised), so the
-        triplets differ from a stream of :meth:`sample_triplet` calls.
-        """
-        return self._triplets(np.random.default_rng(seed), n)
 
     def sample_task(
         self,

@@ -49,18 +49,18 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
 
+from alignjax.config import checked, configclass
 from alignjax.data.geoclidean import Concept, Program, parse_program, sample_instance, structure_key
 
 #: Point kinds of the grammar, in the order of ``point_probabilities``.
 POINT_KINDS: tuple[str, ...] = ("free", "existing", "on", "meet")
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class ConceptGrammar:
     """A probabilistic grammar over Geoclidean programs (see module doc).
 
@@ -77,33 +77,31 @@ class ConceptGrammar:
       max_tries: instance attempts before a program counts as unsatisfiable.
     """
 
-    min_objects: int = 2
-    max_objects: int = 4
-    circle_probability: float = 0.4
-    point_probabilities: tuple[float, float, float, float] = (0.3, 0.3, 0.25, 0.15)
-    hidden_probability: float = 0.2
-    min_constraints: int = 1
-    min_size: float = 0.1
-    max_tries: int = 50
+    min_objects: int = checked(2, ge=2)
+    max_objects: int = checked(4, ge=2)
+    circle_probability: float = checked(0.4, ge=0, le=1)
+    point_probabilities: tuple[float, float, float, float] = checked((0.3, 0.3, 0.25, 0.15), ge=0)
+    hidden_probability: float = checked(0.2, ge=0, le=1)
+    min_constraints: int = checked(1, ge=1)
+    min_size: float = checked(0.1, gt=0, lt=1)
+    max_tries: int = checked(50, ge=1)
 
     def __post_init__(self):
         if not 2 <= self.min_objects <= self.max_objects:
             raise ValueError(
-                f"need 2 <= min_objects <= max_objects, got {self.min_objects} and {self.max_objects}"
+                "need 2 <= min_objects <= max_objects, "
+                f"got {self.min_objects} and {self.max_objects}"
             )
-        for name in ("circle_probability", "hidden_probability"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)!r}")
         p = np.asarray(self.point_probabilities, dtype=float)
         if p.shape != (4,) or np.any(p < 0) or not p[0] > 0:
             raise ValueError(
-                "point_probabilities must be 4 non-negative numbers (free, existing, on, meet) with "
-                f"free > 0, got {self.point_probabilities!r}"
+                "point_probabilities must be 4 non-negative numbers (free, existing, on, meet) "
+                f"with free > 0, got {self.point_probabilities!r}"
             )
         if not p[1:].sum() > 0:
             raise ValueError(
-                "point_probabilities must give some chance to constrained points (existing, on or meet), "
-                f"got {self.point_probabilities!r}"
+                "point_probabilities must give some chance to constrained points (existing, on "
+                f"or meet), got {self.point_probabilities!r}"
             )
         most = 2 * (self.max_objects - 1)
         if not 1 <= self.min_constraints <= most:
@@ -111,8 +109,6 @@ class ConceptGrammar:
                 f"min_constraints must lie in [1, {most}] (the first object's points are free), "
                 f"got {self.min_constraints}"
             )
-        if self.max_tries < 1:
-            raise ValueError(f"max_tries must be >= 1, got {self.max_tries}")
 
     def sample_program(self, rng: np.random.Generator) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The source lines of one program and of its close variant.
@@ -129,8 +125,9 @@ class ConceptGrammar:
                 break
         else:
             raise ValueError(
-                f"10000 programs of the grammar had fewer than min_constraints={self.min_constraints} "
-                "constraints; lower it or raise the constrained points' probabilities"
+                "10000 programs of the grammar had fewer than "
+                f"min_constraints={self.min_constraints} constraints; lower it or raise the "
+                "constrained points' probabilities"
             )
         program = _source(statements)
         site = sites[rng.integers(len(sites))]
@@ -228,7 +225,8 @@ class ConceptGrammar:
                     s["kind"] == kind and _same_object(kind, s["ends"], ends) for s in statements
                 ):
                     break
-            name = f"{'c' if kind == 'circle' else 'l'}{sum(s['kind'] == kind for s in statements) + 1}"
+            count = sum(s["kind"] == kind for s in statements)
+            name = f"{'c' if kind == 'circle' else 'l'}{count + 1}"
             for slot, (point, on) in enumerate((first, second)):
                 if point in points or on:
                     sites.append((index, slot))

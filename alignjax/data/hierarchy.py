@@ -42,19 +42,14 @@ e.g. ``(1 + 4 + 16 + 64) / 4 = 21.25`` for two items of one leaf of the default 
 ``1/4`` across superordinates. The similarity is defined on the items' categories
 (their leaves): the item noise is a nuisance, as in the paper, where the images of a
 class are interchangeable. It is computed as a finite mixture over the nodes with
-:func:`alignjax.losses.generative_similarity.mixture_log_generative_similarity`.
+:func:`alignjax.data.generative_similarity.mixture_log_generative_similarity`.
 
 **Levels triplets** (odd one out last, as in the Levels data set of Muttenthaler et
-al.): a triplet at split depth ``k`` picks a node ``u`` at depth ``k`` with at least two
-children (uniformly), two distinct children ``c1 != c2``; anchor and positive are leaves
-drawn by uniform descent under ``c1``, the odd one a leaf under ``c2``. So the pair's
-lowest common ancestor is ``c1`` or deeper and the odd item's is exactly ``u``:
-
-- ``coarse`` (``k = 0``): two items of one superordinate, the odd one from another;
-- ``boundary`` (``k = height - 2``): two items of one category and the odd one from a
-  sibling category under the same parent (basic level in the default tree);
-- ``fine`` (``k = height - 1``): all three within one category (the parent of
-  leaves), two from one subordinate category (the same leaf), one from another.
+al.) split at a depth of the tree: the odd item's lowest common ancestor with the pair
+lies at that depth, the pair's strictly deeper. :meth:`HierarchyWorld.split_depth`
+gives the world's depth of each level (``coarse`` 0, ``boundary`` ``height - 2``,
+``fine`` ``height - 1``, or ``level_depths``); :func:`alignjax.data.levels.sample_level_triplets`
+draws them over a fixed set of items.
 
 References:
   Marjieh, R. et al. (2024). Learning human-aligned representations with contrastive
@@ -68,8 +63,8 @@ Example:
 >>> tree.names[tree.lca(tree.index("poodle"), tree.index("beagle"))]
 'dog'
 >>> world = HierarchyWorld(tree=Tree.balanced((2, 2)), image_size=16)
->>> world.sample_triplet(np.random.default_rng(0))["images"].shape
-(3, 16, 16, 3)
+>>> world.sample_triplets(np.random.default_rng(0), 5)["inputs"].shape
+(5, 3, 16, 16, 3)
 """
 
 from __future__ import annotations
@@ -77,14 +72,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Sequence
-from typing import Literal, Union
+from typing import Literal, get_args
 
 import numpy as np
 
-from alignjax.data import rendering
-from alignjax.losses import generative_similarity
+from alignjax.config import checked, configclass
+from alignjax.data import generative_similarity, rendering
+from alignjax.data.world import batch_generator
 
-Nested = Union[str, tuple[str, Sequence["Nested"]]]
+Nested = str | tuple[str, Sequence["Nested"]]
 Level = Literal["coarse", "boundary", "fine"]
 LEVELS: tuple[str, ...] = ("coarse", "boundary", "fine")
 
@@ -291,7 +287,7 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class HierarchyWorld:
     """Images of categories inheriting attributes down a tree (see module doc).
 
@@ -311,12 +307,12 @@ class HierarchyWorld:
     """
 
     tree: Tree = Tree.balanced((4, 4, 4))
-    image_size: int = 32
+    image_size: int = checked(32, ge=8)
     level_weights: tuple[float, ...] | None = None
-    attribute_scale: float = 0.5
-    scale_decay: float = 0.2
-    item_scale: float = 0.01
-    seed: int = 0
+    attribute_scale: float = checked(0.5, ge=0)
+    scale_decay: float = checked(0.2, gt=0, le=1)
+    item_scale: float = checked(0.01, ge=0)
+    seed: int = checked(0, ge=0)
     level_depths: tuple[int, int, int] | None = None
     distinct_negative: bool = False
 
@@ -325,7 +321,7 @@ class HierarchyWorld:
             raise ValueError(f"tree must be a Tree, got {type(self.tree).__name__}")
         if self.tree.height < 1:
             raise ValueError("tree must have at least one level below the root")
-        if not isinstance(self.image_size, (int, np.integer)) or self.image_size < 8:
+        if not isinstance(self.image_size, (int, np.integer)):
             raise ValueError(f"image_size must be an integer >= 8, got {self.image_size!r}")
         if self.level_weights is not None:
             w = np.asarray(self.level_weights, dtype=float)
@@ -335,11 +331,6 @@ class HierarchyWorld:
                     f"0..{self.tree.height}) with a positive root weight, "
                     f"got {self.level_weights!r}"
                 )
-        for name in ("attribute_scale", "item_scale"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be non-negative, got {getattr(self, name)!r}")
-        if not 0 < self.scale_decay <= 1:
-            raise ValueError(f"scale_decay must lie in (0, 1], got {self.scale_decay!r}")
         if self.level_depths is not None:
             depths = tuple(self.level_depths)
             if len(depths) != 3 or any(not 0 <= d < self.tree.height for d in depths):
@@ -489,7 +480,7 @@ class HierarchyWorld:
         shape = leaves.shape
         images = self.render_items(rng, leaves.ravel())
         return {
-            "images": images.reshape(shape + images.shape[1:]),
+            "inputs": images.reshape(shape + images.shape[1:]),
             "labels": leaves,
             "ancestors": self.tree.ancestors[leaves],
         }
@@ -498,12 +489,24 @@ class HierarchyWorld:
         """``n`` items of the marginal ``theta ~ pi``, leaf ``~ q(. | theta)``.
 
         Returns:
-          ``images float32 [n, H, W, 3]``, ``labels int [n]`` (leaf node indices) and
+          ``inputs float32 [n, H, W, 3]``, ``labels int [n]`` (leaf node indices) and
           ``ancestors int [n, height + 1]`` (node at each depth, ``-1`` below the leaf).
         """
         return self._items(rng, self.sample_leaves(rng, self.sample_thetas(rng, n)))
 
-    def _triplets(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    def sample_triplets(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+        """``n`` generative-similarity triplets (anchor, positive, negative).
+
+        Anchor and positive are items of leaves drawn under one node ``theta``; the
+        negative's node is drawn independently from ``pi`` (it may equal ``theta``, and
+        with the root in the prior its leaf may equal the anchor's) unless
+        ``distinct_negative``. The batch is drawn from :func:`batch_generator` of ``rng``.
+
+        Returns:
+          ``inputs float32 [n, 3, H, W, 3]``, ``labels int [n, 3]`` (leaves),
+          ``ancestors int [n, 3, height + 1]``, ``thetas int [n, 3]``.
+        """
+        rng = batch_generator(rng)
         anchor = self.sample_thetas(rng, n)
         negative = self.sample_thetas(rng, n)
         if self.distinct_negative:
@@ -516,34 +519,13 @@ class HierarchyWorld:
         out["thetas"] = np.stack([anchor, anchor, negative], axis=1)
         return out
 
-    def sample_triplet(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """One generative-similarity triplet (anchor, positive, negative).
-
-        Anchor and positive are items of leaves drawn under one node ``theta``; the
-        negative's node is drawn independently from ``pi`` (it may equal ``theta``, and
-        with the root in the prior its leaf may equal the anchor's) unless
-        ``distinct_negative``.
-
-        Returns:
-          ``images float32 [3, H, W, 3]``, ``labels int [3]`` (leaves),
-          ``ancestors int [3, height + 1]``, ``thetas int [3]``.
-        """
-        return {k: v[0] for k, v in self._triplets(rng, 1).items()}
-
-    def sample_triplets(self, seed: int, n: int) -> dict[str, np.ndarray]:
-        """``n`` triplets from ``seed``: arrays with a leading ``[n]`` axis.
-
-        One generator seeded with ``seed`` serves the whole batch (vectorised), so the
-        triplets differ from a stream of :meth:`sample_triplet` calls.
-        """
-        return self._triplets(np.random.default_rng(seed), n)
-
     def split_depth(self, level: Level) -> int:
         """The split depth of a Levels triplet (see module doc)."""
-        if level not in LEVELS:
-            raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+        names = get_args(Level)
+        if level not in names:
+            raise ValueError(f"level must be one of {names}, got {level!r}")
         if self.level_depths is not None:
-            return int(self.level_depths[LEVELS.index(level)])
+            return int(self.level_depths[names.index(level)])
         height = self.tree.height
         if height < 3:
             raise ValueError(
@@ -551,35 +533,3 @@ class HierarchyWorld:
                 f"got height {height}"
             )
         return {"coarse": 0, "boundary": height - 2, "fine": height - 1}[level]
-
-    def _level_triplets(self, rng, n: int, level: Level) -> dict[str, np.ndarray]:
-        depth = self.split_depth(level)
-        tree = self.tree
-        candidates = [u for u in np.flatnonzero(tree.depths == depth) if len(tree.children[u]) >= 2]
-        if not candidates:
-            raise ValueError(
-                f"no node at depth {depth} has two children, so no {level!r} triplets exist"
-            )
-        splits = np.asarray(candidates)[rng.integers(0, len(candidates), n)]
-        pair_child = np.empty(n, dtype=int)
-        odd_child = np.empty(n, dtype=int)
-        for i, u in enumerate(splits):
-            first, second = rng.choice(len(tree.children[u]), size=2, replace=False)
-            pair_child[i], odd_child[i] = tree.children[u][first], tree.children[u][second]
-        leaves = self.sample_leaves(rng, np.stack([pair_child, pair_child, odd_child], axis=1))
-        out = self._items(rng, leaves)
-        out["split"] = splits
-        return out
-
-    def level_triplet(self, rng: np.random.Generator, level: Level) -> dict[str, np.ndarray]:
-        """One Levels triplet (odd one out last) at ``level``.
-
-        Returns:
-          ``images float32 [3, H, W, 3]``, ``labels int [3]`` (leaves), ``ancestors
-          int [3, height + 1]`` and ``split`` (the node where the odd item branches off).
-        """
-        return {k: v[0] for k, v in self._level_triplets(rng, 1, level).items()}
-
-    def level_triplets(self, seed: int, n: int, level: Level) -> dict[str, np.ndarray]:
-        """``n`` Levels triplets at ``level`` from ``seed`` (leading ``[n]`` axis)."""
-        return self._level_triplets(np.random.default_rng(seed), n, level)

@@ -4,8 +4,9 @@ Two kinds of stream, both ending in batches that are dicts of numpy arrays with 
 leading batch axis (the trainer places them on devices, e.g. with
 :func:`device_put_batch`):
 
-- :func:`example_stream`: examples made on the fly by a per-example function
-  ``fn(rng) -> dict`` (a world's ``sample_triplet``, an observer's), as
+- :func:`example_stream`: examples made on the fly by a function ``fn(rng) -> dict``
+  of one example (an observer's ``sample_triplet``) or of ``k`` (a world's
+  ``lambda rng: world.sample_triplets(rng, k)``), as
   ``MapDataset.range(n).seed(seed).random_map(lambda i, rng: fn(rng))``. Example ``i``
   depends only on ``(seed, epoch, i)``.
 - :func:`triplet_stream`: stored triplets (a :class:`~alignjax.data.triplet_set.TripletSet`
@@ -71,7 +72,9 @@ def example_stream(
 
     Args:
       sample_fn: per-example function ``fn(rng: np.random.Generator) -> dict`` of numpy
-        arrays, e.g. ``world.sample_triplet``; it must draw all randomness from ``rng``.
+        arrays, e.g. ``observer.sample_triplet`` (or of ``examples_per_call`` examples,
+        e.g. ``lambda rng: world.sample_triplets(rng, k)``); it must draw all randomness
+        from ``rng``.
       num_examples: examples per epoch (over all processes).
       batch_size: global batch size; each process yields ``batch_size // process_count``.
       seed: the stream's seed; the same seed gives the same bytes.

@@ -77,7 +77,7 @@ respect to independent pairs is
 
 a finite mixture whose responsibilities are one-hot at the class ``c(x)`` found by
 :func:`classify`, computed with
-:func:`alignjax.losses.generative_similarity.mixture_log_generative_similarity`.
+:func:`alignjax.data.generative_similarity.mixture_log_generative_similarity`.
 Shapes outside every class (e.g. intruders: a square with a moved vertex is a right
 trapezoid) have no density under the model and get ``nan``.
 
@@ -90,22 +90,22 @@ References:
 Example:
 
 >>> world = QuadrilateralWorld(image_size=32)
->>> triplet = world.sample_triplet(np.random.default_rng(0))
->>> triplet["images"].shape, triplet["labels"][0] == triplet["labels"][1]
-((3, 32, 32, 1), np.True_)
+>>> triplets = world.sample_triplets(np.random.default_rng(0), 4)
+>>> triplets["inputs"].shape, bool(np.all(triplets["labels"][:, 0] == triplets["labels"][:, 1]))
+((4, 3, 32, 32, 1), True)
 >>> [SHAPE_NAMES[k] for k in classify(REFERENCE_SHAPES[:3])]
 ['square', 'rectangle', 'rhombus']
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
 
-from alignjax.data import rendering
-from alignjax.losses import generative_similarity
+from alignjax.config import checked, configclass
+from alignjax.data import generative_similarity, rendering
+from alignjax.data.world import batch_generator
 
 SHAPE_NAMES = (
     "square",
@@ -466,7 +466,7 @@ def _construct(shape: int, rng: np.random.Generator, n: int) -> np.ndarray:
     return _assemble(v3 + _polar(_log_uniform(rng, n), np.radians(rng.uniform(-75, 75, n))), v3)
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class QuadrilateralWorld:
     """Quadrilaterals from a property grammar, rendered as outlines (see module doc).
 
@@ -492,21 +492,21 @@ class QuadrilateralWorld:
         with probability ``sum pi^2`` it is the same class).
     """
 
-    image_size: int = 64
+    image_size: int = checked(64, ge=8)
     channels: int = 1
     line_width: float = 1.5
     size_range: tuple[float, float] = (0.6, 0.95)
     margin: float = 2.0
     class_weights: tuple[float, ...] | None = None
-    angle_margin: float = 4.0
-    ratio_margin: float = 0.05
-    min_angle: float = 30.0
-    max_side_ratio: float = 4.0
-    intruder_fraction: float = 0.3
+    angle_margin: float = checked(4.0, gt=ANGLE_TOLERANCE, lt=20)
+    ratio_margin: float = checked(0.05, gt=RATIO_TOLERANCE, lt=0.5)
+    min_angle: float = checked(30.0, ge=0, lt=60)
+    max_side_ratio: float = checked(4.0, gt=3)
+    intruder_fraction: float = checked(0.3, gt=0, le=0.6)
     distinct_negative: bool = False
 
     def __post_init__(self):
-        if not isinstance(self.image_size, (int, np.integer)) or self.image_size < 8:
+        if not isinstance(self.image_size, (int, np.integer)):
             raise ValueError(f"image_size must be an integer >= 8, got {self.image_size!r}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels!r}")
@@ -526,23 +526,6 @@ class QuadrilateralWorld:
                     f"class_weights must be {len(SHAPE_NAMES)} non-negative numbers with a "
                     f"positive sum, got {self.class_weights!r}"
                 )
-        if not ANGLE_TOLERANCE < self.angle_margin < 20:
-            raise ValueError(
-                f"angle_margin must lie in ({ANGLE_TOLERANCE}, 20) degrees, "
-                f"got {self.angle_margin!r}"
-            )
-        if not RATIO_TOLERANCE < self.ratio_margin < 0.5:
-            raise ValueError(
-                f"ratio_margin must lie in ({RATIO_TOLERANCE}, 0.5), got {self.ratio_margin!r}"
-            )
-        if not 0 <= self.min_angle < 60:
-            raise ValueError(f"min_angle must lie in [0, 60) degrees, got {self.min_angle!r}")
-        if not self.max_side_ratio > 3:
-            raise ValueError(f"max_side_ratio must exceed 3, got {self.max_side_ratio!r}")
-        if not 0 < self.intruder_fraction <= 0.6:
-            raise ValueError(
-                f"intruder_fraction must lie in (0, 0.6], got {self.intruder_fraction!r}"
-            )
 
     @property
     def prior(self) -> np.ndarray:
@@ -630,14 +613,25 @@ class QuadrilateralWorld:
         """``n`` draws of the generative model.
 
         Returns:
-          ``images float32 [n, H, W, C]``, ``labels int [n]`` (classes) and
+          ``inputs float32 [n, H, W, C]``, ``labels int [n]`` (classes) and
           ``vertices float32 [n, 4, 2]`` (pixels).
         """
         classes = self.sample_classes(rng, n)
         pixels = self.sample_poses(rng, self.sample_shapes(rng, classes))
-        return {"images": self.render(pixels), "labels": classes, "vertices": pixels}
+        return {"inputs": self.render(pixels), "labels": classes, "vertices": pixels}
 
-    def _triplet_classes(self, rng, n):
+    def sample_triplets(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+        """``n`` generative-similarity triplets (anchor, positive, negative).
+
+        Anchor and positive are two shapes of one class ``theta``; the negative's class
+        is drawn independently from the prior (it equals ``theta`` with probability
+        ``sum_k pi_k^2`` unless ``distinct_negative``). The batch is drawn from
+        :func:`batch_generator` of ``rng``.
+
+        Returns:
+          ``inputs float32 [n, 3, H, W, C]``, ``labels int [n, 3]``, ``vertices [n, 3, 4, 2]``.
+        """
+        rng = batch_generator(rng)
         anchor = self.sample_classes(rng, n)
         negative = self.sample_classes(rng, n)
         if self.distinct_negative:
@@ -645,64 +639,35 @@ class QuadrilateralWorld:
                 p = self.prior.copy()
                 p[anchor[i]] = 0.0
                 negative[i] = rng.choice(len(p), p=p / p.sum())
-        return np.stack([anchor, anchor, negative], axis=1)
-
-    def _triplets(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-        classes = self._triplet_classes(rng, n)
-        shapes = self.sample_shapes(rng, classes.ravel())
-        pixels = self.sample_poses(rng, shapes)
-        images = self.render(pixels)
+        classes = np.stack([anchor, anchor, negative], axis=1)
+        pixels = self.sample_poses(rng, self.sample_shapes(rng, classes.ravel()))
         size = self.image_size
         return {
-            "images": images.reshape(n, 3, size, size, self.channels),
+            "inputs": self.render(pixels).reshape(n, 3, size, size, self.channels),
             "labels": classes,
             "vertices": pixels.reshape(n, 3, 4, 2),
         }
 
-    def sample_triplet(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """One generative-similarity triplet (anchor, positive, negative).
-
-        Anchor and positive are two shapes of one class ``theta``; the negative's class
-        is drawn independently from the prior (it equals ``theta`` with probability
-        ``sum_k pi_k^2`` unless ``distinct_negative``).
-
-        Returns:
-          ``images float32 [3, H, W, C]``, ``labels int [3]``, ``vertices [3, 4, 2]``.
-        """
-        return {k: v[0] for k, v in self._triplets(rng, 1).items()}
-
-    def sample_triplets(self, seed: int, n: int) -> dict[str, np.ndarray]:
-        """``n`` triplets from ``seed`` (vectorised): arrays with a leading ``[n]`` axis.
-
-        One generator seeded with ``seed`` serves the whole batch (vectorised), so the
-        triplets differ from a stream of :meth:`sample_triplet` calls.
-        """
-        return self._triplets(np.random.default_rng(seed), n)
-
-    def oddball_trial(self, rng: np.random.Generator, shape: int | str) -> dict[str, np.ndarray]:
-        """One intruder trial: five renderings of a reference shape and one intruder.
-
-        Every rendering has its own random rotation, scale and position; the intruder's
-        direction (0-3, see :func:`intruders`) and its position among the six are
-        uniform.
-
-        Returns:
-          ``images float32 [6, H, W, C]``, ``vertices float32 [6, 4, 2]`` (pixels),
-          ``intruder`` (position in 0..5), ``shape`` (reference index), ``direction``.
-        """
-        batch = self._oddball(rng, np.array([_shape_index(shape)]))
-        return {k: v[0] for k, v in batch.items()}
-
     def oddball_trials(
-        self, seed: int, n: int, shapes: Sequence[int | str] | None = None
+        self, rng: np.random.Generator, n: int, shapes: Sequence[int | str] | None = None
     ) -> dict[str, np.ndarray]:
-        """``n`` intruder trials; trial ``i`` uses ``shapes[i % len(shapes)]`` (default all 11)."""
+        """``n`` intruder trials: five renderings of a reference shape and one intruder.
+
+        Trial ``i`` uses ``shapes[i % len(shapes)]`` (default all 11). Every rendering
+        has its own random rotation, scale and position; the intruder's direction (0-3,
+        see :func:`intruders`) and its position among the six are uniform.
+
+        Returns:
+          ``inputs float32 [n, 6, H, W, C]``, ``vertices float32 [n, 6, 4, 2]`` (pixels),
+          ``intruder int [n]`` (position in 0..5), ``shape int [n]`` (reference index)
+          and ``direction int [n]``.
+        """
         if shapes is None:
             shapes = range(len(SHAPE_NAMES))
         shapes = np.array([_shape_index(s) for s in shapes], dtype=int)
         if n < 1 or shapes.size == 0:
             raise ValueError(f"n and shapes must be non-empty, got n={n}, shapes={shapes.tolist()}")
-        return self._oddball(np.random.default_rng(seed), shapes[np.arange(n) % shapes.size])
+        return self._oddball(rng, shapes[np.arange(n) % shapes.size])
 
     def _oddball(self, rng, shapes: np.ndarray) -> dict[str, np.ndarray]:
         n = shapes.size
@@ -714,7 +679,7 @@ class QuadrilateralWorld:
         pixels = self.sample_poses(rng, shapes6.reshape(-1, 4, 2))
         size = self.image_size
         return {
-            "images": self.render(pixels).reshape(n, 6, size, size, self.channels),
+            "inputs": self.render(pixels).reshape(n, 6, size, size, self.channels),
             "vertices": pixels.reshape(n, 6, 4, 2),
             "intruder": position,
             "shape": shapes,
@@ -733,7 +698,8 @@ class QuadrilateralWorld:
             shape = np.broadcast_shapes(class_x.shape, class_y.shape)
         except ValueError:
             raise ValueError(
-                f"class_x and class_y must have broadcastable shapes, got {class_x.shape} and {class_y.shape}"
+                "class_x and class_y must have broadcastable shapes, "
+                f"got {class_x.shape} and {class_y.shape}"
             ) from None
         class_x, class_y = np.broadcast_to(class_x, shape), np.broadcast_to(class_y, shape)
         k = len(SHAPE_NAMES)

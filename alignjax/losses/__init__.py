@@ -15,22 +15,15 @@ Modules:
 - ``batch_distillation``: the same over every triplet of a batch, in O(B^2) memory.
 - ``uncertainty_distillation``: KL from target choice probabilities (AligNet).
 - ``glocal``, ``penalties``: gLocal's global and local losses and regularisers.
-- ``generative_similarity``: ``log s_gen`` for mixtures, conjugate Gaussians, Monte Carlo.
 - ``generative_similarity_losses``: softmax, margin, many-negatives (InfoNCE) and
-  soft-target contrastive losses.
+  soft-target contrastive losses that learn the generative similarity ``s_gen`` (its
+  exact values, the worlds' ground truth, are in ``alignjax.data.generative_similarity``).
 - ``contrastive``: the InfoNCE (SimCLR) and supervised contrastive baselines.
 """
 
 from alignjax.losses.batch_distillation import batch_triplet_distillation
 from alignjax.losses.contrastive import info_nce_loss, supervised_contrastive_loss
 from alignjax.losses.distillation import triplet_js_divergence, triplet_kl_divergence
-from alignjax.losses.generative_similarity import (
-    conjugate_gaussian_log_generative_similarity,
-    gaussian_component_log_likelihoods,
-    gaussian_mixture_log_generative_similarity,
-    mixture_log_generative_similarity,
-    monte_carlo_log_generative_similarity,
-)
 from alignjax.losses.generative_similarity_losses import (
     generative_similarity_contrastive_loss,
     generative_similarity_info_nce_loss,
@@ -50,10 +43,7 @@ from alignjax.losses.uncertainty_distillation import uncertainty_distillation_lo
 
 __all__ = [
     "batch_triplet_distillation",
-    "conjugate_gaussian_log_generative_similarity",
     "frobenius_penalty",
-    "gaussian_component_log_likelihoods",
-    "gaussian_mixture_log_generative_similarity",
     "generative_similarity_contrastive_loss",
     "generative_similarity_info_nce_loss",
     "generative_similarity_margin_loss",
@@ -62,8 +52,6 @@ __all__ = [
     "glocal_local_loss",
     "glocal_objective",
     "info_nce_loss",
-    "mixture_log_generative_similarity",
-    "monte_carlo_log_generative_similarity",
     "odd_one_out_cross_entropy",
     "odd_one_out_log_probs",
     "odd_one_out_probs",

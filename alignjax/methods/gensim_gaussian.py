@@ -9,7 +9,6 @@ supervised contrastive on component labels, and the untrained encoder.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pathlib
 from typing import Any
@@ -18,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy import stats
 
+from alignjax.config import checked, configclass
 from alignjax.data import augmentations
 from alignjax.data.gaussian_mixture import GaussianMixtureWorld
 from alignjax.methods import encoders, objectives
@@ -25,7 +25,7 @@ from alignjax.methods.report import Report
 from alignjax.training import TrainConfig
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class GaussianConfig:
     """The ``gensim-gaussian`` experiment.
 
@@ -36,7 +36,8 @@ class GaussianConfig:
       objective: batch size and temperatures.
       objectives: the method first, then the baselines.
       jitter_std: standard deviation of SimCLR's Gaussian views.
-      num_eval_pairs: held-out pairs ``(x, y)`` drawn independently from the mixture.
+      num_eval_pairs: held-out pairs ``(x, y)`` drawn independently from the mixture (a
+        correlation needs two).
       seed: seed of the training streams and of the held-out pairs.
     """
 
@@ -49,16 +50,12 @@ class GaussianConfig:
     )
     objective: objectives.ObjectiveConfig = objectives.ObjectiveConfig(batch_size=256)
     objectives: tuple[str, ...] = ("gensim", "simclr", "supcon", "untrained")
-    jitter_std: float = 0.5
-    num_eval_pairs: int = 5000
-    seed: int = 0
+    jitter_std: float = checked(0.5, ge=0)
+    num_eval_pairs: int = checked(5000, ge=2)
+    seed: int = checked(0, ge=0)
 
     def __post_init__(self):
         objectives.check_objectives(self.objectives)
-        if self.num_eval_pairs < 2:
-            raise ValueError(
-                f"num_eval_pairs must be >= 2 (a correlation needs two pairs), got {self.num_eval_pairs}"
-            )
 
 
 def sources(config: GaussianConfig) -> objectives.Sources:
@@ -66,18 +63,12 @@ def sources(config: GaussianConfig) -> objectives.Sources:
     world = config.world
 
     def triplets(rng, n):
-        return {
-            "inputs": world.sample_triplets(int(rng.integers(2**63)), n)["x"].astype(np.float32)
-        }
-
-    def items(rng, n):
-        x, labels = world.sample(rng, n)
-        return {"inputs": x.astype(np.float32), "labels": labels}
+        return {"inputs": world.sample_triplets(rng, n)["inputs"]}
 
     def augment(rng, x):
         return augmentations.gaussian_jitter(rng, x, config.jitter_std)
 
-    return objectives.Sources(triplets=triplets, items=items, augment=augment)
+    return objectives.Sources(triplets=triplets, items=world.sample, augment=augment)
 
 
 def run(config: GaussianConfig, workdir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -85,8 +76,8 @@ def run(config: GaussianConfig, workdir: str | os.PathLike[str]) -> dict[str, An
     workdir = pathlib.Path(workdir)
     world = config.world
     rng = np.random.default_rng(config.seed + 1)
-    x, _ = world.sample(rng, config.num_eval_pairs)
-    y, _ = world.sample(rng, config.num_eval_pairs)
+    x = world.sample(rng, config.num_eval_pairs)["inputs"]
+    y = world.sample(rng, config.num_eval_pairs)["inputs"]
     log_s = world.log_generative_similarity(x, y)
 
     metrics: dict[str, Any] = {}

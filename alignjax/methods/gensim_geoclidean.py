@@ -68,16 +68,15 @@ import os
 import pathlib
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import sklearn.metrics
 from tqdm.auto import tqdm
 
+from alignjax.config import checked, configclass
 from alignjax.data.augmentations import ImageAugmentation
 from alignjax.data.geoclidean import GeoclideanWorld
 from alignjax.data.geoclidean_grammar import ConceptGrammar
-from alignjax.methods import encoders, objectives
-from alignjax.methods.report import Report
+from alignjax.methods import encoders, gensim_geoclidean_report, objectives
 from alignjax.training import TrainConfig
 
 #: Test-item kinds of :meth:`GeoclideanWorld.sample_task`, in order.
@@ -88,7 +87,7 @@ FOILS: tuple[str, ...] = ("close", "far")
 SPLITS: tuple[str, ...] = ("unseen", "trained")
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class GeoclideanConfig:
     """The ``gensim-geoclidean`` experiment.
 
@@ -110,7 +109,7 @@ class GeoclideanConfig:
 
     world: GeoclideanWorld = GeoclideanWorld(image_size=32, line_width=1.0, margin=1.0)
     grammar: ConceptGrammar = ConceptGrammar()
-    num_training_concepts: int = 1000
+    num_training_concepts: int = checked(1000, ge=2)
     # Four stages: the last sees the whole drawing (constraints relate distant parts).
     encoder: encoders.EncoderConfig = encoders.EncoderConfig(
         kind="cnn", widths=(32, 64, 64, 64), embed_dim=32
@@ -123,23 +122,21 @@ class GeoclideanConfig:
     augmentation: ImageAugmentation = ImageAugmentation(
         max_rotation=180.0, scale_range=(0.85, 1.05), max_shift=0.05, flip=True, noise_std=0.02
     )
-    num_tasks_per_concept: int = 20
-    num_train: int = 5
-    num_test: int = 5
+    num_tasks_per_concept: int = checked(20, ge=1)
+    num_train: int = checked(5, ge=1)
+    num_test: int = checked(5, ge=1)
     example_concept: str = "perpendicular_bisector"
-    seed: int = 0
+    seed: int = checked(0, ge=0)
 
     def __post_init__(self):
         objectives.check_objectives(self.objectives)
         num_test_concepts = len(self.world.concepts)
-        if self.num_training_concepts < max(2, num_test_concepts):
+        if self.num_training_concepts < num_test_concepts:
             raise ValueError(
-                f"num_training_concepts must be >= {max(2, num_test_concepts)} (the trained split "
-                f"tests as many training concepts as there are test concepts), got {self.num_training_concepts}"
+                f"num_training_concepts must be >= {num_test_concepts} (the trained split tests "
+                "as many training concepts as there are test concepts), "
+                f"got {self.num_training_concepts}"
             )
-        for name in ("num_tasks_per_concept", "num_train", "num_test"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         self.world.concept_index(self.example_concept)
 
 
@@ -175,13 +172,9 @@ def sources(world: GeoclideanWorld, augmentation: ImageAugmentation) -> objectiv
     """Triplets, concept-labelled instances and augmented views of ``world``'s concepts."""
 
     def triplets(rng, n):
-        return {"inputs": world.sample_triplets(int(rng.integers(2**63)), n)["images"]}
+        return {"inputs": world.sample_triplets(rng, n)["inputs"]}
 
-    def items(rng, n):
-        sample = world.sample(rng, n)
-        return {"inputs": sample["images"], "labels": sample["labels"]}
-
-    return objectives.Sources(triplets=triplets, items=items, augment=augmentation)
+    return objectives.Sources(triplets=triplets, items=world.sample, augment=augmentation)
 
 
 def sample_tasks(
@@ -229,8 +222,10 @@ def task_scores(
       ``[..., M]`` scores ``mean_k sim(test_m, train_k)``.
 
     >>> train = np.array([[1.0, 0.0], [0.0, 2.0]])
-    >>> task_scores(train, np.array([[2.0, 2.0]]), "dot"), task_scores(train, np.array([[3.0, 0.0]]), "cosine")
-    (array([3.]), array([0.5]))
+    >>> task_scores(train, np.array([[2.0, 2.0]]), "dot")
+    array([3.])
+    >>> task_scores(train, np.array([[3.0, 0.0]]), "cosine")
+    array([0.5])
     """
     if kernel not in ("dot", "cosine"):
         raise ValueError(f"kernel must be 'dot' or 'cosine', got {kernel!r}")
@@ -346,203 +341,7 @@ def run(config: GeoclideanConfig, workdir: str | os.PathLike[str]) -> dict[str, 
                 metrics[objective][f"{split}/{foil}_per_concept"] = dict(
                     zip(names, per_concept.tolist())
                 )
-    _write_report(config, workdir, metrics, tasks["unseen"], example_scores, worlds)
+    gensim_geoclidean_report.write_report(
+        config, workdir, metrics, tasks["unseen"], example_scores, worlds, foils=FOILS
+    )
     return metrics
-
-
-def _write_report(config, workdir, metrics, tasks, example_scores, worlds) -> None:
-    world = config.world
-    report = Report("gensim-geoclidean: few-shot learning of abstract geometric concepts")
-    size = world.image_size
-    report.paragraph(
-        f"Encoders ({config.encoder.kind}, {size}x{size} line drawings, {config.train.num_steps} steps of "
-        f"{config.objective.batch_size}) trained with each objective on {config.num_training_concepts} concepts "
-        f"sampled from a grammar of Euclidean constructions ({config.grammar.min_objects} to "
-        f"{config.grammar.max_objects} objects). Few-shot tasks: {config.num_tasks_per_concept} per concept, "
-        f"{config.num_train} training instances, {config.num_test} in-concept, close-foil (one constraint "
-        "relaxed) and far-foil (another concept) test instances. A test item's score is its mean similarity to "
-        "the training instances; the table gives the two-alternative forced-choice accuracy (in-concept against "
-        "foil, ties one half; chance 0.5), averaged over tasks, then over concepts (± standard error over "
-        f"concepts). *unseen*: the {len(world.concepts)} hand-written test concepts, whose structure (and their "
-        f"close variants') the grammar never produced; *trained*: new instances of {len(world.concepts)} training "
-        "concepts. Close variants are never trained on. The claim (Marjieh et al. 2024): the "
-        "generative-similarity encoder generalises the concepts better than the baselines, in particular "
-        "against close foils."
-    )
-    rows = []
-    for name, m in metrics.items():
-        row = {"objective": name}
-        for split in SPLITS:
-            for foil in FOILS:
-                row[f"{split} {foil}"] = (
-                    f"{m[f'{split}/{foil}']:.3f} ± {m[f'{split}/{foil}_se']:.3f}"
-                )
-        rows.append(row)
-    report.table(rows, ["objective", *[f"{s} {f}" for s in SPLITS for f in FOILS]])
-    report.figure(
-        _accuracy_figure(metrics, SPLITS),
-        workdir,
-        "forced_choice_accuracy.png",
-        "Few-shot two-alternative forced-choice accuracy per foil type and objective (± s.e. over concepts)",
-    )
-    report.heading("Close foils per test concept (unseen)")
-    names = [c.name for c in world.concepts]
-    report.table(
-        [
-            {
-                "concept": c,
-                **{name: m["unseen/close_per_concept"][c] for name, m in metrics.items()},
-            }
-            for c in names
-        ],
-        ["concept", *metrics],
-    )
-    report.figure(
-        _per_concept_figure(metrics, "unseen", names),
-        workdir,
-        "close_foils_per_concept.png",
-        "Accuracy against close foils per test concept (unseen concepts)",
-    )
-    report.figure(
-        _training_concepts_figure(worlds["trained"], config.seed),
-        workdir,
-        "training_concepts.png",
-        "Training concepts sampled from the grammar: three instances and one close-variant instance each",
-    )
-    report.figure(
-        _task_figure(config, tasks, example_scores),
-        workdir,
-        "example_task.png",
-        f"One few-shot task of '{config.example_concept}': the training instances, then the test items "
-        "ranked by each objective's score (frame: green in-concept, orange close foil, blue far foil)",
-    )
-    report.write(workdir)
-
-
-_COLOURS = {
-    "gensim_nce": "tab:red",
-    "gensim": "tab:orange",
-    "simclr": "tab:blue",
-    "supcon": "tab:green",
-    "untrained": "tab:gray",
-}
-
-
-def _accuracy_figure(metrics, splits):
-    fig, axes = plt.subplots(
-        1, len(splits), figsize=(4.6 * len(splits), 3.8), squeeze=False, sharey=True
-    )
-    width = 0.8 / len(metrics)
-    for ax, split in zip(axes[0], splits):
-        x = np.arange(len(FOILS))
-        for i, (name, m) in enumerate(metrics.items()):
-            values = [m[f"{split}/{foil}"] for foil in FOILS]
-            errors = [m[f"{split}/{foil}_se"] for foil in FOILS]
-            ax.bar(
-                x + (i - (len(metrics) - 1) / 2) * width,
-                values,
-                width,
-                yerr=errors,
-                capsize=3,
-                label=name,
-                color=_COLOURS.get(name),
-            )
-        ax.axhline(0.5, color="black", linestyle=":", linewidth=1, label="chance")
-        ax.set_xticks(x, [f"in-concept vs {foil} foil" for foil in FOILS])
-        ax.set_ylim(0.3, 1.0)
-        ax.set_title(f"{split} concepts")
-        ax.grid(axis="y", alpha=0.3)
-    axes[0, 0].set_ylabel("2AFC accuracy (ROC-AUC)")
-    axes[0, -1].legend(fontsize=8, loc="lower right")
-    fig.suptitle("Few-shot concept learning: in-concept items against foils")
-    fig.tight_layout()
-    return fig
-
-
-def _per_concept_figure(metrics, split, names):
-    fig, ax = plt.subplots(figsize=(9, 4))
-    x = np.arange(len(names))
-    width = 0.8 / len(metrics)
-    for i, (name, m) in enumerate(metrics.items()):
-        values = [m[f"{split}/close_per_concept"][c] for c in names]
-        ax.bar(
-            x + (i - (len(metrics) - 1) / 2) * width,
-            values,
-            width,
-            label=name,
-            color=_COLOURS.get(name),
-        )
-    ax.axhline(0.5, color="black", linestyle=":", linewidth=1)
-    ax.set_xticks(x, [n.replace("_", " ") for n in names], rotation=30, ha="right")
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("2AFC accuracy vs close foils")
-    ax.set_title(f"In-concept vs close foils, per concept ({split} concepts)")
-    ax.legend(fontsize=8, ncol=len(metrics), loc="lower left")
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def _training_concepts_figure(world, seed, num_concepts=8, num_instances=3):
-    rng = np.random.default_rng([seed, 2])
-    count = min(num_concepts, len(world.concepts))
-    fig, axes = plt.subplots(
-        count,
-        num_instances + 1,
-        figsize=(1.0 * (num_instances + 1) + 3.2, 1.0 * count),
-        squeeze=False,
-    )
-    for row in range(count):
-        instances = world.sample_instances(rng, row, num_instances) + world.sample_instances(
-            rng, row, 1, "close"
-        )
-        for column, image in enumerate(world.render(instances)):
-            _show(axes[row, column], image, "tab:orange" if column == num_instances else None)
-        axes[row, -1].yaxis.set_label_position("right")
-        axes[row, -1].set_ylabel(
-            "\n".join(world.concepts[row].program), fontsize=5, rotation=0, ha="left", va="center"
-        )
-    fig.suptitle("Grammar concepts (orange frame: close variant)", fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def _show(ax, image, colour=None):
-    ax.imshow(image[..., 0], cmap="gray_r", vmin=0, vmax=1)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_color(colour or "lightgray")
-        spine.set_linewidth(2.5 if colour else 1)
-
-
-def _task_figure(config, tasks, example_scores):
-    concept = config.world.concept_index(config.example_concept)
-    train = tasks["train_images"][concept, 0]
-    test = tasks["test_images"][concept, 0]
-    kinds = tasks["test_kinds"]
-    frame = {0: "tab:green", 1: "tab:orange", 2: "tab:blue"}
-    columns = test.shape[0]
-    rows = 1 + len(example_scores)
-    fig, axes = plt.subplots(rows, columns, figsize=(0.8 * columns, 1.0 * rows), squeeze=False)
-    for j in range(columns):
-        ax = axes[0, j]
-        if j < train.shape[0]:
-            _show(ax, train[j])
-        else:
-            ax.axis("off")
-    axes[0, 0].set_ylabel("training\ninstances", fontsize=8)
-    for r, (name, scores) in enumerate(example_scores.items(), start=1):
-        order = np.argsort(-scores, kind="stable")
-        for j, item in enumerate(order):
-            ax = axes[r, j]
-            _show(ax, test[item], frame[int(kinds[item])])
-            ax.set_title(f"{scores[item]:.2f}", fontsize=6, pad=1)
-        axes[r, 0].set_ylabel(name, fontsize=8)
-    fig.suptitle(
-        f"'{config.example_concept.replace('_', ' ')}': test items ranked by score (highest left); "
-        "frame green = in-concept, orange = close foil, blue = far foil",
-        fontsize=8,
-    )
-    fig.tight_layout()
-    return fig

@@ -43,16 +43,17 @@ are the batch-normalised exact ``s_gen`` between the items of a batch.
   items drawn from the same marginal as the method's, without their categories.
 - ``"untrained"``: the encoder at initialisation.
 
-**Evaluation** on held-out renderings: odd-one-out accuracy on Levels triplets (odd
-one out last; :meth:`HierarchyWorld.level_triplets`) per level and overall, each
-encoder judged by the similarity it was trained with (dot products for the
-generative-similarity losses, cosine for the others); and RSA, the Spearman
-correlation between the embedding's dissimilarities and the tree's own,
-``-log s_gen`` of the items' leaves, over ``eval_renderings_per_leaf`` renderings of
-every leaf. Two RDMs of the embedding are reported: the kernel's (``-f.g`` or
-``1 - cos``, the similarity each encoder is judged by) and the usual RSA correlation
-distance. The exact ``s_gen`` itself is the reference row (the world's own answer:
-it is right on every Levels triplet by construction).
+**Evaluation** on held-out items, ``eval_renderings_per_leaf`` fresh renderings of every
+leaf: odd-one-out accuracy on ``num_eval_triplets`` Levels triplets of those items per
+level (odd one out last, split at the world's :meth:`HierarchyWorld.split_depth`;
+:func:`alignjax.data.levels.level_triplet_set`) and overall, each encoder judged by
+the similarity it was trained with (dot products for the generative-similarity losses,
+cosine for the others); and RSA, the Spearman correlation between the embedding's
+dissimilarities and the tree's own, ``-log s_gen`` of the items' leaves. Two RDMs of the
+embedding are reported: the kernel's (``-f.g`` or ``1 - cos``, the similarity each
+encoder is judged by) and the usual RSA correlation distance. The exact ``s_gen`` itself
+is the reference row (the world's own answer: it is right on every Levels triplet by
+construction).
 
 References:
   Marjieh, R. et al. (2024). Learning human-aligned representations with contrastive
@@ -71,24 +72,22 @@ import os
 import pathlib
 from typing import Any, Literal
 
-import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.decomposition import PCA
 
 from alignjax import evaluation
+from alignjax.config import checked, configclass
 from alignjax.data import wordnet
 from alignjax.data.augmentations import ImageAugmentation
-from alignjax.data.hierarchy import LEVELS, HierarchyWorld, Tree
-from alignjax.methods import encoders, objectives
-from alignjax.methods.report import Report
+from alignjax.data.hierarchy import HierarchyWorld, Tree
+from alignjax.data.levels import LEVELS, level_triplet_set
+from alignjax.methods import encoders, gensim_hierarchy_report, objectives
 from alignjax.training import TrainConfig
 
 #: The reference row of the tables: the world's exact generative similarity.
 EXACT = "exact s_gen"
-_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class TreeConfig:
     """Which category tree the world uses.
 
@@ -104,13 +103,13 @@ class TreeConfig:
     """
 
     source: Literal["world", "balanced", "wordnet"] = "world"
-    branching: tuple[int, ...] = (4, 4, 4)
+    branching: tuple[int, ...] = checked((4, 4, 4), ge=1)
     wordnet_roots: tuple[str, ...] = ("mammal.n.01", "bird.n.01", "fish.n.01", "insect.n.01")
-    wordnet_max_depth: int = 2
-    wordnet_max_children: int = 4
+    wordnet_max_depth: int = checked(2, ge=1)
+    wordnet_max_children: int = checked(4, ge=1)
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class HierarchyConfig:
     """The ``gensim-hierarchy`` experiment.
 
@@ -122,11 +121,14 @@ class HierarchyConfig:
       objective: batch size and temperatures.
       objectives: the method first, then the baselines.
       augmentation: SimCLR's random views.
-      supcon_depth: depth of SupCon's flat labels (a leaf shallower than it is its own
-        label); ``None`` is ``height - 1``, the basic level (see the module doc).
+      supcon_depth: depth of SupCon's flat labels, from 1 (depth 0 is the root; a leaf
+        shallower than it is its own label); ``None`` is ``height - 1``, the basic level
+        (see the module doc).
       train_renderings_per_leaf: size of each leaf's pool of training renderings.
       num_eval_triplets: held-out Levels triplets per level.
-      eval_renderings_per_leaf: held-out renderings of each leaf for RSA and the plots.
+      eval_renderings_per_leaf: held-out renderings of each leaf, the items of the Levels
+        triplets, RSA and the plots (two at least: a fine triplet's pair is two items of
+        one leaf).
       seed: seed of the training pool and streams; the evaluation uses ``seed + 1``.
     """
 
@@ -141,21 +143,14 @@ class HierarchyConfig:
     objective: objectives.ObjectiveConfig = objectives.ObjectiveConfig(batch_size=32)
     objectives: tuple[str, ...] = ("gensim", "gensim_contrastive", "simclr", "supcon", "untrained")
     augmentation: ImageAugmentation = ImageAugmentation()
-    supcon_depth: int | None = None
-    train_renderings_per_leaf: int = 16
-    num_eval_triplets: int = 300
-    eval_renderings_per_leaf: int = 4
-    seed: int = 0
+    supcon_depth: int | None = checked(None, ge=1)
+    train_renderings_per_leaf: int = checked(16, ge=1)
+    num_eval_triplets: int = checked(300, ge=1)
+    eval_renderings_per_leaf: int = checked(4, ge=2)
+    seed: int = checked(0, ge=0)
 
     def __post_init__(self):
         objectives.check_objectives(self.objectives)
-        for name in ("train_renderings_per_leaf", "num_eval_triplets", "eval_renderings_per_leaf"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.supcon_depth is not None and self.supcon_depth < 1:
-            raise ValueError(
-                f"supcon_depth must be >= 1 (depth 0 is the root) or None, got {self.supcon_depth}"
-            )
 
 
 def build_world(config: HierarchyConfig) -> HierarchyWorld:
@@ -231,7 +226,7 @@ class RenderingPool:
         )
 
     def sample(self, rng: np.random.Generator, leaves: np.ndarray) -> np.ndarray:
-        """A random pooled rendering of each leaf in ``leaves`` ``int [...]``: ``[..., H, W, 3]``."""
+        """A random pooled rendering of each leaf of ``leaves int [...]``: ``[..., H, W, 3]``."""
         rows = self.position[leaves]
         return self.images[rows, rng.integers(0, self.images.shape[1], rows.shape)]
 
@@ -268,27 +263,31 @@ def sources(
 
 
 def evaluation_items(config: HierarchyConfig, world: HierarchyWorld) -> dict[str, np.ndarray]:
-    """The held-out renderings (seed ``config.seed + 1``).
+    """The held-out items and their Levels triplets (seeds from ``config.seed + 1``).
 
     Returns:
-      ``level_images [3 * L * n, H, W, 3]`` (the Levels triplets' items, triplet by
-      triplet, levels in :data:`LEVELS` order), ``level_leaves [3 * L * n]``,
-      ``levels int [L * n]``; ``rsa_images [num_leaves * r, H, W, 3]`` and
-      ``rsa_leaves`` (``r`` renderings of every leaf, in tree order).
+      ``images float32 [N, H, W, 3]`` and ``leaves int [N]``: ``r`` fresh renderings of
+      every leaf, in tree order (``N = num_leaves * r``, ``r = eval_renderings_per_leaf``);
+      ``triplets int [L * n, 3]``, indices into the items, odd one out last, ``n`` of
+      each level in :data:`LEVELS` order; ``levels int [L * n]``, each triplet's level.
     """
     seed = config.seed + 1
-    n = config.num_eval_triplets
-    per_level = [world.level_triplets(seed + i, n, level) for i, level in enumerate(LEVELS)]
+    leaves = np.repeat(world.tree.leaves, config.eval_renderings_per_leaf)
+    triplets = level_triplet_set(
+        world.tree,
+        leaves,
+        config.num_eval_triplets,
+        np.random.default_rng([seed, 0]),
+        depths={level: world.split_depth(level) for level in LEVELS},
+    )
+    # The renderings' stream, [seed, 3], is the one they have always been drawn from, so
+    # that RSA results stay comparable with earlier runs.
     rng = np.random.default_rng([seed, len(LEVELS)])
-    rsa_leaves = np.repeat(world.tree.leaves, config.eval_renderings_per_leaf)
     return {
-        "level_images": np.concatenate(
-            [t["images"].reshape(-1, *t["images"].shape[2:]) for t in per_level]
-        ),
-        "level_leaves": np.concatenate([t["labels"].ravel() for t in per_level]),
-        "levels": np.repeat(np.arange(len(LEVELS)), n),
-        "rsa_images": world.render_items(rng, rsa_leaves),
-        "rsa_leaves": rsa_leaves,
+        "images": world.render_items(rng, leaves),
+        "leaves": leaves,
+        "triplets": triplets.indices,
+        "levels": triplets.levels,
     }
 
 
@@ -299,39 +298,32 @@ def embeddings(
     pool: RenderingPool | None,
     items: dict[str, np.ndarray],
     workdir: pathlib.Path,
-) -> dict[str, np.ndarray]:
-    """Embeddings of the held-out items under ``objective``'s encoder.
+) -> np.ndarray:
+    """Embeddings ``[N, d]`` of the held-out items under ``objective``'s encoder.
 
     The encoder is trained (or restored from ``workdir/objective``); the embeddings are
-    saved as ``workdir/objective/embeddings.npz`` and read back on a rerun, which then
+    saved as ``workdir/objective/embeddings.npy`` and read back on a rerun, which then
     needs neither the encoder nor the training pool.
-
-    Returns:
-      ``levels [3 * L * n, d]`` and ``rsa [num_leaves * r, d]``.
     """
-    path = workdir / objective / "embeddings.npz"
+    path = workdir / objective / "embeddings.npy"
     if path.exists():
-        with np.load(path) as saved:
-            return dict(saved)
+        return np.load(path)
     if pool is None:
         pool = RenderingPool.render(world, config.train_renderings_per_leaf, config.seed)
     model = objectives.train_encoder(
         objective,
         sources(config, world, pool),
         config.encoder,
-        items["rsa_images"].shape[1:],
+        items["images"].shape[1:],
         config.train,
         config.objective,
         workdir=workdir / objective,
         seed=config.seed,
     )
-    out = {
-        "levels": encoders.embed(model, items["level_images"]),
-        "rsa": encoders.embed(model, items["rsa_images"]),
-    }
+    z = encoders.embed(model, items["images"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **out)
-    return out
+    np.save(path, z)
+    return z
 
 
 def kernel_dissimilarity(features: np.ndarray, kernel: Literal["dot", "cosine"]) -> np.ndarray:
@@ -353,22 +345,22 @@ def tree_dissimilarity(world: HierarchyWorld, table: np.ndarray, leaves: np.ndar
 
 
 def evaluate(
-    features: dict[str, np.ndarray],
+    features: np.ndarray,
     kernel: Literal["dot", "cosine"],
     items: dict[str, np.ndarray],
     tree_rdm: np.ndarray,
 ) -> dict[str, float]:
-    """Levels accuracy (overall and per level) and RSA with the tree of one encoder."""
-    triplets = np.arange(features["levels"].shape[0]).reshape(-1, 3)
+    """Levels accuracy (overall and per level) and RSA with the tree of one encoder's
+    embeddings ``features [N, d]`` of the held-out items."""
     accuracy = evaluation.odd_one_out_accuracy(
-        features["levels"], triplets, kernel=kernel, levels=items["levels"], level_names=LEVELS
+        features, items["triplets"], kernel=kernel, levels=items["levels"], level_names=LEVELS
     )
     return {
         "accuracy": accuracy.accuracy,
         **{f"accuracy/{level}": accuracy.per_level[level] for level in LEVELS},
-        "rsa": evaluation.rsa_spearman(kernel_dissimilarity(features["rsa"], kernel), tree_rdm),
+        "rsa": evaluation.rsa_spearman(kernel_dissimilarity(features, kernel), tree_rdm),
         "rsa_correlation": evaluation.rsa_spearman(
-            evaluation.representational_dissimilarity_matrix(features["rsa"]), tree_rdm
+            evaluation.representational_dissimilarity_matrix(features), tree_rdm
         ),
     }
 
@@ -377,11 +369,9 @@ def exact_reference(
     world: HierarchyWorld, table: np.ndarray, items: dict[str, np.ndarray], tree_rdm: np.ndarray
 ) -> dict[str, float]:
     """The metrics of the exact ``log s_gen`` as the similarity (the world's own answer)."""
-    leaves = items["level_leaves"]
-    triplets = np.arange(leaves.size).reshape(-1, 3)
     accuracy = evaluation.odd_one_out_accuracy_from_similarities(
-        item_log_similarity(world, table, leaves),
-        triplets,
+        item_log_similarity(world, table, items["leaves"]),
+        items["triplets"],
         levels=items["levels"],
         level_names=LEVELS,
     )
@@ -399,197 +389,30 @@ def run(config: HierarchyConfig, workdir: str | os.PathLike[str]) -> dict[str, A
     world = build_world(config)
     items = evaluation_items(config, world)
     table = leaf_log_similarity(world)
-    tree_rdm = tree_dissimilarity(world, table, items["rsa_leaves"])
+    tree_rdm = tree_dissimilarity(world, table, items["leaves"])
     pool = None
     metrics: dict[str, Any] = {}
-    features = {}
+    features, rdms = {}, {}
     for objective in config.objectives:
-        if pool is None and not (workdir / objective / "embeddings.npz").exists():
+        if pool is None and not (workdir / objective / "embeddings.npy").exists():
             pool = RenderingPool.render(world, config.train_renderings_per_leaf, config.seed)
         features[objective] = embeddings(objective, config, world, pool, items, workdir)
         kernel = objectives.similarity_kernel(objective, config.objective)
+        rdms[objective] = kernel_dissimilarity(features[objective], kernel)
         metrics[objective] = evaluate(features[objective], kernel, items, tree_rdm)
     metrics[EXACT] = exact_reference(world, table, items, tree_rdm)
-    _write_report(config, world, workdir, metrics, features, items, tree_rdm)
+    label_depth = supcon_depth(config, world)
+    gensim_hierarchy_report.write_report(
+        config,
+        world,
+        workdir,
+        metrics,
+        reference=EXACT,
+        features=features,
+        rdms=rdms,
+        tree_rdm=tree_rdm,
+        superordinate=category_at_depth(world.tree, items["leaves"], 1),
+        basic=category_at_depth(world.tree, items["leaves"], label_depth),
+        label_depth=label_depth,
+    )
     return metrics
-
-
-def _baselines(config: HierarchyConfig) -> list[str]:
-    return [o for o in config.objectives if o not in objectives.GENSIM_OBJECTIVES]
-
-
-def _write_report(config, world, workdir, metrics, features, items, tree_rdm) -> None:
-    tree = world.tree
-    report = Report("gensim-hierarchy: generative similarity captures a category hierarchy")
-    report.paragraph(
-        f"A category tree of {tree.num_leaves} leaves and height {tree.height} "
-        f"({config.tree.source} tree); items are {world.image_size}x{world.image_size} renderings of "
-        f"attributes inherited down the tree. Each objective trains a {config.encoder.kind} encoder "
-        f"for {config.train.num_steps} steps of {config.objective.batch_size} on a pool of "
-        f"{config.train_renderings_per_leaf} renderings per leaf; SupCon's labels are the "
-        f"{supcon_depth(config, world)}-deep categories (the basic level). Evaluation on held-out "
-        f"renderings: {config.num_eval_triplets} Levels triplets per level (odd one out last; chance "
-        f"1/3, ties wrong) and RSA (Spearman) between the embedding's dissimilarities and the tree's "
-        f"-log s_gen over {config.eval_renderings_per_leaf} renderings per leaf. The claim: the "
-        "generative-similarity encoder captures the hierarchy (higher coarse accuracy and RSA) "
-        "where flat-label supervision (SupCon) and SimCLR do not."
-    )
-    columns = [
-        "objective",
-        "accuracy",
-        *(f"accuracy/{level}" for level in LEVELS),
-        "rsa",
-        "rsa_correlation",
-    ]
-    report.table([{"objective": name, **values} for name, values in metrics.items()], columns)
-    report.paragraph(
-        "`rsa`: the RDM of the similarity each encoder is judged by (dot products for the "
-        "generative-similarity losses, cosine otherwise); `rsa_correlation`: the usual correlation "
-        f"distance. The `{EXACT}` row is the world's exact generative similarity, the ceiling."
-    )
-    report.paragraph(_verdict(config, metrics))
-    report.figure(
-        _accuracy_figure(config, metrics),
-        workdir,
-        "accuracy_per_level.png",
-        "Odd-one-out accuracy on held-out Levels triplets, per level and overall",
-    )
-    method = config.objectives[0]
-    shown = [method]
-    baselines = [b for b in _baselines(config) if b != "untrained"] or _baselines(config)
-    if baselines:
-        shown.append(max(baselines, key=lambda b: metrics[b]["accuracy"]))
-    report.figure(
-        _embedding_figure(config, world, shown, metrics, features, items),
-        workdir,
-        "embedding_pca.png",
-        f"2-D PCA of held-out items: {' vs '.join(shown)} (the best baseline by overall accuracy)",
-    )
-    report.figure(
-        _rdm_figure(config, shown, features, tree_rdm),
-        workdir,
-        "rdm.png",
-        "Dissimilarity matrices of held-out items in tree order: the tree's and the encoders'",
-    )
-    report.write(workdir)
-
-
-def _verdict(config, metrics) -> str:
-    method = config.objectives[0]
-    if method not in objectives.GENSIM_OBJECTIVES:
-        return "No generative-similarity objective was trained."
-    lines = []
-    for key, what in (("accuracy/coarse", "coarse accuracy"), ("rsa", "RSA with the tree")):
-        beaten = [b for b in _baselines(config) if metrics[method][key] > metrics[b][key]]
-        others = [b for b in _baselines(config) if b not in beaten]
-        status = "reproduced" if not others else f"not reproduced against {', '.join(others)}"
-        values = ", ".join(f"{o} {metrics[o][key]:.3f}" for o in (method, *_baselines(config)))
-        lines.append(f"- {what}: {method} above every baseline — {status} ({values}).")
-    return "Claim check:\n\n" + "\n".join(lines)
-
-
-def _accuracy_figure(config, metrics):
-    groups = [*(f"accuracy/{level}" for level in LEVELS), "accuracy"]
-    names = list(config.objectives)
-    fig, ax = plt.subplots(figsize=(1.6 + 1.9 * len(groups), 3.8))
-    width = 0.8 / len(names)
-    colours = plt.get_cmap("tab10")
-    for i, name in enumerate(names):
-        x = np.arange(len(groups)) + (i - (len(names) - 1) / 2) * width
-        values = [metrics[name][g] for g in groups]
-        ax.bar(x, values, width, label=name, color=colours(i), edgecolor="white")
-    ax.axhline(1 / 3, color="0.4", linestyle="--", linewidth=1, label="chance")
-    ax.set_xticks(np.arange(len(groups)), [*LEVELS, "overall"])
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("odd-one-out accuracy")
-    ax.set_title("Held-out Levels triplets (exact s_gen: 1.0 at every level)")
-    ax.legend(
-        ncol=len(names) + 1,
-        fontsize=8,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.1),
-        frameon=False,
-    )
-    ax.spines[["top", "right"]].set_visible(False)
-    return fig
-
-
-def _embedding_figure(config, world, shown, metrics, features, items):
-    tree = world.tree
-    leaves = items["rsa_leaves"]
-    superordinate = category_at_depth(tree, leaves, 1)
-    basic = category_at_depth(tree, leaves, supcon_depth(config, world))
-    super_ids = np.unique(superordinate)
-    # Markers distinguish the basic categories within one superordinate (colour).
-    marker_of = {
-        b: i % len(_MARKERS)
-        for s in super_ids
-        for i, b in enumerate(np.unique(basic[superordinate == s]))
-    }
-    colours = plt.get_cmap("tab10" if super_ids.size <= 10 else "tab20")
-    fig, axes = plt.subplots(1, len(shown), figsize=(4.6 * len(shown), 4.4), squeeze=False)
-    for ax, name in zip(axes[0], shown):
-        z = features[name]["rsa"]
-        if objectives.similarity_kernel(name, config.objective) == "cosine":
-            z = z / np.linalg.norm(z, axis=-1, keepdims=True)
-        xy = PCA(2, random_state=0).fit_transform(z)
-        for si, s in enumerate(super_ids):
-            for b in np.unique(basic[superordinate == s]):
-                mask = basic == b
-                ax.scatter(
-                    *xy[mask].T,
-                    s=14,
-                    color=colours(si % colours.N),
-                    marker=_MARKERS[marker_of[b]],
-                    alpha=0.75,
-                    linewidths=0,
-                )
-        ax.set_title(
-            f"{name}: coarse acc. {metrics[name]['accuracy/coarse']:.2f}, RSA {metrics[name]['rsa']:.2f}"
-        )
-        ax.set_xlabel("PC 1")
-        ax.set_ylabel("PC 2")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    handles = [
-        plt.Line2D(
-            [], [], marker="o", linestyle="", color=colours(i % colours.N), label=tree.names[s]
-        )
-        for i, s in enumerate(super_ids[:10])
-    ]
-    axes[0, -1].legend(
-        handles=handles,
-        title="superordinate",
-        fontsize=7,
-        title_fontsize=8,
-        loc="upper left",
-        bbox_to_anchor=(1.0, 1.0),
-        frameon=False,
-    )
-    fig.suptitle(
-        "Held-out items: colour = superordinate category, marker = basic category within it"
-    )
-    fig.tight_layout()
-    return fig
-
-
-def _rdm_figure(config, shown, features, tree_rdm):
-    panels = [("tree: -log s_gen", tree_rdm)]
-    for name in shown:
-        kernel = objectives.similarity_kernel(name, config.objective)
-        panels.append(
-            (
-                f"{name} ({'-dot' if kernel == 'dot' else '1 - cos'})",
-                kernel_dissimilarity(features[name]["rsa"], kernel),
-            )
-        )
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.5), squeeze=False)
-    for ax, (title, rdm) in zip(axes[0], panels):
-        ax.imshow(rdm, cmap="viridis", interpolation="nearest")
-        ax.set_title(title, fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_xlabel("items, in tree order")
-    fig.suptitle("Dissimilarity of held-out items (dark = similar)")
-    fig.tight_layout()
-    return fig

@@ -21,8 +21,8 @@ triplets and 0.67 after 2000, when it shows the regularity effect; at the quick
 preset's 1e-2 its embeddings collapse (all alike, the loss at ``log 2``), where
 ``"gensim_nce"`` after 400 steps already finds the intruders of squares and rectangles
 (see ``experiments/README.md``). Within a constrained class (squares) every vertex
-displacement leaves the class, so the intruder should stand out; within the unconstrained class (random
-quadrilaterals) a displaced vertex gives just another member of the class.
+displacement leaves the class, so the intruder should stand out; within the unconstrained
+class (random quadrilaterals) a displaced vertex gives just another member of the class.
 
 **The baselines** (the paper's):
 
@@ -71,27 +71,25 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pathlib
 from typing import Any, Literal
 
-import matplotlib.pyplot as plt
 import numpy as np
 from scipy import stats
 
+from alignjax.config import checked, configclass
 from alignjax.data.augmentations import ImageAugmentation
 from alignjax.data.quadrilaterals import REFERENCE_SHAPES, SHAPE_NAMES, QuadrilateralWorld
 from alignjax.evaluation import oddball_choices, oddball_error_rates
-from alignjax.methods import encoders, objectives
-from alignjax.methods.report import Report
+from alignjax.methods import encoders, gensim_quadrilaterals_report, objectives
 from alignjax.training import TrainConfig
 
 #: Shapes at each end of the regularity order whose mean errors are compared.
 NUM_EXTREME_SHAPES = 3
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class QuadrilateralsConfig:
     """The ``gensim-quadrilaterals`` experiment.
 
@@ -130,23 +128,17 @@ class QuadrilateralsConfig:
     )
     simclr_items: Literal["generative", "reference_shapes"] = "generative"
     supcon_items: Literal["reference_shapes", "property_classes"] = "reference_shapes"
-    num_trials_per_shape: int = 200
-    human_error_rates: tuple[float, ...] | None = None
-    num_example_trials: int = 4
-    seed: int = 0
+    num_trials_per_shape: int = checked(200, ge=1)
+    human_error_rates: tuple[float, ...] | None = checked(None, ge=0, le=1)
+    num_example_trials: int = checked(4, ge=0, le=len(SHAPE_NAMES))
+    seed: int = checked(0, ge=0)
 
     def __post_init__(self):
         objectives.check_objectives(self.objectives)
-        if self.num_trials_per_shape < 1:
-            raise ValueError(f"num_trials_per_shape must be >= 1, got {self.num_trials_per_shape}")
         if self.human_error_rates is not None and len(self.human_error_rates) != len(SHAPE_NAMES):
             raise ValueError(
-                f"human_error_rates must hold {len(SHAPE_NAMES)} rates (one per shape, in the order "
-                f"{SHAPE_NAMES}), got {len(self.human_error_rates)}"
-            )
-        if not 0 <= self.num_example_trials <= len(SHAPE_NAMES):
-            raise ValueError(
-                f"num_example_trials must lie in [0, {len(SHAPE_NAMES)}], got {self.num_example_trials}"
+                f"human_error_rates must hold {len(SHAPE_NAMES)} rates (one per shape, in the "
+                f"order {SHAPE_NAMES}), got {len(self.human_error_rates)}"
             )
 
 
@@ -169,7 +161,7 @@ def generative_items(
 ) -> dict[str, np.ndarray]:
     """``n`` draws of the generative model, labelled by property class."""
     sample = world.sample(rng, n)
-    return {"inputs": sample["images"], "labels": sample["labels"]}
+    return {"inputs": sample["inputs"], "labels": sample["labels"]}
 
 
 def sources(config: QuadrilateralsConfig, objective: str) -> objectives.Sources:
@@ -181,7 +173,7 @@ def sources(config: QuadrilateralsConfig, objective: str) -> objectives.Sources:
     sample_items = generative_items if use_generative else reference_items
 
     def triplets(rng, n):
-        return {"inputs": world.sample_triplets(int(rng.integers(2**63)), n)["images"]}
+        return {"inputs": world.sample_triplets(rng, n)["inputs"]}
 
     def items(rng, n):
         return sample_items(world, rng, n)
@@ -227,7 +219,7 @@ def regularity_summary(per_shape_error: dict[str, float]) -> dict[str, float]:
 def oddball_trials(config: QuadrilateralsConfig) -> dict[str, np.ndarray]:
     """The held-out intruder trials: ``num_trials_per_shape`` of each shape."""
     return config.world.oddball_trials(
-        config.seed + 1, config.num_trials_per_shape * len(SHAPE_NAMES)
+        np.random.default_rng(config.seed + 1), config.num_trials_per_shape * len(SHAPE_NAMES)
     )
 
 
@@ -245,7 +237,7 @@ def trial_embeddings(
     path = workdir / objective / "oddball_embeddings.npy"
     if path.exists():
         return np.load(path)
-    images = trials["images"]
+    images = trials["inputs"]
     model = objectives.train_encoder(
         objective,
         sources(config, objective),
@@ -287,126 +279,5 @@ def run(config: QuadrilateralsConfig, workdir: str | os.PathLike[str]) -> dict[s
         if result.human_correlation is not None:
             metrics[objective]["human_correlation"] = result.human_correlation.to_dict()
         choices[objective] = oddball_choices(z)
-    _write_report(config, workdir, metrics, trials, choices)
+    gensim_quadrilaterals_report.write_report(config, workdir, metrics, trials, choices)
     return metrics
-
-
-def _write_report(config, workdir, metrics, trials, choices) -> None:
-    report = Report("gensim-quadrilaterals: the geometric regularity effect in the intruder task")
-    report.paragraph(
-        f"Encoders ({config.encoder.kind}, {config.world.image_size}x{config.world.image_size} outlines, "
-        f"{config.train.num_steps} steps of {config.objective.batch_size}) trained with each objective; "
-        f"{config.num_trials_per_shape} held-out intruder trials per reference shape, the model choosing "
-        "the image farthest from the mean of the six embeddings (chance error 5/6 = 0.833). The claim "
-        "(Marjieh et al. 2024, after Sablé-Meyer et al. 2021): with generative-similarity training the "
-        "error is low for the most regular shapes and rises with irregularity (positive Spearman "
-        "correlation of error with the rank in the regularity order), unlike the baselines. "
-        f"SimCLR trains on {config.simclr_items.replace('_', ' ')} images, SupCon on "
-        f"{config.supcon_items.replace('_', ' ')} labels (see the module docstring)."
-    )
-    columns = [
-        "objective",
-        "error_rate",
-        "regular_error",
-        "irregular_error",
-        "regularity_gap",
-        "regularity_spearman",
-        "regularity_spearman_p",
-    ]
-    rows = [
-        {"objective": name, **{k: v for k, v in m.items() if k in columns}}
-        for name, m in metrics.items()
-    ]
-    if config.human_error_rates is not None:
-        columns.append("human_spearman")
-        for row, m in zip(rows, metrics.values()):
-            row["human_spearman"] = m["human_correlation"]["spearman_rho"]
-    report.table(rows, columns)
-    report.heading("Error per shape")
-    report.table(
-        [
-            {"shape": s, **{name: m["per_shape_error"][s] for name, m in metrics.items()}}
-            for s in SHAPE_NAMES
-        ],
-        ["shape", *metrics],
-    )
-    report.figure(
-        per_shape_figure(config, metrics),
-        workdir,
-        "error_per_shape.png",
-        "Intruder error rate per reference shape, from the most to the least regular",
-    )
-    if config.num_example_trials:
-        report.figure(
-            example_trials_figure(config, trials, choices),
-            workdir,
-            "example_trials.png",
-            "Held-out intruder trials: the true intruder framed in green; each image lists the "
-            "objectives that chose it",
-        )
-    report.write(workdir)
-
-
-def per_shape_figure(
-    config: QuadrilateralsConfig, metrics: dict[str, dict[str, Any]]
-) -> plt.Figure:
-    """Error per reference shape (most to least regular) of each objective, with binomial
-    standard errors; ``metrics[objective]`` holds ``per_shape_error`` and
-    ``regularity_spearman`` (as :func:`run` returns them)."""
-    fig, ax = plt.subplots(figsize=(9, 4.2))
-    x = np.arange(len(SHAPE_NAMES))
-    n = config.num_trials_per_shape
-    for name, m in metrics.items():
-        errors = np.array([m["per_shape_error"][s] for s in SHAPE_NAMES])
-        stderr = np.sqrt(errors * (1 - errors) / n)
-        ax.errorbar(
-            x,
-            errors,
-            yerr=stderr,
-            marker="o",
-            capsize=2,
-            linewidth=2 if name in objectives.GENSIM_OBJECTIVES else 1.2,
-            label=f"{name} (ρ = {m['regularity_spearman']:.2f})",
-        )
-    ax.axhline(5 / 6, color="gray", linestyle=":", label="chance (5/6)")
-    ax.set_xticks(x, [s.replace("_", " ") for s in SHAPE_NAMES], rotation=35, ha="right")
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("reference shape (most regular → least regular)")
-    ax.set_ylabel("intruder error rate")
-    ax.set_title("Intruder task: error per shape (ρ: Spearman with irregularity rank)")
-    ax.legend(fontsize=8, loc="upper left")
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def example_trials_figure(
-    config: QuadrilateralsConfig, trials: dict[str, np.ndarray], choices: dict[str, np.ndarray]
-) -> plt.Figure:
-    """``config.num_example_trials`` held-out trials, one each of shapes spread evenly over
-    the regularity order: the intruder framed in green, each image titled with the
-    objectives whose choice (``choices[objective] [n_trials]``) it was."""
-    shapes = np.linspace(0, len(SHAPE_NAMES) - 1, config.num_example_trials).round().astype(int)
-    rows = [int(np.flatnonzero(trials["shape"] == s)[0]) for s in shapes]
-    fig, axes = plt.subplots(len(rows), 6, figsize=(7.2, 1.45 * len(rows)), squeeze=False)
-    for r, trial in enumerate(rows):
-        for i in range(6):
-            ax = axes[r, i]
-            ax.imshow(trials["images"][trial, i, ..., 0], cmap="gray_r", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            is_intruder = i == trials["intruder"][trial]
-            for spine in ax.spines.values():
-                spine.set_color("tab:green" if is_intruder else "lightgray")
-                spine.set_linewidth(3 if is_intruder else 1)
-            chosen_by = [name for name, c in choices.items() if c[trial] == i]
-            ax.set_title(
-                ", ".join(chosen_by), fontsize=6, color="tab:green" if is_intruder else "tab:red"
-            )
-        axes[r, 0].set_ylabel(SHAPE_NAMES[trials["shape"][trial]].replace("_", "\n"), fontsize=8)
-    fig.suptitle(
-        "Example intruder trials (green frame: the intruder; labels: objectives choosing that image)",
-        fontsize=9,
-    )
-    fig.tight_layout()
-    return fig

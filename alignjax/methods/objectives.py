@@ -30,8 +30,10 @@ seeded Grain stream:
 - ``"supcon"``: supervised contrastive learning on category labels (Khosla et al. 2020);
 - ``"untrained"``: the encoder at initialisation.
 
-A world enters through :class:`Sources`: per-example functions of a
-``numpy.random.Generator`` (so streams are deterministic whatever the thread count).
+A world enters through :class:`Sources`: samplers ``fn(rng, n)`` of ``n`` examples that
+draw only from the ``numpy.random.Generator`` they are given (so streams are
+deterministic whatever the thread count), such as a :class:`~alignjax.data.world.World`'s
+``sample`` and ``sample_triplets``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ import numpy as np
 from flax import nnx
 
 from alignjax import losses
+from alignjax.config import ConfigError, checked, configclass
 from alignjax.data import pipeline
 from alignjax.methods import encoders
 from alignjax.training import TrainConfig, fit
@@ -88,7 +91,7 @@ class Sources:
     log_similarity: np.ndarray | None = None
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class ObjectiveConfig:
     """Hyperparameters of the objectives.
 
@@ -100,17 +103,25 @@ class ObjectiveConfig:
       gensim_temperature: temperature of the generative-similarity losses.
       contrastive_temperature: temperature of SimCLR's InfoNCE and SupCon (cosine
         similarities).
-      num_threads: Grain threads generating examples.
+      num_threads: Grain threads generating examples (0: in the training thread).
       examples_per_call: examples generated per call of a world's vectorised sampler
         (a divisor of ``batch_size``; see ``pipeline.example_stream``).
     """
 
-    batch_size: int = 64
+    batch_size: int = checked(64, ge=1)
     gensim_kernel: Literal["dot", "cosine"] = "dot"
-    gensim_temperature: float = 1.0
-    contrastive_temperature: float = 0.1
-    num_threads: int = 2
-    examples_per_call: int = 16
+    gensim_temperature: float = checked(1.0, gt=0)
+    contrastive_temperature: float = checked(0.1, gt=0)
+    num_threads: int = checked(2, ge=0)
+    examples_per_call: int = checked(16, ge=1)
+
+    def __post_init__(self):
+        if self.batch_size % self.examples_per_call:
+            raise ConfigError(
+                f"={self.batch_size!r}: must be a multiple of "
+                f"examples_per_call={self.examples_per_call}",
+                "batch_size",
+            )
 
 
 def check_objectives(names: tuple[str, ...]) -> None:

@@ -12,6 +12,10 @@ For a hierarchical generative process ``theta ~ p(theta)``, ``x ~ p(x | theta)``
 Every function here returns ``log s_gen``: ratios of raw densities under- and overflow
 in any realistic dimension, log-likelihoods do not.
 
+These are the ground truth of the worlds (:mod:`alignjax.data.gaussian_mixture`,
+``quadrilaterals``, ``geoclidean``, ``hierarchy``), not losses: the losses that *learn*
+``log s_gen`` from triplets are in :mod:`alignjax.losses.generative_similarity_losses`.
+
 References:
   Marjieh, Kumar, Campbell, Zhang, Bhatt, Griffiths and Sucholutsky, *Learning
   Human-Aligned Representations with Contrastive Learning and Generative Similarity*,
@@ -99,7 +103,7 @@ def mixture_log_generative_similarity(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from alignjax.losses import mixture_log_generative_similarity
+      >>> from alignjax.data.generative_similarity import mixture_log_generative_similarity
       >>> log_w = jnp.log(jnp.array([0.5, 0.5]))
       >>> # x and y both certainly from component 0: s_gen = 1 / pi_0 = 2.
       >>> lx = jnp.array([0.0, -jnp.inf])
@@ -145,7 +149,7 @@ def gaussian_component_log_likelihoods(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from alignjax.losses import gaussian_component_log_likelihoods
+      >>> from alignjax.data.generative_similarity import gaussian_component_log_likelihoods
       >>> ll = gaussian_component_log_likelihoods(
       ...     jnp.zeros(1), jnp.zeros((1, 1)), jnp.ones(1))
       >>> round(float(ll[0]), 4)  # -log(2 pi) / 2
@@ -211,7 +215,7 @@ def gaussian_mixture_log_generative_similarity(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from alignjax.losses import gaussian_mixture_log_generative_similarity
+      >>> from alignjax.data.generative_similarity import gaussian_mixture_log_generative_similarity
       >>> means = jnp.array([[-10.0, 0.0], [10.0, 0.0]])
       >>> x = jnp.array([-10.0, 0.0])
       >>> s = gaussian_mixture_log_generative_similarity(
@@ -311,7 +315,9 @@ def conjugate_gaussian_log_generative_similarity(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from alignjax.losses import conjugate_gaussian_log_generative_similarity
+      >>> from alignjax.data.generative_similarity import (
+      ...     conjugate_gaussian_log_generative_similarity,
+      ... )
       >>> # 1-D, prior N(0, 1), noise variance 1: at x = y = 0, s_gen = 2 / sqrt(3).
       >>> s = conjugate_gaussian_log_generative_similarity(
       ...     jnp.zeros(1), jnp.zeros(1), jnp.zeros(1), 1.0, 1.0)
@@ -380,7 +386,7 @@ def monte_carlo_log_generative_similarity(
 
     Examples:
       >>> import jax.numpy as jnp
-      >>> from alignjax.losses import monte_carlo_log_generative_similarity
+      >>> from alignjax.data.generative_similarity import monte_carlo_log_generative_similarity
       >>> # Two samples; x and y both explained only by the first one.
       >>> l = jnp.array([0.0, -jnp.inf])
       >>> float(jnp.exp(monte_carlo_log_generative_similarity(l, l)))
