@@ -16,13 +16,13 @@ given, so a Grain ``random_map`` over it is deterministic.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 from scipy import ndimage
 
+from alignjax.config import checked, configclass
 
-@dataclasses.dataclass(frozen=True)
+
+@configclass
 class ImageAugmentation:
     """A random affine warp, flip and noise of ``[H, W, C]`` images in ``[0, 1]``.
 
@@ -35,21 +35,16 @@ class ImageAugmentation:
       noise_std: standard deviation of added Gaussian pixel noise.
     """
 
-    max_rotation: float = 30.0
-    scale_range: tuple[float, float] = (0.8, 1.2)
-    max_shift: float = 0.1
+    max_rotation: float = checked(30.0, ge=0, le=180)
+    scale_range: tuple[float, float] = checked((0.8, 1.2), gt=0)
+    max_shift: float = checked(0.1, ge=0, le=1)
     flip: bool = True
-    noise_std: float = 0.05
+    noise_std: float = checked(0.05, ge=0)
 
     def __post_init__(self):
         low, high = self.scale_range
-        if not 0 < low <= high:
+        if not low <= high:
             raise ValueError(f"scale_range must satisfy 0 < low <= high, got {self.scale_range!r}")
-        if self.max_rotation < 0 or self.max_shift < 0 or self.noise_std < 0:
-            raise ValueError(
-                "max_rotation, max_shift and noise_std must be non-negative, got "
-                f"{self.max_rotation!r}, {self.max_shift!r}, {self.noise_std!r}"
-            )
 
     def __call__(self, rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
         return random_affine(rng, image, self)
