@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import matplotlib
 
 from alignjax import runner
+from alignjax.training.nonfinite import NonFiniteLossError
 from alignjax.training.signals import TrainingInterrupted
 
 
@@ -135,8 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Errors that describe the user's mistake (a value, a file, a directory) in their message.
-_EXPECTED = (runner.UsageError, ValueError, OSError)
+# Errors whose message says what went wrong and what to do (a value, a file, a
+# directory, a run whose loss stopped being finite).
+_EXPECTED = (runner.UsageError, ValueError, OSError, NonFiniteLossError)
 
 
 def _one_line(error: BaseException) -> str:
