@@ -1,4 +1,4 @@
-"""gensim-geoclidean: few-shot learning of abstract geometric concepts from generative-similarity triplets.
+"""gensim-geoclidean: few-shot learning of geometric concepts from generative-similarity triplets.
 
 alignjax run gensim-geoclidean --preset quick
 """
@@ -10,9 +10,9 @@ from alignjax.methods import gensim_geoclidean
 PRESETS = {
     "quick": "32x32 drawings, 1000 grammar concepts, 350 steps per objective (gensim_nce and three "
     "baselines); about 2.5 minutes on 2 CPU cores (150 s measured)",
-    "paper": "32x32 drawings, 1000 grammar concepts, 2000 steps per objective at learning rate 3e-3 (the "
-    "triplet loss collapses at 1e-2 on the quadrilaterals), the triplet loss too, 50 tasks per concept; "
-    "about 21 minutes on 2 CPU cores (1265 s measured)",
+    "paper": "32x32 drawings, 1000 grammar concepts, 2000 steps per objective at learning rate "
+    "3e-3 (the triplet loss collapses at 1e-2 on the quadrilaterals), the triplet loss too, 50 "
+    "tasks per concept; about 21 minutes on 2 CPU cores (1265 s measured)",
 }
 
 

@@ -12,8 +12,10 @@ import dataclasses
 from alignjax.methods import gensim_hierarchy
 
 PRESETS = {
-    "quick": "4x4x4 tree, 32x32 images, small CNN, 400 steps of 32 per objective; about 1 minute on 2 CPU cores",
-    "paper": "4x4x4 tree, 32x32 images, wider CNN head, 1500 steps of 64 per objective; about 6 minutes on 2 CPU cores",
+    "quick": "4x4x4 tree, 32x32 images, small CNN, 400 steps of 32 per objective; "
+    "about 1 minute on 2 CPU cores",
+    "paper": "4x4x4 tree, 32x32 images, wider CNN head, 1500 steps of 64 per objective; "
+    "about 6 minutes on 2 CPU cores",
 }
 
 

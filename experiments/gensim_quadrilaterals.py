@@ -10,9 +10,8 @@ from alignjax.methods import gensim_quadrilaterals
 PRESETS = {
     "quick": "32x32 outlines, 400 steps per objective (gensim_nce and three baselines); "
     "about 3 minutes on 2 CPU cores",
-    "paper": "32x32 outlines, 2000 steps per objective at learning rate 3e-3, the triplet loss too, "
-    "1000 trials per shape; "
-    "about 20 minutes on 2 CPU cores",
+    "paper": "32x32 outlines, 2000 steps per objective at learning rate 3e-3, the triplet loss "
+    "too, 1000 trials per shape; about 20 minutes on 2 CPU cores",
 }
 
 

@@ -62,8 +62,8 @@ def _cka_from_gram_matrices(x, y):
     """Reference: HSIC with linear kernels and the centring matrix H (Kornblith et al., eq. 3)."""
     n = x.shape[0]
     h = np.eye(n) - np.ones((n, n)) / n
-    k, l = h @ x @ x.T @ h, h @ y @ y.T @ h
-    return np.trace(k @ l) / np.sqrt(np.trace(k @ k) * np.trace(l @ l))
+    kx, ky = h @ x @ x.T @ h, h @ y @ y.T @ h
+    return np.trace(kx @ ky) / np.sqrt(np.trace(kx @ kx) * np.trace(ky @ ky))
 
 
 def test_cka_invariant_to_rotation_and_isotropic_scaling(features):

@@ -30,7 +30,10 @@ _forward = nnx.jit(lambda m, x: m(x))
 def test_max_pool_2x2_matches_nnx_max_pool(shape):
     # Continuous random inputs have no tied maxima, so values and gradients both agree.
     x = jax.random.normal(jax.random.key(0), shape)
-    reference = lambda x: nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2), padding="SAME")
+
+    def reference(x):
+        return nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2), padding="SAME")
+
     np.testing.assert_array_equal(max_pool_2x2(x), reference(x))
     weights = jax.random.normal(jax.random.key(1), reference(x).shape)
     grad = jax.grad(lambda x: (max_pool_2x2(x) * weights).sum())(x)

@@ -82,7 +82,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(data) - offset != expected:
         raise ValueError(
-            f"{path}: header shape {shape} needs {expected} data bytes; the file has {len(data) - offset}."
+            f"{path}: header shape {shape} needs {expected} data bytes; "
+            f"the file has {len(data) - offset}."
         )
     return (
         np.frombuffer(data, dtype=dtype, offset=offset)
@@ -115,8 +116,9 @@ def load_fashion_mnist(
     for path in paths:
         if not path.exists():
             raise FileNotFoundError(
-                f"Fashion-MNIST file not found: {os.fspath(path)!r}. Install the Debian package with"
-                " `apt-get install dataset-fashion-mnist`, or pass data_dir= where the idx files are."
+                f"Fashion-MNIST file not found: {os.fspath(path)!r}. Install the Debian package "
+                "with `apt-get install dataset-fashion-mnist`, or pass data_dir= where the idx "
+                "files are."
             )
     images, labels = read_idx(paths[0]), read_idx(paths[1])
     if images.ndim != 3 or labels.shape != images.shape[:1]:

@@ -25,7 +25,7 @@ from alignjax.models.partitioning import FSDP, fsdp_partitioned, larger_dim_axes
 
 
 def max_pool_2x2(x: jax.Array) -> jax.Array:
-    """2x2 max-pool with stride 2 and ``"SAME"`` padding: ``[B, H, W, C] -> [B, ceil(H/2), ceil(W/2), C]``.
+    """2x2 max-pool, stride 2, ``"SAME"`` padding: ``[B, H, W, C] -> [B, ⌈H/2⌉, ⌈W/2⌉, C]``.
 
     Equal to ``nnx.max_pool(x, (2, 2), (2, 2), "SAME")``; an odd side is padded with
     ``-inf`` at its end. Its gradient splits evenly between tied maxima of a window
