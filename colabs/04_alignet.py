@@ -63,10 +63,11 @@ import tempfile
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
+from flax import nnx
 
-from alignjax import runner
-from alignjax.data import tfds_builders
-from alignjax.methods import alignet, alignet_data, alignet_report
+from alignjax import models, runner
+from alignjax.data import simulated, tfds_builders
+from alignjax.methods import alignet_report, alignet_triplets
 
 workdir = pathlib.Path(tempfile.mkdtemp())  # the experiment's work directory
 rng = np.random.default_rng(SEED)
@@ -77,26 +78,29 @@ print("jax", jax.__version__, "on", jax.devices(), "| work directory", workdir)
 #
 # `runner.get_experiment(name).config(preset, overrides)` builds the experiment's config
 # with the same `key=value` overrides as `alignjax run alignet --set ...`;
-# `runner.run_experiment` runs `alignet.run`, whose stages are each one function of
-# `alignjax.methods.alignet` with its artefacts in the work directory:
+# `runner.run_experiment` runs `alignjax.methods.alignet.run`, whose stages are each one
+# function with its artefacts in the work directory:
 #
-# 1. `build_world`: the images (pool, the "humans" objects, Levels images, held-out
-#    categories) and the simulated observers' triplets, as TFDS/ArrayRecord data sets;
-# 2. `train_teacher` (supervised contrastive on basic-level labels) and
-#    `pretrain_student` (SimCLR), two small ViTs;
-# 3. `uncertainty_distillation`: the teacher's affine transform;
-# 4. `make_triplets`: k-means clusters of the (transformed) teacher features of the
-#    pool, sampled triplets, the teacher's similarities as pseudo-labels;
-# 5. `distill_student`: the pretrained student fine-tuned on them (once for the
-#    transformed teacher, AligNet, once for the raw one, UnAligNet);
-# 6. `evaluate_features` and `noise_ceilings`, then `alignet_report.write_report`.
+# 1. `data.simulated.simulated_source`: the image source: images (pool, the "humans"
+#    objects, evaluation images, held-out categories) and the simulated observers'
+#    triplets, stored as TFDS/ArrayRecord data sets;
+# 2. `alignet_backbones.teacher` (supervised contrastive on basic-level labels) and
+#    `alignet_backbones.base_student` (SimCLR), two small ViTs;
+# 3. `alignet_surrogate.uncertainty_distillation`: the teacher's affine transform;
+# 4. `alignet_triplets.make_triplets`: k-means clusters of the (transformed) teacher
+#    features of the pool, sampled triplets, the teacher's similarities as pseudo-labels;
+# 5. `alignet_distillation.distill_student`: the pretrained student fine-tuned on them
+#    (once for the transformed teacher, AligNet, once for the raw one, UnAligNet);
+# 6. `alignet_evaluation.evaluate_models` (the evaluation suite), then
+#    `alignet_report.write_report`.
 
 # %%
 config = runner.get_experiment("alignet").config(PRESET, OVERRIDES)
 data = config.data
+size = data.world.image_size
 print(
-    f"world: {data.world.tree.num_leaves} leaf categories, {data.world.image_size}x{data.world.image_size} "
-    f"images, {data.pool_size} in the pool; observers' Luce temperature {data.observer_temperature}"
+    f"world: {data.world.tree.num_leaves} leaf categories, {size}x{size} images, "
+    f"{data.pool_size} in the pool; observers' Luce temperature {data.observer_temperature}"
 )
 print(
     f"teacher {config.teacher.variant} (depth {config.teacher.depth}), "
@@ -104,9 +108,10 @@ print(
     f"{config.student.depth}), {config.student_pretrain.num_steps} pretraining + "
     f"{config.student_train.num_steps} distillation steps"
 )
+sampling, distillation = config.sampling, config.distillation
 print(
-    f"{config.sampling.num_triplets} AligNet triplets from {config.sampling.num_clusters} clusters; "
-    f"{config.distillation.divergence.upper()} loss, tau = {config.distillation.student_temperature}, "
+    f"{sampling.num_triplets} AligNet triplets from {sampling.num_clusters} clusters; "
+    f"{distillation.divergence.upper()} loss, tau = {distillation.student_temperature}, "
     f"decay_to_init {config.student_train.decay_to_init}"
 )
 
@@ -123,8 +128,8 @@ for stage, seconds in metrics["stage_seconds"].items():
 # colour, shape, texture and layout. Neither student sees these labels.
 
 # %%
-data_dir = workdir / "data"
-pool = alignet_data.load_images(data_dir, "pool")
+source = simulated.simulated_source(data, workdir / "data")  # read back from the run's files
+pool = {"image": source.read("pool"), **source.labels["pool"]}
 superordinates = np.unique(pool["superordinate"])
 per_row = 12
 fig, axes = plt.subplots(
@@ -153,8 +158,8 @@ plt.show()
 ud = metrics["uncertainty_distillation"]
 for name in ("untransformed", "aligned"):
     print(
-        f"{name:>13} teacher: KL(p_human || p_teacher) validation {ud[f'{name}/validation_kl']:.3f}, "
-        f"test {ud[f'{name}/test_kl']:.3f}"
+        f"{name:>13} teacher: KL(p_human || p_teacher) "
+        f"validation {ud[f'{name}/validation_kl']:.3f}, test {ud[f'{name}/test_kl']:.3f}"
     )
 print(f"chosen T = {ud['temperature']}, lambda = {ud['penalty']}")
 print("purity of the pool's k-means clusters:", metrics["cluster_purity"])
@@ -170,7 +175,7 @@ assert ud["aligned/test_kl"] < ud["untransformed/test_kl"]
 
 # %%
 triplets = tfds_builders.read_triplet_set(
-    alignet.TRIPLETS_NAME, workdir / "alignet" / "tfds", "train"
+    alignet_triplets.TRIPLETS_NAME, workdir / "alignet" / "tfds", "train"
 )
 assert triplets.indices.shape == (config.sampling.num_triplets, 3)
 assert np.all(triplets.similarities.argmax(axis=1) == 0)  # odd one out last
@@ -201,15 +206,17 @@ plt.show()
 # Odd-one-out accuracy (cosine similarity) on the observers' held-out Levels triplets:
 # `coarse` (two items of one superordinate category, the odd one from another),
 # `boundary` (two of one basic category, the odd one from a sibling) and `fine` (two of
-# one subordinate category), plus random triplets over held-out objects ("THINGS-like").
+# one subordinate category), plus random triplets over held-out objects (THINGS-like,
+# "held-out humans").
 # The base student is the model before distillation; the black ticks are the noise
 # ceilings (the accuracy of the observers' own most probable choice), the dashed line
 # chance.
 
 # %%
-columns = ["accuracy/coarse", "accuracy/boundary", "accuracy/fine", "things_accuracy"]
+columns = [f"odd_one_out/levels/{level}" for level in ("coarse", "boundary", "fine")]
+columns.append("odd_one_out/humans")
 students = ["base", "unalignet", "alignet"]
-ceiling = metrics["noise_ceiling"]
+ceiling = {c: metrics["base"][c.replace("odd_one_out/", "noise_ceiling/")] for c in columns}
 fig, ax = plt.subplots(figsize=(8.5, 4))
 width = 0.8 / len(students)
 x = np.arange(len(columns))
@@ -230,7 +237,7 @@ ax.hlines(
     label="noise ceiling",
 )
 ax.axhline(1 / 3, color="black", linestyle="--", linewidth=0.8)
-ax.set_xticks(x, ["coarse", "boundary", "fine", "THINGS-like"])
+ax.set_xticks(x, ["coarse", "boundary", "fine", "held-out humans"])
 ax.set_ylim(0.25, 1.0)
 ax.set_ylabel("odd-one-out accuracy")
 ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
@@ -258,12 +265,43 @@ for model in (*students, "teacher", "teacher_ud"):
         assert 0 <= metrics[model][column] <= 1, (model, column)
 for column in columns:
     assert 1 / 3 < ceiling[column] <= 1, column
-assert metrics["alignet"]["accuracy/coarse"] > metrics["base"]["accuracy/coarse"]
-assert metrics["alignet"]["accuracy/coarse"] > metrics["unalignet"]["accuracy/coarse"]
+coarse = "odd_one_out/levels/coarse"
+assert metrics["alignet"][coarse] > metrics["base"][coarse]
+assert metrics["alignet"][coarse] > metrics["unalignet"][coarse]
 
 # %% [markdown]
-# The run's report (`report.md` in the work directory) also has a 2-D PCA of the Levels
-# images in each space, coloured by superordinate category:
+# ## Agreement with the teacher, and the student as a checkpoint
+#
+# `make_triplets` also drew test triplets the students never trained on. The fraction of
+# them whose odd one out a model picks as the AligNet teacher does (dot products, the
+# similarity the students were distilled with) measures how much of the teacher the
+# student took in, per sampling kind. The distilled student is written in big_vision's
+# `.npz` layout (`alignet/student.npz`), which `load_big_vision_npz` (or big_vision
+# itself) reads back.
+
+# %%
+agreement = "dot/odd_one_out/alignet_teacher"
+for model in students:
+    kinds = " ".join(
+        f"{kind} {metrics[model][f'{agreement}/{kind}']:.3f}"
+        for kind in ("within", "border", "between")
+    )
+    print(f"{alignet_report.MODEL_NAMES[model]:>18}: {metrics[model][agreement]:.3f} ({kinds})")
+assert metrics["alignet"][agreement] > metrics["base"][agreement]
+
+student = models.ViT(
+    config.student.variant,
+    image_size=size,
+    depth=config.student.depth,
+    head_dim=config.student.embed_dim,
+    rngs=nnx.Rngs(0),
+)
+models.load_big_vision_npz(student, workdir / "alignet" / "student.npz")
+print("AligNet student restored:", student(np.zeros((1, size, size, 3), np.float32)).shape)
+
+# %% [markdown]
+# The run's report (`report.md` in the work directory) also has a 2-D PCA of the
+# evaluation images in each space, coloured by superordinate category:
 
 # %%
 fig, ax = plt.subplots(figsize=(12, 3.5))
@@ -275,9 +313,9 @@ print("report:", workdir / "report.md")
 # %% [markdown]
 # ## Next
 #
-# Each stage can be rerun on its own or replaced by real data: features from your own
-# model, triplets from your own experiment, images from a folder or TFDS
-# ([docs/data.md](https://github.com/alignjax/alignjax/blob/main/docs/data.md)); the
+# The same chain runs on your own images, teacher and human judgments
+# (`alignjax fit alignet`, [docs/your_data.md](https://github.com/alignjax/alignjax/blob/main/docs/your_data.md)):
+# an image folder or TFDS data set is an image source like the simulated one; the
 # same command scales to several devices or hosts
 # ([docs/distributed.md](https://github.com/alignjax/alignjax/blob/main/docs/distributed.md)).
 # The other notebooks are listed in

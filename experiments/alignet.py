@@ -2,12 +2,18 @@
 
 alignjax run alignet
 alignjax run alignet --preset fashion-mnist --workdir runs/alignet-fashion-mnist
+
+The same chain on a user's images and judgments (``alignjax fit alignet``) runs the
+config of :func:`files_config`: a preset's sizes with the user's files as the data.
 """
 
 import dataclasses
+import os
 
 from alignjax.data.hierarchy import HierarchyWorld
+from alignjax.data.image_files import ImageFilesConfig
 from alignjax.methods import alignet
+from alignjax.methods.alignet_config import AligNetConfig
 
 PRESETS = {
     "quick": "hierarchy world (64 categories, 32x32 images), 8192 pool images, ViT-mu teacher and "
@@ -21,8 +27,8 @@ PRESETS = {
 }
 
 
-def get_config(preset: str) -> alignet.AligNetConfig:
-    config = alignet.AligNetConfig()
+def get_config(preset: str) -> AligNetConfig:
+    config = AligNetConfig()
     if preset == "quick":
         return config
     if preset == "paper":
@@ -34,7 +40,7 @@ def get_config(preset: str) -> alignet.AligNetConfig:
     raise ValueError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
 
 
-def _paper(config: alignet.AligNetConfig) -> alignet.AligNetConfig:
+def _paper(config: AligNetConfig) -> AligNetConfig:
     def steps(train, n, warmup):
         return dataclasses.replace(train, num_steps=n, warmup_steps=warmup, log_every=100)
 
@@ -60,7 +66,7 @@ def _paper(config: alignet.AligNetConfig) -> alignet.AligNetConfig:
     )
 
 
-def _tiny(config: alignet.AligNetConfig) -> alignet.AligNetConfig:
+def _tiny(config: AligNetConfig) -> AligNetConfig:
     def steps(train, n, warmup):
         return dataclasses.replace(train, num_steps=n, warmup_steps=warmup, log_every=10)
 
@@ -81,7 +87,7 @@ def _tiny(config: alignet.AligNetConfig) -> alignet.AligNetConfig:
         ),
         teacher_train=steps(config.teacher_train, 150, 10),
         student_pretrain=steps(config.student_pretrain, 100, 10),
-        objective=dataclasses.replace(config.objective, batch_size=64),
+        pretraining=dataclasses.replace(config.pretraining, batch_size=64),
         uncertainty_distillation=dataclasses.replace(
             ud,
             temperatures=(0.5,),
@@ -94,11 +100,13 @@ def _tiny(config: alignet.AligNetConfig) -> alignet.AligNetConfig:
         ),
         distillation=dataclasses.replace(config.distillation, batch_size=32),
         student_train=dataclasses.replace(steps(config.student_train, 200, 20), learning_rate=2e-3),
-        evaluation=dataclasses.replace(config.evaluation, n_shot=3, few_shot_seeds=(0, 1)),
+        evaluation=dataclasses.replace(
+            config.evaluation, few_shot_shots=(3,), few_shot_seeds=(0, 1)
+        ),
     )
 
 
-def _fashion_mnist(config: alignet.AligNetConfig) -> alignet.AligNetConfig:
+def _fashion_mnist(config: AligNetConfig) -> AligNetConfig:
     return dataclasses.replace(
         config,
         data=dataclasses.replace(
@@ -111,6 +119,40 @@ def _fashion_mnist(config: alignet.AligNetConfig) -> alignet.AligNetConfig:
         teacher_labels="leaf",
         student=dataclasses.replace(config.student, variant="mu/7"),
     )
+
+
+def files_config(
+    preset: str,
+    data: ImageFilesConfig,
+    *,
+    teacher_features: str | None = None,
+    teacher_checkpoint: str | None = None,
+    student_checkpoint: str | None = None,
+) -> AligNetConfig:
+    """The chain on a user's files, with the sizes of ``preset``.
+
+    Every file is named by its absolute path, so that a run resumes from any directory.
+    A teacher trained here learns the classes (``teacher_labels="leaf"``); the students
+    are the AligNet one with human triplets, the UnAligNet one without (``--set
+    variants=alignet,unalignet`` distills both).
+    """
+    files = {
+        name: _absolute(getattr(data, name))
+        for name in ("image_folder", "tfds_data_dir", "triplets", "item_images")
+    }
+    return dataclasses.replace(
+        get_config(preset),
+        data=dataclasses.replace(data, **files),
+        teacher_labels="leaf",
+        teacher_features=_absolute(teacher_features),
+        teacher_checkpoint=_absolute(teacher_checkpoint),
+        student_checkpoint=_absolute(student_checkpoint),
+        variants=("alignet",) if data.triplets is not None else ("unalignet",),
+    )
+
+
+def _absolute(path: str | None) -> str | None:
+    return None if path is None else os.path.abspath(os.path.expanduser(path))
 
 
 run = alignet.run

@@ -98,18 +98,45 @@ def _write_encoded(data_dir, as_image_feature: bool):
 @pytest.mark.parametrize("as_image_feature", [False, True])
 def test_tfds_encoded_images_decode_with_pillow(tmp_path, as_image_feature):
     _write_encoded(tmp_path, as_image_feature)
-    images = sources.tfds_encoded_images("encoded", tmp_path, "train", image_size=None)
+    images, classes = sources.tfds_encoded_images("encoded", tmp_path, "train", image_size=None)
     assert len(images) == 4
     record = images[3]
     np.testing.assert_array_equal(record["image"], _image(3))
-    assert int(record["label"]) == 1
-    assert sources.tfds_encoded_images("encoded", tmp_path, "train", (6, 6))[0]["image"].shape == (
-        6,
-        6,
-        3,
-    )
+    assert int(record["label"]) == 1 and record["class"] == 1
+    assert classes == ("0", "1")
+    np.testing.assert_array_equal(images.labels["class"], [0, 1, 0, 1])
+    resized, _ = sources.tfds_encoded_images("encoded", tmp_path, "train", (6, 6))
+    assert resized[0]["image"].shape == (6, 6, 3)
     with pytest.raises(FileNotFoundError, match="TFDS data set 'nope'"):
         sources.tfds_encoded_images("nope", tmp_path, "train", None)
+
+
+def test_tfds_encoded_images_without_labels(tmp_path):
+    splits = {"train": lambda: ({"image": _png(_image(i))} for i in range(3))}
+    tfds_builders.write_image_set(splits, name="unlabelled", data_dir=tmp_path)
+    images, classes = sources.tfds_encoded_images("unlabelled", tmp_path, "train", None)
+    assert classes is None and images.labels == {} and len(images) == 3
+
+
+def test_image_rows_view_a_collection_and_give_the_image_order():
+    images = sources.ArrayImages(
+        {
+            "image": np.arange(5, dtype=np.uint8)[:, None, None, None]
+            * np.ones((1, 2, 2, 1), np.uint8)
+        }
+    )
+    humans = sources.ImageRows(images, np.array([3, 0]))
+    assert int(humans[0]["image"][0, 0, 0]) == 3 and len(humans) == 2
+    source = sources.ImageSource(
+        "five", {"pool": sources.ImageRows(images, np.arange(5)), "humans": humans}, images=images
+    )
+    np.testing.assert_array_equal(source.rows("humans"), [3, 0])
+    with pytest.raises(ValueError, match="rows must lie in \\[0, 5\\)"):
+        sources.ImageRows(images, np.array([5]))
+    with pytest.raises(ValueError, match="split 'pool' must be ImageRows of the source's images"):
+        sources.ImageSource("x", {"pool": images}, images=images)
+    with pytest.raises(ValueError, match="share no image order"):
+        sources.ImageSource("x", {"pool": images}).rows("pool")
 
 
 def test_image_source_checks_labels_and_triplets_against_its_splits():

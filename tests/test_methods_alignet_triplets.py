@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from alignjax.data import tfds_builders
 from alignjax.methods import alignet_triplets
 from alignjax.methods.alignet_triplets import SAMPLING_KINDS
 
@@ -67,11 +68,11 @@ def test_sampling_mix_and_kinds(clusters, mix):
 
 def test_sampling_is_seeded(clusters):
     labels, centroids = clusters
-    draw = lambda seed: (
-        alignet_triplets.sample_triplets(
-            labels, centroids, 50, rng=np.random.default_rng(seed)
-        ).indices
-    )
+
+    def draw(seed):
+        rng = np.random.default_rng(seed)
+        return alignet_triplets.sample_triplets(labels, centroids, 50, rng=rng).indices
+
     np.testing.assert_array_equal(draw(3), draw(3))
     assert not np.array_equal(draw(3), draw(4))
 
@@ -118,3 +119,55 @@ def test_pseudo_label_rejects_foreign_indices(clusters):
     triplets = alignet_triplets.sample_triplets(labels, centroids, 5, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="point beyond the 10 items"):
         alignet_triplets.pseudo_label(triplets, FEATURES[:10])
+
+
+def test_make_triplets_stores_train_and_unseen_test_triplets_and_reuses_them(tmp_path):
+    # Three points per blob: few distinct triplets, so test draws repeat training ones.
+    features = FEATURES[(20 * np.arange(6)[:, None] + np.arange(3)).ravel()]
+    sampling = alignet_triplets.SamplingConfig(
+        num_clusters=6, num_triplets=200, num_test_triplets=300, border_neighbours=1
+    )
+    made = alignet_triplets.make_triplets(sampling, features, tmp_path)
+    train = tfds_builders.read_triplet_set(
+        alignet_triplets.TRIPLETS_NAME, made["data_dir"], "train"
+    )
+    rng = np.random.default_rng(0)
+    drawn = [
+        alignet_triplets.pseudo_label(
+            alignet_triplets.sample_triplets(
+                made["labels"], made["centroids"], n, border_neighbours=1, rng=rng
+            ),
+            features,
+        )
+        for n in (200, 300)
+    ]
+    np.testing.assert_array_equal(train.indices, drawn[0].indices)
+    np.testing.assert_allclose(train.similarities, drawn[0].similarities, rtol=1e-6)
+    assert train.level_names == SAMPLING_KINDS
+    # The test triplets are the next draws of the same generator, less any training triplet.
+    test = alignet_triplets.read_test_triplets(made["data_dir"])
+    seen = {tuple(sorted(t)) for t in train.indices.tolist()}
+    kept = [t for t in drawn[1].indices.tolist() if tuple(sorted(t)) not in seen]
+    assert test.indices.tolist() == kept and 0 < len(kept) < 300
+    assert np.all(test.similarities[:, 0] >= test.similarities[:, 1:].max(axis=1))
+    stamps = [
+        p.stat().st_mtime_ns
+        for p in (
+            tmp_path / "clusters.npz",
+            made["data_dir"] / alignet_triplets.TRIPLETS_NAME / "1.0.0" / "dataset_info.json",
+        )
+    ]
+    alignet_triplets.make_triplets(sampling, features, tmp_path)
+    assert stamps == [
+        p.stat().st_mtime_ns
+        for p in (
+            tmp_path / "clusters.npz",
+            made["data_dir"] / alignet_triplets.TRIPLETS_NAME / "1.0.0" / "dataset_info.json",
+        )
+    ]
+
+
+def test_without_test_triplets_there_is_no_test_split(tmp_path):
+    sampling = alignet_triplets.SamplingConfig(num_clusters=6, num_triplets=50, num_test_triplets=0)
+    made = alignet_triplets.make_triplets(sampling, FEATURES, tmp_path)
+    assert alignet_triplets.read_test_triplets(made["data_dir"]) is None

@@ -15,8 +15,17 @@ e.g. a synthetic world's renderings), from a stored TFDS/ArrayRecord image set
 (:func:`tfds_images`), or decoded with Pillow from encoded bytes (:class:`DecodedImages`:
 image files of a folder, :func:`image_folder`, or PNG/JPEG bytes in a TFDS/ArrayRecord
 data set, :func:`tfds_encoded_images`), resized and centre-cropped to the model's
-resolution. A file that cannot be decoded is named in the error. The synthetic worlds
-(:mod:`alignjax.methods.alignet_data`) and Fashion-MNIST are sources too.
+resolution. A file that cannot be decoded is named in the error.
+
+A split may be some rows of a larger collection (:class:`ImageRows`): the images a human
+triplet file maps its items to, an evaluation sample. A source whose splits are all rows
+of one collection has an *image order* (``ImageSource.images``), the order a features
+file of its images follows, and :meth:`ImageSource.rows` gives each split's rows in it.
+
+The sources of the library: AligNet's simulated setting over a synthetic world or
+Fashion-MNIST (:func:`alignjax.data.simulated.simulated_source`) and a user's image
+folder or TFDS data set with their human judgments
+(:func:`alignjax.data.image_files.files_source`).
 
 >>> images = ArrayImages({"image": np.zeros((4, 8, 8, 3), np.uint8), "class": np.arange(4)})
 >>> source = ImageSource("four blank images", {"pool": images}, {"pool": {"class": np.arange(4)}})
@@ -42,6 +51,9 @@ from alignjax.data.triplet_set import TripletSet
 
 IMAGE_KEY = "image"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+LABEL_FEATURE = "label"
+# Records read at once to collect a TFDS data set's labels (their image bytes included).
+LABEL_CHUNK = 1024
 Record = dict[str, Any]
 
 
@@ -106,7 +118,10 @@ def decode_image(data: bytes, size: tuple[int, int] | None, name: str) -> np.nda
     try:
         with Image.open(io.BytesIO(data)) as opened:
             return fit_image(opened, size)
-    except (UnidentifiedImageError, OSError, ValueError) as error:
+    except UnidentifiedImageError:
+        # Pillow's own message names an in-memory buffer, not the file.
+        raise ValueError(f"{name}: cannot decode the image (not a PNG or JPEG)") from None
+    except (OSError, ValueError) as error:
         raise ValueError(f"{name}: cannot decode the image ({error})") from None
 
 
@@ -151,6 +166,40 @@ class DecodedImages:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
+class ImageRows:
+    """Some rows of another image collection, as a collection of its own.
+
+    >>> images = ArrayImages({"image": np.zeros((5, 2, 2, 1), np.uint8), "class": np.arange(5)})
+    >>> view = ImageRows(images, np.array([4, 1]))
+    >>> len(view), int(view[0]["class"])
+    (2, 4)
+
+    Attributes:
+      images: the whole collection.
+      rows: ``int64 [m]`` the records of ``images`` in this view, in its order.
+    """
+
+    images: Images
+    rows: np.ndarray
+
+    def __post_init__(self):
+        rows = np.asarray(self.rows)
+        if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
+            raise ValueError(f"rows must be integers [m]; got {rows.dtype} {rows.shape}")
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self.images)):
+            raise ValueError(
+                f"rows must lie in [0, {len(self.images)}); got [{rows.min()}, {rows.max()}]"
+            )
+        object.__setattr__(self, "rows", rows.astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> Record:
+        return self.images[int(self.rows[index])]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class ImageSource:
     """Images, their labels and human judgments, as every chain reads them.
 
@@ -161,6 +210,9 @@ class ImageSource:
       tree: the category tree of the ``"leaf"`` labels, or ``None``.
       triplets: split name -> ``{set name: TripletSet}``: human triplets over that
         split's items (odd one out last).
+      images: every image in the source's *image order*, of which every split is an
+        :class:`ImageRows` view; ``None`` when the splits share no order (e.g. images
+        rendered for each split).
     """
 
     description: str
@@ -168,10 +220,18 @@ class ImageSource:
     labels: Mapping[str, Mapping[str, np.ndarray]] = dataclasses.field(default_factory=dict)
     tree: Tree | None = None
     triplets: Mapping[str, Mapping[str, TripletSet]] = dataclasses.field(default_factory=dict)
+    images: Images | None = None
 
     def __post_init__(self):
         if not self.splits:
             raise ValueError("an image source needs at least one split")
+        if self.images is not None:
+            for split, images in self.splits.items():
+                if not (isinstance(images, ImageRows) and images.images is self.images):
+                    raise ValueError(
+                        f"split {split!r} must be ImageRows of the source's images, "
+                        "which give the image order"
+                    )
         for split, labels in self.labels.items():
             if split not in self.splits:
                 raise ValueError(f"labels of unknown split {split!r}; splits: {list(self.splits)}")
@@ -195,6 +255,18 @@ class ImageSource:
                         f"holds {n} images"
                     )
 
+    def rows(self, split: str) -> np.ndarray:
+        """The split's images as rows of the image order (``ImageSource.images``): ``int64 [n]``.
+
+        Raises:
+          ValueError: the source has no image order.
+        """
+        if self.images is None:
+            raise ValueError(
+                f"{self.description}: the splits share no image order to index a features file by"
+            )
+        return self.splits[split].rows
+
     def image_shape(self, split: str) -> tuple[int, ...]:
         """``(H, W, C)`` of the split's first image."""
         return tuple(np.shape(self.splits[split][0][IMAGE_KEY]))
@@ -202,8 +274,12 @@ class ImageSource:
     def read(self, split: str, rows: np.ndarray | None = None) -> np.ndarray:
         """The images of ``rows`` (default all) of ``split``: uint8 ``[n, H, W, C]``."""
         images = self.splits[split]
-        rows = np.arange(len(images)) if rows is None else np.asarray(rows)
-        return np.stack([images[int(i)][IMAGE_KEY] for i in rows])
+        return read_images(images, np.arange(len(images)) if rows is None else rows)
+
+
+def read_images(images: Images, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+    """The images of ``rows`` of a collection: uint8 ``[n, H, W, C]``."""
+    return np.stack([images[int(i)][IMAGE_KEY] for i in rows])
 
 
 def image_folder(
@@ -255,13 +331,19 @@ def image_folder(
 
 def tfds_encoded_images(
     name: str, data_dir: str | os.PathLike[str], split: str, image_size: tuple[int, int] | None
-) -> DecodedImages:
-    """A TFDS/ArrayRecord split whose ``"image"`` feature holds PNG or JPEG bytes.
+) -> tuple[DecodedImages, tuple[str, ...] | None]:
+    """A TFDS/ArrayRecord split whose ``"image"`` feature holds PNG or JPEG bytes, and its
+    class names.
 
     Reads with ``tfds.data_source`` (no TensorFlow) and skips TFDS's own image decoding
     (``tfds.decode.SkipDecoding``): the bytes are decoded with Pillow when read. Works
-    for a ``tfds.features.Image`` feature and for a bytes ``tfds.features.Tensor``.
-    Integer features of the records (``"label"``) come with every image.
+    for a ``tfds.features.Image`` feature and for a bytes ``tfds.features.Tensor``. The
+    records keep their order (the image order). An integer ``"label"`` feature becomes
+    the ``"class"`` label (read once, in chunks, without decoding an image); its class
+    names are those of a ``tfds.features.ClassLabel``, else the codes as text.
+
+    Returns:
+      ``(images, class_names)``; ``class_names`` is ``None`` without a ``"label"``.
     """
     import tensorflow_datasets as tfds  # TFDS only for stored data sets.
 
@@ -277,7 +359,22 @@ def tfds_encoded_images(
             f"TFDS data set {name!r} (split {split!r}) not found in {os.fspath(data_dir)!r}: "
             f"{str(error).splitlines()[0]}"
         ) from None
-    return DecodedImages(source, image_size=image_size, name=f"{name}[{split}]")
+    where = f"{name}[{split}]"
+    features = source.dataset_info.features
+    if LABEL_FEATURE not in features:
+        return DecodedImages(source, image_size=image_size, name=where), None
+    labels = np.empty(len(source), np.int64)
+    for start in range(0, len(source), LABEL_CHUNK):
+        rows = range(start, min(start + LABEL_CHUNK, len(source)))
+        labels[start : rows.stop] = [int(r[LABEL_FEATURE]) for r in source.__getitems__(rows)]
+    names = getattr(features[LABEL_FEATURE], "names", None)
+    classes = tuple(names) if names else tuple(str(c) for c in range(int(labels.max()) + 1))
+    if labels.min() < 0 or labels.max() >= len(classes):
+        raise ValueError(
+            f"{where}: record labels span [{labels.min()}, {labels.max()}], outside the "
+            f"{len(classes)} classes"
+        )
+    return DecodedImages(source, {"class": labels}, image_size, where), classes
 
 
 def tfds_images(name: str, data_dir: str | os.PathLike[str], split: str) -> Images:

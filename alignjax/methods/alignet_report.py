@@ -1,11 +1,13 @@
-"""AligNet's report: alignment per abstraction level, downstream transfer, pictures.
+"""AligNet's report: alignment per abstraction level, agreement, downstream, pictures.
 
-Writes ``report.md`` of an ``alignet`` run (:func:`alignjax.methods.alignet.run`): the
-odd-one-out accuracy of every model per level beside the noise ceiling, the students'
-gains over the base student, the downstream table (few-shot, anomaly detection,
-nearest-neighbour preservation), the surrogate teacher's fit, and three figures:
-grouped bars of accuracy per level, 2-D PCA of the Levels images coloured by
-superordinate category, and the students' distillation curves.
+Writes ``report.md`` of an AligNet run (:func:`alignjax.methods.alignet.run`) from the
+metrics of :mod:`alignjax.methods.alignet_evaluation`, showing what the source
+provides: the odd-one-out accuracy of every model on held-out human triplets and per
+abstraction level beside the noise ceiling, the students' gains over the base student,
+the agreement with each teacher on its test triplets, the downstream table (few-shot,
+anomaly detection, neighbour preservation), the surrogate teacher's fit (or that there
+was none), and three figures: grouped bars of accuracy per set and level, 2-D PCA of
+the evaluation images coloured by category, and the students' distillation curves.
 
 >>> cluster_purity(np.array([0, 0, 1, 1]), np.array([5, 5, 5, 7]))
 0.75
@@ -20,7 +22,9 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from alignjax.methods import alignet_data
+from alignjax.data.simulated import SimulatedConfig
+from alignjax.data.sources import ImageSource
+from alignjax.methods.alignet_config import AligNetConfig
 from alignjax.methods.report import Report
 
 MODEL_NAMES = {
@@ -37,6 +41,8 @@ MODEL_COLOURS = {
     "teacher": "#8d99ae",
     "teacher_ud": "#264653",
 }
+DOWNSTREAM = {"anomaly_auc": "anomaly AUC", "neighbour_preservation": "neighbour preservation"}
+CLASSIFIERS = {"logistic": "logistic", "knn": "1-NN"}
 
 
 def cluster_purity(clusters: np.ndarray, labels: np.ndarray) -> float:
@@ -47,166 +53,243 @@ def cluster_purity(clusters: np.ndarray, labels: np.ndarray) -> float:
     return float(agree / len(codes))
 
 
-def _models(metrics: dict[str, Any]) -> list[str]:
-    return [name for name in MODEL_NAMES if name in metrics]
+def alignment_columns(metrics: dict[str, Any]) -> list[str]:
+    """The human-alignment metrics every model has: Levels (all, per level) and the
+    held-out human triplets (all)."""
+    names = metrics["base"]
+    levels = [n for n in names if n.startswith("odd_one_out/levels")]
+    return levels + [n for n in ("odd_one_out/humans",) if n in names]
 
 
-def _columns(metrics: dict[str, Any]) -> list[str]:
-    ceiling = metrics["noise_ceiling"]
-    return ["accuracy"] + [k for k in ceiling if k.startswith("accuracy/")] + ["things_accuracy"]
+def _title(column: str) -> str:
+    parts = column.split("/")
+    if len(parts) == 2:
+        return {"levels": "Levels (all)", "humans": "held-out humans"}.get(parts[1], parts[1])
+    return parts[-1]
 
 
-def _column_title(column: str) -> str:
-    return {"accuracy": "Levels (all)", "things_accuracy": "THINGS-like"}.get(
-        column, column.split("/")[-1]
+def _downstream_title(name: str) -> str:
+    """``few_shot/knn/5`` -> ``5-shot (1-NN)``; the others by :data:`DOWNSTREAM`."""
+    if name.startswith("few_shot/"):
+        _, classifier, shots = name.split("/")
+        return f"{shots}-shot ({CLASSIFIERS.get(classifier, classifier)})"
+    return DOWNSTREAM[name]
+
+
+def _agreement_title(name: str) -> str:
+    """``[dot/]odd_one_out/alignet_teacher/within`` -> ``AligNet teacher: within``."""
+    parts = name.split("odd_one_out/", 1)[1].split("/")
+    teacher = MODEL_NAMES[parts[0].removesuffix("_teacher")].replace("student", "teacher")
+    return f"{teacher}: {parts[1] if len(parts) > 1 else 'all'}"
+
+
+def _setting(config: AligNetConfig, source: ImageSource) -> str:
+    data = config.data
+    if isinstance(data, SimulatedConfig):
+        return (
+            f"Setting: {source.description}. Simulated humans choose the odd one out by the "
+            f"Luce rule (T = {data.observer_temperature:g}) on the exact log generative "
+            f"similarity of the categories; {data.human_train} of their triplets train the "
+            "surrogate teacher."
+        )
+    humans = source.triplets.get("humans")
+    judged = (
+        f"{len(humans['train'])} human triplets train the surrogate teacher, "
+        f"{len(humans['validation'])} choose its temperature and penalty, "
+        f"{len(humans['test'])} are held out"
+        if humans
+        else "no human triplets: the teacher stays untransformed (UnAligNet only)"
+    )
+    return f"Your data: {source.description}; {judged}."
+
+
+def _models_text(config: AligNetConfig) -> str:
+    if config.teacher_features is not None:
+        teacher = f"features from {config.teacher_features}"
+    elif config.teacher_checkpoint is not None:
+        teacher = f"the big_vision checkpoint {config.teacher_checkpoint}"
+    elif isinstance(config.data, SimulatedConfig):
+        teacher = f"{config.teacher_objective} on {config.teacher_labels}-level labels"
+    else:
+        teacher = f"trained here ({config.teacher_objective}) on your images' classes"
+    student = (
+        f"the big_vision checkpoint {config.student_checkpoint}"
+        if config.student_checkpoint is not None
+        else f"pretrained with {config.student_objective}"
+    )
+    sampling, distillation = config.sampling, config.distillation
+    return (
+        f"Teacher: {teacher}. Student: a ViT ({config.student.variant}) with a triplet head, "
+        f"{student}, then distilled on {sampling.num_triplets} triplets "
+        f"({sampling.num_clusters} k-means clusters, mix within/border/between = "
+        f"{'/'.join(f'{m:.2f}' for m in sampling.mix)}) with the "
+        f"{distillation.divergence.upper()} loss (tau = {distillation.student_temperature:g}) "
+        f"and decay to the base student's weights (w = {config.student_train.decay_to_init:g}); "
+        "the UnAligNet student goes through the same chain from the untransformed teacher. "
+        "Distilled students: " + ", ".join(f"`{v}/student.npz`" for v in config.variants) + " "
+        "(big_vision layout)."
     )
 
 
 def write_report(
-    config: Any,
+    config: AligNetConfig,
     workdir: pathlib.Path,
     metrics: dict[str, Any],
     spaces: dict[str, dict[str, np.ndarray]],
-    data_dir: pathlib.Path,
+    source: ImageSource,
 ) -> pathlib.Path:
     """Writes ``workdir/report.md`` and its PNGs."""
     ev = config.evaluation
     other = "dot" if ev.kernel == "cosine" else "cosine"
-    models = _models(metrics)
-    columns = _columns(metrics)
-    data = config.data
+    models = [name for name in MODEL_NAMES if name in metrics]
+    students = [name for name in ("alignet", "unalignet") if name in metrics]
     report = Report("AligNet: aligning a student with human concepts across abstraction levels")
-    setting = (
-        f"Fashion-MNIST ({data.pool_size} pool images, the documented superordinate -> class hierarchy)"
-        if data.dataset == "fashion_mnist"
-        else f"the hierarchy world ({data.world.tree.num_leaves} subordinate categories, "
-        f"{data.world.image_size}x{data.world.image_size} images, {data.pool_size} pool images)"
-    )
-    report.paragraph(
-        f"Setting: {setting}. Simulated humans choose the odd one out by the Luce rule (T = "
-        f"{data.observer_temperature:g}) on the exact log generative similarity of the categories. "
-        f"Teacher: {config.teacher_objective} on {config.teacher_labels}-level labels; uncertainty "
-        f"distillation (UD) fits an affine transform of its features to {data.human_train} simulated "
-        f"human triplets. Student: a ViT ({config.student.variant}) with a triplet head, pretrained with "
-        f"{config.student_objective}, then distilled on {config.sampling.num_triplets} triplets "
-        f"({config.sampling.num_clusters} k-means clusters, mix within/border/between = "
-        f"{'/'.join(f'{m:.2f}' for m in config.sampling.mix)}) with the "
-        f"{config.distillation.divergence.upper()} loss (tau = {config.distillation.student_temperature:g}) "
-        f"and decay to the pretrained weights (w = {config.student_train.decay_to_init:g}). "
-        "The UnAligNet student is distilled through the same chain from the untransformed teacher."
-    )
+    report.paragraph(f"{_setting(config, source)} {_models_text(config)}")
 
-    report.heading("Odd-one-out accuracy on held-out human triplets")
-    report.paragraph(
-        f"{ev.kernel.capitalize()} similarity. Levels: new images of the seen categories, "
-        f"{data.levels_per_level} triplets per level; THINGS-like: random triplets over held-out objects "
-        "(most are coarse or carry no hierarchical signal). Chance is 0.333; the noise ceiling is the "
-        "accuracy of the observers' own most probable choice."
-    )
-    rows = [
-        {"model": MODEL_NAMES[m], **{_column_title(c): metrics[m][c] for c in columns}}
-        for m in models
-    ]
-    rows.append(
-        {
-            "model": "noise ceiling",
-            **{_column_title(c): metrics["noise_ceiling"][c] for c in columns},
+    columns = alignment_columns(metrics)
+    if columns:
+        titles = ["model"] + [_title(c) for c in columns]
+        report.heading("Odd-one-out accuracy on held-out human triplets")
+        report.paragraph(
+            f"{ev.kernel.capitalize()} similarity. Levels: triplets over the evaluation images "
+            "split at the coarse, boundary or fine level of the category tree; held-out humans: "
+            "the human triplets no model was fitted to. Chance is 0.333; the noise ceiling "
+            "(where the choices' probabilities are known) is the accuracy of the most probable "
+            "choice."
+        )
+        rows = [
+            {"model": MODEL_NAMES[m], **{_title(c): metrics[m][c] for c in columns}} for m in models
+        ]
+        ceiling = {
+            _title(c): metrics["base"].get(c.replace("odd_one_out/", "noise_ceiling/"))
+            for c in columns
         }
-    )
-    titles = ["model"] + [_column_title(c) for c in columns]
-    report.table(rows, titles)
-    students = [m for m in ("alignet", "unalignet") if m in metrics]
-    if students:
+        if any(v is not None for v in ceiling.values()):
+            rows.append({"model": "noise ceiling", **ceiling})
+        report.table(rows, titles)
         report.paragraph("Change over the base student (accuracy points x 100):")
         report.table(
             [
                 {
                     "student": MODEL_NAMES[m],
-                    **{
-                        _column_title(c): 100 * (metrics[m][c] - metrics["base"][c])
-                        for c in columns
-                    },
+                    **{_title(c): 100 * (metrics[m][c] - metrics["base"][c]) for c in columns},
                 }
                 for m in students
             ],
             ["student"] + titles[1:],
             digits=1,
         )
-    report.paragraph(f"The same with {other} similarity:")
-    report.table(
-        [
-            {
-                "model": MODEL_NAMES[m],
-                **{_column_title(c): metrics[m][f"{other}/{c}"] for c in columns},
-            }
-            for m in models
-        ],
-        titles,
-    )
-    report.figure(
-        _accuracy_figure(metrics, models, columns),
-        workdir,
-        "accuracy_per_level.png",
-        f"Odd-one-out accuracy per abstraction level ({ev.kernel}); black ticks: noise ceiling, dashed: chance",
-    )
+        report.paragraph(f"The same with {other} similarity:")
+        report.table(
+            [
+                {
+                    "model": MODEL_NAMES[m],
+                    **{_title(c): metrics[m][f"{other}/{c}"] for c in columns},
+                }
+                for m in models
+            ],
+            titles,
+        )
+        report.figure(
+            _accuracy_figure(metrics, models, columns),
+            workdir,
+            "accuracy_per_level.png",
+            f"Odd-one-out accuracy ({ev.kernel}); black ticks: noise ceiling, dashed: chance",
+        )
 
-    report.heading("Downstream: held-out categories")
-    report.paragraph(
-        f"{ev.n_shot}-shot classification (logistic regression on standardised features, and 1-NN "
-        f"with cosine similarity; mean over {len(ev.few_shot_seeds)} draws) and k-NN anomaly detection (one category normal, the others "
-        "anomalous; mean ROC-AUC) on categories no model saw; nearest-neighbour preservation "
-        f"(k = {ev.neighbours}) of each student against the base student on the Levels images."
-    )
-    report.table(
-        [
-            {
-                "model": MODEL_NAMES[m],
-                "few-shot (logistic)": metrics[m]["few_shot"],
-                "few-shot (1-NN)": metrics[m]["few_shot_knn"],
-                "anomaly AUC": metrics[m]["anomaly_auc"],
-                "NN preservation": metrics[m].get("nn_preservation"),
-            }
-            for m in models
-        ],
-        ["model", "few-shot (logistic)", "few-shot (1-NN)", "anomaly AUC", "NN preservation"],
-    )
+    # Agreement in the similarity the students were distilled with, as the teacher chose.
+    kernel = config.distillation.kernel
+    prefix = "" if kernel == ev.kernel else f"{kernel}/"
+    agreement = [
+        n for n in metrics["base"] if n.startswith(f"{prefix}odd_one_out/") and "_teacher" in n
+    ]
+    if agreement:
+        report.heading("Agreement with the teachers on triplets the students never saw")
+        report.paragraph(
+            "Fraction of each teacher's test triplets (sampled like the training triplets, "
+            "none of them trained on) whose odd one out a model picks as the teacher does "
+            f"({kernel} similarity, the distillation's), overall and per sampling kind."
+        )
+        titles = {n: _agreement_title(n) for n in agreement}
+        report.table(
+            [
+                {"model": MODEL_NAMES[m], **{titles[n]: metrics[m][n] for n in agreement}}
+                for m in models
+            ],
+            ["model", *titles.values()],
+        )
+
+    downstream = [n for n in metrics["base"] if n.startswith("few_shot/")] + [
+        n for n in DOWNSTREAM if any(n in metrics[m] for m in models)
+    ]
+    if downstream:
+        report.heading("Downstream and neighbours")
+        report.paragraph(
+            f"Few-shot classification (mean over {len(ev.few_shot_seeds)} draws; the logistic "
+            "probe on standardised features, 1-NN with cosine similarity) and k-NN anomaly "
+            "detection (one category normal, the others anomalous; mean ROC-AUC) on "
+            + (
+                "categories no model saw"
+                if isinstance(config.data, SimulatedConfig)
+                else "a labelled sample of your images (their classes were in the pool, unlabelled)"
+            )
+            + f"; neighbour preservation (k = {ev.neighbours}) of each student against the base "
+            "student on the evaluation images."
+        )
+        report.table(
+            [
+                {
+                    "model": MODEL_NAMES[m],
+                    **{_downstream_title(n): metrics[m].get(n) for n in downstream},
+                }
+                for m in models
+            ],
+            ["model"] + [_downstream_title(n) for n in downstream],
+        )
     report.figure(
-        _pca_figure(spaces, models, data_dir),
+        _pca_figure(spaces, models, source),
         workdir,
         "embeddings_pca.png",
-        "2-D PCA of the Levels images in each space, coloured by superordinate category",
+        "2-D PCA of the evaluation images in each space, coloured by category",
     )
 
     report.heading("Surrogate teacher (uncertainty distillation)")
     ud = metrics["uncertainty_distillation"]
-    report.paragraph(
-        f"Chosen on the validation triplets: T = {ud['temperature']:g}, lambda = {ud['penalty']:g}; the "
-        f"untransformed teacher's temperature T = {ud['untransformed_temperature']:.3g}. "
-        "KL(p_human || p_teacher) on held-out triplets (lower is better):"
-    )
-    report.table(
-        [
-            {
-                "teacher": name,
-                "validation KL": ud[f"{key}/validation_kl"],
-                "test KL": ud[f"{key}/test_kl"],
-            }
-            for name, key in (("untransformed", "untransformed"), ("UD transform", "aligned"))
-        ],
-        ["teacher", "validation KL", "test KL"],
-    )
-    report.table(ud["validation_grid"], ["temperature", "penalty", "kl"])
+    if "aligned/test_kl" in ud:
+        report.paragraph(
+            f"Chosen on the validation triplets: T = {ud['temperature']:g}, lambda = "
+            f"{ud['penalty']:g}; the untransformed teacher's temperature T = "
+            f"{ud['untransformed_temperature']:.3g}. KL(p_human || p_teacher) on held-out "
+            "triplets (lower is better):"
+        )
+        report.table(
+            [
+                {
+                    "teacher": name,
+                    "validation KL": ud[f"{key}/validation_kl"],
+                    "test KL": ud[f"{key}/test_kl"],
+                }
+                for name, key in (("untransformed", "untransformed"), ("UD transform", "aligned"))
+            ],
+            ["teacher", "validation KL", "test KL"],
+        )
+        report.table(ud["validation_grid"], ["temperature", "penalty", "kl"])
+    else:
+        report.paragraph(
+            "No human triplets were given: the teacher stays untransformed and only the "
+            "UnAligNet student is distilled. Its temperature, "
+            f"T = {ud['untransformed_temperature']:.3g}, is the spread of its similarities."
+        )
     purity = metrics.get("cluster_purity", {})
     if purity:
-        report.paragraph(
-            "Purity of the pool's k-means clusters with respect to the true categories:"
-        )
+        names = list(next(iter(purity.values())))
+        report.paragraph("Purity of the pool's k-means clusters with respect to the labels:")
         report.table(
             [
                 {"teacher": MODEL_NAMES[v].replace(" student", ""), **values}
                 for v, values in purity.items()
             ],
-            ["teacher", *alignet_data.LABELS],
+            ["teacher", *names],
         )
     curves = _curves_figure(workdir, students)
     if curves is not None:
@@ -239,34 +322,32 @@ def _accuracy_figure(metrics, models, columns):
     x = np.arange(len(columns))
     for i, model in enumerate(models):
         values = [metrics[model][c] for c in columns]
-        ax.bar(
-            x + (i - (len(models) - 1) / 2) * width,
-            values,
-            width,
-            label=MODEL_NAMES[model],
-            color=MODEL_COLOURS[model],
-        )
+        offset = (i - (len(models) - 1) / 2) * width
+        ax.bar(x + offset, values, width, label=MODEL_NAMES[model], color=MODEL_COLOURS[model])
     for j, column in enumerate(columns):
-        ceiling = metrics["noise_ceiling"][column]
-        ax.hlines(ceiling, j - 0.42, j + 0.42, colors="black", linewidth=2)
+        ceiling = metrics["base"].get(column.replace("odd_one_out/", "noise_ceiling/"))
+        if ceiling is not None:
+            ax.hlines(ceiling, j - 0.42, j + 0.42, colors="black", linewidth=2)
     ax.axhline(1 / 3, color="black", linestyle="--", linewidth=0.8)
-    ax.set_xticks(x, [_column_title(c) for c in columns])
+    ax.set_xticks(x, [_title(c) for c in columns])
     ax.set_ylim(0.25, 1.0)
     ax.set_ylabel("odd-one-out accuracy")
-    ax.set_title("Alignment with simulated humans per abstraction level")
+    ax.set_title("Alignment with humans per abstraction level")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 
 
-def _pca_figure(spaces, models, data_dir):
-    images = alignet_data.load_images(data_dir, "levels")
-    superordinate = np.unique(images["superordinate"], return_inverse=True)[1].reshape(-1)
+def _pca_figure(spaces, models, source: ImageSource):
+    labels = source.labels.get("evaluation", {})
+    category = labels.get("superordinate", labels.get("leaf"))
+    n = len(source.splits["evaluation"])
+    codes = np.zeros(n, int) if category is None else np.unique(category, return_inverse=True)[1]
     shown = [m for m in ("base", "unalignet", "alignet", "teacher_ud") if m in models]
     fig, axes = plt.subplots(1, len(shown), figsize=(3.3 * len(shown), 3.4), squeeze=False)
-    colours = plt.get_cmap("tab10")(superordinate % 10)
+    colours = plt.get_cmap("tab10")(codes.reshape(-1) % 10)
     for ax, model in zip(axes[0], shown):
-        x = spaces[model]["levels"]
+        x = spaces[model]["evaluation"]
         x = x - x.mean(axis=0)
         _, _, vt = np.linalg.svd(x, full_matrices=False)
         xy = x @ vt[:2].T
@@ -276,7 +357,7 @@ def _pca_figure(spaces, models, data_dir):
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0, 0].set_ylabel("PC 2")
-    fig.suptitle("Levels images, coloured by superordinate category")
+    fig.suptitle("Evaluation images, coloured by category")
     fig.tight_layout()
     return fig
 
@@ -293,18 +374,9 @@ def _curves_figure(workdir, students):
     fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.2))
     for student, rows in records.items():
         steps = [r["step"] for r in rows]
-        axes[0].plot(
-            steps,
-            [r["loss"] for r in rows],
-            label=MODEL_NAMES[student],
-            color=MODEL_COLOURS[student],
-        )
-        axes[1].plot(
-            steps,
-            [r["teacher_agreement"] for r in rows],
-            label=MODEL_NAMES[student],
-            color=MODEL_COLOURS[student],
-        )
+        style = {"label": MODEL_NAMES[student], "color": MODEL_COLOURS[student]}
+        axes[0].plot(steps, [r["loss"] for r in rows], **style)
+        axes[1].plot(steps, [r["teacher_agreement"] for r in rows], **style)
     axes[0].set_ylabel("distillation loss")
     axes[1].set_ylabel("agreement with the teacher's odd one out")
     for ax in axes:

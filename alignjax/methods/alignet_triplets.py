@@ -20,6 +20,11 @@ odd-one-out triplets over an unlabelled image pool:
    with the items reordered so that the most similar pair comes first and the odd one
    out last (:meth:`~alignjax.data.triplet_set.TripletSet.sorted_odd_last`).
 
+:func:`make_triplets` runs the three steps for one teacher and stores the result as a
+TFDS/ArrayRecord triplet set: ``train``, the student's training set, and ``test``, more
+triplets drawn the same way afterwards, without any that is also a training triplet (the
+same three items), on which the students' agreement with the teacher is measured.
+
 >>> rng = np.random.default_rng(0)
 >>> features = np.concatenate([rng.normal(c, 0.1, (20, 2)) for c in (0.0, 5.0, 10.0)])
 >>> labels, centroids = kmeans_clusters(features, 3, seed=0)
@@ -38,24 +43,30 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 from typing import Literal
 
 import numpy as np
 from sklearn.cluster import KMeans
 
 from alignjax import losses
+from alignjax.config import checked, configclass
+from alignjax.data import tfds_builders
 from alignjax.data.triplet_set import TripletSet
 
 SAMPLING_KINDS: tuple[str, ...] = ("within", "border", "between")
+TRIPLETS_NAME = "alignet_triplets"
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class SamplingConfig:
     """How AligNet's triplets are drawn from the pool.
 
     Attributes:
       num_clusters: k of k-means.
       num_triplets: triplets sampled (the student's training set).
+      num_test_triplets: triplets drawn after them (fewer by any that repeats a training
+        triplet), never trained on: the students' agreement with the teacher.
       mix: fractions of ``within``, ``border`` and ``between`` triplets (normalised).
       border_neighbours: a border triplet's odd item comes from one of this many
         clusters nearest (by centroid distance) to the pair's cluster.
@@ -63,11 +74,12 @@ class SamplingConfig:
       seed: seed of k-means and of the sampling.
     """
 
-    num_clusters: int = 16
-    num_triplets: int = 65536
-    mix: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
-    border_neighbours: int = 2
-    kmeans_init: int = 3
+    num_clusters: int = checked(16, ge=2)
+    num_triplets: int = checked(65536, ge=1)
+    num_test_triplets: int = checked(2000, ge=0)
+    mix: tuple[float, float, float] = checked((1 / 3, 1 / 3, 1 / 3), ge=0)
+    border_neighbours: int = checked(2, ge=1)
+    kmeans_init: int = checked(3, ge=1)
     seed: int = 0
 
 
@@ -80,7 +92,8 @@ def kmeans_clusters(
         raise ValueError(f"features must have shape [n, d], got {features.shape}")
     if not 2 <= num_clusters <= len(features):
         raise ValueError(
-            f"num_clusters must lie in [2, {len(features)}] for {len(features)} items, got {num_clusters}"
+            f"num_clusters must lie in [2, {len(features)}] for {len(features)} items, "
+            f"got {num_clusters}"
         )
     model = KMeans(n_clusters=num_clusters, random_state=seed, n_init=n_init).fit(features)
     return model.labels_.astype(np.int64), model.cluster_centers_.astype(np.float32)
@@ -95,7 +108,8 @@ def neighbouring_clusters(centroids: np.ndarray, count: int) -> np.ndarray:
     centroids = np.asarray(centroids, dtype=np.float64)
     if not 1 <= count < len(centroids):
         raise ValueError(
-            f"count must lie in [1, {len(centroids) - 1}] for {len(centroids)} clusters, got {count}"
+            f"count must lie in [1, {len(centroids) - 1}] for {len(centroids)} clusters, "
+            f"got {count}"
         )
     distances = ((centroids[:, None] - centroids[None]) ** 2).sum(-1)
     np.fill_diagonal(distances, np.inf)
@@ -240,3 +254,78 @@ def pseudo_label(
         losses.triplet_similarities(features[triplets.indices], kernel=kernel)
     )
     return dataclasses.replace(triplets, similarities=similarities).sorted_odd_last()
+
+
+def _without(triplets: TripletSet, seen: TripletSet) -> TripletSet:
+    """``triplets`` without those whose three items form a triplet of ``seen``."""
+    n = np.int64(max(triplets.n_items or 0, seen.n_items or 0, 1))
+
+    def keys(indices):
+        a, b, c = np.sort(indices, axis=1).T
+        return (a * n + b) * n + c
+
+    return triplets.subset(np.flatnonzero(~np.isin(keys(triplets.indices), keys(seen.indices))))
+
+
+def make_triplets(
+    sampling: SamplingConfig, features: np.ndarray, directory: pathlib.Path
+) -> dict[str, np.ndarray | pathlib.Path]:
+    """Clusters, triplets and pseudo-labels of one teacher, stored in ``directory``.
+
+    Args:
+      sampling: the clusters and the triplets.
+      features: ``[n_pool, d]`` the teacher's (transformed) features of the pool.
+      directory: ``clusters.npz`` (``labels [n_pool]``, ``centroids [k, d]``) and the
+        TFDS/ArrayRecord triplet set ``tfds/alignet_triplets`` (indices into the pool,
+        the teacher's similarities sorted odd-last, the sampling kind as level; splits
+        ``train`` and, with test triplets, ``test``). Both are reused when present.
+
+    Returns:
+      ``{"labels", "centroids", "data_dir"}``.
+    """
+    clusters_path = directory / "clusters.npz"
+    tfds_dir = directory / "tfds"
+    if not clusters_path.exists():
+        labels, centroids = kmeans_clusters(
+            features, sampling.num_clusters, seed=sampling.seed, n_init=sampling.kmeans_init
+        )
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(clusters_path, "wb") as file:
+            np.savez(file, labels=labels, centroids=centroids)
+    with np.load(clusters_path) as stored:
+        labels, centroids = stored["labels"], stored["centroids"]
+    if not (tfds_dir / TRIPLETS_NAME / tfds_builders.VERSION / "dataset_info.json").exists():
+        rng = np.random.default_rng(sampling.seed)
+
+        def sample(n):
+            drawn = sample_triplets(
+                labels,
+                centroids,
+                n,
+                mix=sampling.mix,
+                border_neighbours=sampling.border_neighbours,
+                rng=rng,
+            )
+            return pseudo_label(drawn, features)
+
+        splits = {"train": sample(sampling.num_triplets)}
+        if sampling.num_test_triplets:
+            splits["test"] = _without(sample(sampling.num_test_triplets), splits["train"])
+        tfds_builders.write_triplet_set(
+            splits,
+            name=TRIPLETS_NAME,
+            data_dir=tfds_dir,
+            overwrite=True,
+            description=(
+                "AligNet triplets over the image pool: teacher similarities, odd one out last"
+            ),
+        )
+    return {"labels": labels, "centroids": centroids, "data_dir": tfds_dir}
+
+
+def read_test_triplets(data_dir: pathlib.Path) -> TripletSet | None:
+    """The stored ``test`` triplets of :func:`make_triplets` (``None`` if there are none)."""
+    try:
+        return tfds_builders.read_triplet_set(TRIPLETS_NAME, data_dir, "test")
+    except ValueError:
+        return None

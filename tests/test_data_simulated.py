@@ -1,8 +1,11 @@
-"""AligNet's world and simulated humans: levels of triplets, observers, the data stage."""
+"""AligNet's simulated setting (alignjax.data.simulated): observers, held-out categories, the
+stored data sets and the image source over them."""
 
 import numpy as np
 import pytest
 
+from alignjax.config import ConfigError
+from alignjax.data import simulated
 from alignjax.data.fashion_mnist import (
     CLASS_NAMES,
     FASHION_MNIST_DIR,
@@ -11,12 +14,9 @@ from alignjax.data.fashion_mnist import (
 )
 from alignjax.data.hierarchy import HierarchyWorld, Tree
 from alignjax.data.levels import triplet_levels
-from alignjax.methods import alignet_data
-from alignjax.methods.alignet_data import DataConfig
+from alignjax.data.simulated import SimulatedConfig
 
-TREE = Tree.balanced((2, 2, 2))
-LEAF = {name: i for i, name in enumerate(TREE.names)}
-SMALL = DataConfig(
+SMALL = SimulatedConfig(
     world=HierarchyWorld(image_size=8),
     pool_size=64,
     human_items=60,
@@ -41,7 +41,7 @@ def test_observer_similarity_is_log_sgen_of_the_categories():
             tree.index("1.0.0"),
         ]
     )
-    humans = alignet_data.observer(alignet_data.leaf_similarity(world), leaves, temperature=0.5)
+    humans = simulated.observer(simulated.leaf_similarity(world), leaves, temperature=0.5)
     # Balanced tree: s_gen = sum_{d <= depth(lca)} w_d N_d with w_d = 1/4 and N_d = 4^d.
     expected = np.log([(1 + 4 + 16 + 64) / 4, (1 + 4 + 16) / 4, (1 + 4) / 4, 1 / 4])
     np.testing.assert_allclose(humans.similarity[0, 1:], expected, rtol=1e-5)
@@ -50,65 +50,71 @@ def test_observer_similarity_is_log_sgen_of_the_categories():
 
 def test_held_out_categories():
     tree = Tree.balanced((4, 4, 4))
-    held = alignet_data.held_out_categories(DataConfig(), tree)
+    held = simulated.held_out_categories(SimulatedConfig(), tree)
     assert len(held) == 16
     assert all(tree.names[leaf].endswith(".3") for leaf in held)
     with pytest.raises(ValueError, match="would hold out every category"):
-        alignet_data.held_out_categories(DataConfig(held_out_per_parent=4), tree)
-    fashion = alignet_data.fashion_mnist_world().tree
+        simulated.held_out_categories(SimulatedConfig(held_out_per_parent=4), tree)
+    fashion = simulated.fashion_mnist_world().tree
     names = [
         fashion.names[leaf]
-        for leaf in alignet_data.held_out_categories(DataConfig(dataset="fashion_mnist"), fashion)
+        for leaf in simulated.held_out_categories(SimulatedConfig(dataset="fashion_mnist"), fashion)
     ]
     assert sorted(names) == sorted(CLASS_NAMES[c] for c in (3, 6, 7))
 
 
 @pytest.fixture(scope="module")
-def small_data(tmp_path_factory):
-    return alignet_data.build_data(SMALL, tmp_path_factory.mktemp("alignet-data"))
+def small(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("simulated")
+    return data_dir, simulated.simulated_source(SMALL, data_dir)
 
 
-def test_build_data_writes_every_split(small_data):
+def test_the_source_holds_every_split(small):
+    _, source = small
     tree = SMALL.world.tree
-    held = alignet_data.held_out_categories(SMALL, tree)
-    sizes = {"pool": 64, "humans": 60, "levels": 3 * 48, "held_out": 4 * 16}
+    assert source.tree == tree
+    held = simulated.held_out_categories(SMALL, tree)
+    sizes = {"pool": 64, "humans": 60, "evaluation": 3 * 48, "held_out": 4 * 16}
     for split, n in sizes.items():
-        images = alignet_data.load_images(small_data, split)
-        assert images["image"].shape == (n, 8, 8, 3) and images["image"].dtype == np.uint8
-        np.testing.assert_array_equal(images["basic"], np.asarray(tree.parents)[images["leaf"]])
-        np.testing.assert_array_equal(images["superordinate"], tree.ancestors[images["leaf"], 1])
-        assert np.isin(images["leaf"], held).all() == (split == "held_out")
-        assert np.isin(images["leaf"], held).any() == (split == "held_out")
-    humans = alignet_data.load_images(small_data, "humans")
-    train, test = (alignet_data.load_triplets(small_data, s) for s in ("train", "test"))
-    assert (len(train), len(test)) == (300, 80)
+        images = source.read(split)
+        labels = source.labels[split]
+        assert images.shape == (n, 8, 8, 3) and images.dtype == np.uint8
+        np.testing.assert_array_equal(labels["basic"], np.asarray(tree.parents)[labels["leaf"]])
+        np.testing.assert_array_equal(labels["superordinate"], tree.ancestors[labels["leaf"], 1])
+        assert np.isin(labels["leaf"], held).all() == (split == "held_out")
+        assert np.isin(labels["leaf"], held).any() == (split == "held_out")
+        assert int(source.splits[split][0]["leaf"]) == labels["leaf"][0]
+    leaves = source.labels["humans"]["leaf"]
+    humans = source.triplets["humans"]
+    train, test = humans["train"], humans["test"]
+    assert (len(train), len(humans["validation"]), len(test)) == (300, 50, 80)
     assert not np.isin(test.indices, train.indices).any()  # held-out objects
-    np.testing.assert_array_equal(
-        train.levels, triplet_levels(tree, humans["leaf"][train.indices])
-    )
-    levels = alignet_data.load_triplets(small_data, "levels")
+    np.testing.assert_array_equal(train.levels, triplet_levels(tree, leaves[train.indices]))
+    levels = source.triplets["evaluation"]["levels"]
     np.testing.assert_array_equal(np.bincount(levels.levels, minlength=4), [40, 40, 40, 0])
     # The stored choice is the observer's: its probability sits in column 0.
-    humans_observer = alignet_data.observer(
-        alignet_data.leaf_similarity(SMALL.world), humans["leaf"], 0.5
-    )
+    humans_observer = simulated.observer(simulated.leaf_similarity(SMALL.world), leaves, 0.5)
     np.testing.assert_allclose(
         test.probabilities, humans_observer.probabilities(test.indices), atol=1e-6
     )
+    with pytest.raises(ValueError, match="share no image order"):
+        source.rows("pool")
 
 
-def test_build_data_reuses_its_artefacts(small_data):
-    info = small_data / alignet_data.IMAGES_NAME / "1.0.0" / "dataset_info.json"
+def test_the_stored_setting_is_reused(small):
+    data_dir, source = small
+    info = data_dir / simulated.IMAGES_NAME / "1.0.0" / "dataset_info.json"
     stamp = info.stat().st_mtime_ns
-    assert alignet_data.build_data(SMALL, small_data) == small_data
+    again = simulated.simulated_source(SMALL, data_dir)
     assert info.stat().st_mtime_ns == stamp
+    np.testing.assert_array_equal(again.read("pool"), source.read("pool"))
 
 
-def test_bad_split_names():
-    with pytest.raises(ValueError, match="split must be one of"):
-        alignet_data.load_images("/nonexistent", "test")
-    with pytest.raises(ValueError, match="dataset must be 'hierarchy' or 'fashion_mnist'"):
-        alignet_data.setting_world(DataConfig(dataset="imagenet"))
+def test_bad_configs_name_the_field():
+    with pytest.raises(ConfigError, match="dataset='imagenet': must be 'hierarchy' or"):
+        SimulatedConfig(dataset="imagenet")
+    with pytest.raises(ConfigError, match="fashion_held_out=\\(3, 10\\): every value must be"):
+        SimulatedConfig(fashion_held_out=(3, 10))
 
 
 @pytest.mark.skipif(
@@ -116,15 +122,15 @@ def test_bad_split_names():
     reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)",
 )
 def test_fashion_mnist_setting_holds_out_its_classes():
-    config = DataConfig(
+    config = SimulatedConfig(
         dataset="fashion_mnist",
         pool_size=500,
         human_items=50,
         levels_items_per_leaf=5,
         held_out_items_per_leaf=5,
     )
-    splits = alignet_data._fashion_mnist_images(config, np.random.default_rng(0))
-    tree = alignet_data.fashion_mnist_world().tree
+    splits = simulated._fashion_mnist_images(config, np.random.default_rng(0))
+    tree = simulated.fashion_mnist_world().tree
     class_of_leaf = {tree.index(name): c for c, name in enumerate(CLASS_NAMES)}
     for split, images in splits.items():
         classes = np.array([class_of_leaf[leaf] for leaf in images["leaf"]])

@@ -1,7 +1,9 @@
-r"""AligNet's world and its simulated "humans": images, their hierarchy, observer triplets.
+r"""AligNet's simulated setting as an image source: images of a known category tree and
+simulated "humans" whose judgments follow the tree.
 
-The first stage of the AligNet chain (Muttenthaler et al. 2024). A *setting* is a set
-of images whose categories are the leaves of a known tree:
+A *setting* is a set of images whose categories are the leaves of a known tree
+(Muttenthaler et al. 2024 run AligNet on ImageNet with THINGS judgments; here the truth is
+known, so the noise ceiling and every level of abstraction are too):
 
 - ``"hierarchy"``: :class:`~alignjax.data.hierarchy.HierarchyWorld` images (rendered
   from a seed; 4 superordinate x 4 basic x 4 subordinate categories by default);
@@ -12,13 +14,14 @@ of images whose categories are the leaves of a known tree:
 Some categories are held out (by default the last subordinate category under every
 basic one; for Fashion-MNIST Dress, Shirt and Sneaker): no image of them is seen by the
 teacher, the student or the simulated humans; they serve the downstream few-shot and
-anomaly-detection evaluation. The image splits (one TFDS/ArrayRecord image set,
-``"image"`` and the labels ``"leaf"``, ``"basic"``, ``"superordinate"``) are
+anomaly-detection evaluation. :func:`simulated_source` gives the
+:class:`~alignjax.data.sources.ImageSource` with the splits (images in memory, labels
+``"leaf"``, ``"basic"``, ``"superordinate"``, the tree)
 
 - ``pool``: the large unlabelled image pool AligNet's triplets are sampled from (its
-  labels train the teacher and are otherwise used only by the report);
+  labels train a teacher and are otherwise used only by reports);
 - ``humans``: the objects of the simulated odd-one-out experiment (THINGS-like);
-- ``levels``: new images of the seen categories for the Levels evaluation;
+- ``evaluation``: new images of the seen categories for the Levels evaluation;
 - ``held_out``: images of the held-out categories.
 
 **The humans.** A :class:`~alignjax.data.observers.LuceObserver` whose similarity of two
@@ -28,18 +31,23 @@ the root-to-LCA sum of the module docstring there), and whose choices follow the
 rule at temperature ``observer_temperature``. Items of one category are interchangeable
 to it, as the images of a class are in the paper; no item-level term is added because
 none is known for these images, so a triplet whose three pairs share their lowest
-common ancestor carries no signal (its choice is uniform). Triplet splits (odd one out
+common ancestor carries no signal (its choice is uniform). Triplet sets (odd one out
 last, with the observer's probabilities and a level per triplet):
 
-- ``train`` / ``validation`` / ``test``: random triplets over disjoint ``humans`` objects
-  (:func:`~alignjax.data.observers.simulate_triplet_dataset`, ``split="objects"``), as
-  THINGS; each is labelled by its LCA structure (:func:`triplet_levels`);
-- ``levels``: triplets over the ``levels`` images drawn at a chosen split depth
-  (:func:`alignjax.data.levels.level_triplet_set`), ``levels_per_level`` of each level, as the Levels
-  data set: ``coarse`` (two items of one superordinate, the odd one from another),
-  ``boundary`` (two of one basic category, the odd one from a sibling category) and,
-  where the tree has subordinate categories, ``fine`` (two of one subordinate category,
-  the odd one from a sibling within the basic category).
+- ``triplets["humans"]`` ``train`` / ``validation`` / ``test``: random triplets over
+  disjoint ``humans`` objects (:func:`~alignjax.data.observers.simulate_triplet_dataset`,
+  ``split="objects"``), as THINGS; each is labelled by its LCA structure
+  (:func:`~alignjax.data.levels.triplet_levels`);
+- ``triplets["evaluation"]["levels"]``: triplets over the ``evaluation`` images drawn at
+  a chosen split depth (:func:`~alignjax.data.levels.level_triplet_set`),
+  ``levels_per_level`` of each level, as the Levels data set: ``coarse`` (two items of
+  one superordinate, the odd one from another), ``boundary`` (two of one basic
+  category, the odd one from a sibling category) and, where the tree has subordinate
+  categories, ``fine`` (two of one subordinate category, the odd one from a sibling
+  within the basic category).
+
+The setting is written once as TFDS/ArrayRecord data sets in a data directory
+(:func:`build_simulated`) and read back from there, so a resumed run sees the same bytes.
 
 References:
   Muttenthaler, L. et al. (2024). Aligning machine and human visual representations
@@ -57,6 +65,7 @@ from typing import Literal
 
 import numpy as np
 
+from alignjax.config import ConfigError, checked, configclass
 from alignjax.data import fashion_mnist, observers, tfds_builders
 from alignjax.data.hierarchy import HierarchyWorld, Tree
 from alignjax.data.levels import (
@@ -66,18 +75,20 @@ from alignjax.data.levels import (
     level_triplet_set,
     triplet_levels,
 )
+from alignjax.data.sources import ArrayImages, ImageSource
 from alignjax.data.triplet_set import TripletSet
 
-IMAGE_SPLITS: tuple[str, ...] = ("pool", "humans", "levels", "held_out")
+IMAGE_SPLITS: tuple[str, ...] = ("pool", "humans", "evaluation", "held_out")
+# Stored splits of the human triplet set: the humans' three, and the Levels triplets.
 TRIPLET_SPLITS: tuple[str, ...] = ("train", "validation", "test", "levels")
 LABELS: tuple[str, ...] = ("leaf", "basic", "superordinate")
-IMAGES_NAME = "alignet_images"
-HUMAN_TRIPLETS_NAME = "alignet_human_triplets"
+IMAGES_NAME = "simulated_images"
+HUMAN_TRIPLETS_NAME = "simulated_human_triplets"
 
 
-@dataclasses.dataclass(frozen=True)
-class DataConfig:
-    """The images and the simulated humans of an AligNet run.
+@configclass
+class SimulatedConfig:
+    """The images and the simulated humans of a simulated setting.
 
     Attributes:
       dataset: ``"hierarchy"`` (rendered images of ``world``) or ``"fashion_mnist"``.
@@ -89,26 +100,32 @@ class DataConfig:
       human_items: objects of the simulated odd-one-out experiment.
       human_train, human_validation, human_test: random triplets per split.
       observer_temperature: Luce temperature of the simulated humans.
-      levels_items_per_leaf: ``levels`` images per seen category.
+      levels_items_per_leaf: ``evaluation`` images per seen category.
       levels_per_level: Levels triplets per level.
       held_out_items_per_leaf: ``held_out`` images per held-out category.
-      seed: seed of every draw of this stage.
+      seed: seed of every draw of the setting.
     """
 
     dataset: Literal["hierarchy", "fashion_mnist"] = "hierarchy"
     world: HierarchyWorld = HierarchyWorld()
-    held_out_per_parent: int = 1
-    fashion_held_out: tuple[int, ...] = (3, 6, 7)
-    pool_size: int = 8192
-    human_items: int = 600
-    human_train: int = 20000
-    human_validation: int = 2000
-    human_test: int = 5000
-    observer_temperature: float = 0.5
-    levels_items_per_leaf: int = 16
-    levels_per_level: int = 1000
-    held_out_items_per_leaf: int = 40
+    held_out_per_parent: int = checked(1, ge=1)
+    fashion_held_out: tuple[int, ...] = checked((3, 6, 7), ge=0, lt=10)
+    pool_size: int = checked(8192, ge=1)
+    human_items: int = checked(600, ge=3)
+    human_train: int = checked(20000, ge=1)
+    human_validation: int = checked(2000, ge=1)
+    human_test: int = checked(5000, ge=1)
+    observer_temperature: float = checked(0.5, gt=0)
+    levels_items_per_leaf: int = checked(16, ge=2)
+    levels_per_level: int = checked(1000, ge=1)
+    held_out_items_per_leaf: int = checked(40, ge=2)
     seed: int = 0
+
+    def __post_init__(self):
+        if self.dataset not in ("hierarchy", "fashion_mnist"):
+            raise ConfigError(
+                f"={self.dataset!r}: must be 'hierarchy' or 'fashion_mnist'", "dataset"
+            )
 
 
 def fashion_mnist_world() -> HierarchyWorld:
@@ -131,15 +148,9 @@ def fashion_mnist_world() -> HierarchyWorld:
     return HierarchyWorld(tree=Tree.from_nested(("clothing", children)))
 
 
-def setting_world(config: DataConfig) -> HierarchyWorld:
+def setting_world(config: SimulatedConfig) -> HierarchyWorld:
     """The world whose tree and ``s_gen`` the observers use."""
-    if config.dataset == "fashion_mnist":
-        return fashion_mnist_world()
-    if config.dataset != "hierarchy":
-        raise ValueError(
-            f"DataConfig.dataset must be 'hierarchy' or 'fashion_mnist', got {config.dataset!r}"
-        )
-    return config.world
+    return fashion_mnist_world() if config.dataset == "fashion_mnist" else config.world
 
 
 def leaf_similarity(world: HierarchyWorld) -> np.ndarray:
@@ -173,7 +184,7 @@ def observer(
     )
 
 
-def held_out_categories(config: DataConfig, tree: Tree) -> np.ndarray:
+def held_out_categories(config: SimulatedConfig, tree: Tree) -> np.ndarray:
     """Leaf nodes of the held-out categories, sorted: Fashion-MNIST's
     ``fashion_held_out`` classes, or the last ``held_out_per_parent`` leaves of every
     parent of leaves (:func:`alignjax.data.levels.held_out_leaves`)."""
@@ -193,7 +204,7 @@ def _labels(tree: Tree, leaves: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _hierarchy_images(
-    config: DataConfig, rng: np.random.Generator
+    config: SimulatedConfig, rng: np.random.Generator
 ) -> dict[str, dict[str, np.ndarray]]:
     world = config.world
     tree = world.tree
@@ -202,13 +213,11 @@ def _hierarchy_images(
     leaves = {
         "pool": rng.choice(seen, config.pool_size),
         "humans": rng.choice(seen, config.human_items),
-        "levels": np.repeat(seen, config.levels_items_per_leaf),
+        "evaluation": np.repeat(seen, config.levels_items_per_leaf),
         "held_out": np.repeat(held, config.held_out_items_per_leaf),
     }
     splits = {}
     for split, split_leaves in leaves.items():
-        if not len(split_leaves):
-            raise ValueError(f"DataConfig gives no images for the {split!r} split")
         images = world.render_items(rng, split_leaves)
         splits[split] = {
             "image": np.round(images * 255).astype(np.uint8),
@@ -218,15 +227,11 @@ def _hierarchy_images(
 
 
 def _fashion_mnist_images(
-    config: DataConfig, rng: np.random.Generator
+    config: SimulatedConfig, rng: np.random.Generator
 ) -> dict[str, dict[str, np.ndarray]]:
     tree = fashion_mnist_world().tree
     leaf_of_class = np.array([tree.index(name) for name in fashion_mnist.CLASS_NAMES])
     held = np.asarray(config.fashion_held_out, dtype=np.int64)
-    if held.size and (held.min() < 0 or held.max() >= len(fashion_mnist.CLASS_NAMES)):
-        raise ValueError(
-            f"fashion_held_out must be class indices in [0, 10), got {config.fashion_held_out}"
-        )
     train, test = (
         fashion_mnist.load_fashion_mnist("train"),
         fashion_mnist.load_fashion_mnist("test"),
@@ -254,7 +259,7 @@ def _fashion_mnist_images(
     picks = {
         "pool": (train, seen_train[: config.pool_size]),
         "humans": (train, seen_train[config.pool_size : needed]),
-        "levels": (test, per_class(seen_classes, config.levels_items_per_leaf)),
+        "evaluation": (test, per_class(seen_classes, config.levels_items_per_leaf)),
         "held_out": (test, per_class(held, config.held_out_items_per_leaf)),
     }
     return {
@@ -266,50 +271,14 @@ def _fashion_mnist_images(
     }
 
 
-def build_data(config: DataConfig, data_dir: str | os.PathLike[str]) -> pathlib.Path:
-    """Stage 1: writes the image set and the human triplet set into ``data_dir``.
-
-    Skipped when both data sets are already there (the stage's artefacts). Returns
-    ``data_dir``; read the splits back with :func:`load_images` and
-    :func:`load_triplets`.
-    """
-    data_dir = pathlib.Path(data_dir)
-    images_path = data_dir / IMAGES_NAME / tfds_builders.VERSION / "dataset_info.json"
-    triplets_path = data_dir / HUMAN_TRIPLETS_NAME / tfds_builders.VERSION / "dataset_info.json"
-    if images_path.exists() and triplets_path.exists():
-        return data_dir
-    world = setting_world(config)
-    rng = np.random.default_rng(config.seed)
-    if config.dataset == "fashion_mnist":
-        splits = _fashion_mnist_images(config, rng)
-    else:
-        splits = _hierarchy_images(config, rng)
-    triplets = human_triplets(
-        config, world, splits["humans"]["leaf"], splits["levels"]["leaf"], rng
-    )
-    description = f"AligNet images ({config.dataset}): pool, humans, levels, held_out"
-    tfds_builders.write_image_set(
-        splits, name=IMAGES_NAME, data_dir=data_dir, description=description, overwrite=True
-    )
-    tfds_builders.write_triplet_set(
-        triplets,
-        name=HUMAN_TRIPLETS_NAME,
-        data_dir=data_dir,
-        overwrite=True,
-        description="Simulated odd-one-out choices (odd one out last): train/validation/test over "
-        "the 'humans' images, levels over the 'levels' images",
-    )
-    return data_dir
-
-
 def human_triplets(
-    config: DataConfig,
+    config: SimulatedConfig,
     world: HierarchyWorld,
     human_leaves: np.ndarray,
-    levels_leaves: np.ndarray,
+    evaluation_leaves: np.ndarray,
     rng: np.random.Generator,
 ) -> dict[str, TripletSet]:
-    """The observers' triplet splits (see module doc) with levels and probabilities."""
+    """The observers' triplet sets (:data:`TRIPLET_SPLITS`, see the module docstring)."""
     tree = world.tree
     similarity = leaf_similarity(world)
     humans = observer(similarity, human_leaves, config.observer_temperature)
@@ -329,29 +298,84 @@ def human_triplets(
             levels=triplet_levels(tree, human_leaves[chosen.indices]),
             level_names=LEVELS_AND_OTHER,
         )
-    judge = observer(similarity, levels_leaves, config.observer_temperature)
+    judge = observer(similarity, evaluation_leaves, config.observer_temperature)
     splits["levels"] = level_triplet_set(
-        tree, levels_leaves, config.levels_per_level, rng, observer=judge
+        tree, evaluation_leaves, config.levels_per_level, rng, observer=judge
     )
     return splits
 
 
-def load_images(data_dir: str | os.PathLike[str], split: str) -> dict[str, np.ndarray]:
-    """An image split: ``"image"`` uint8 ``[n, H, W, C]`` and int64 ``"leaf"``, ``"basic"``,
-    ``"superordinate"`` ``[n]``."""
-    if split not in IMAGE_SPLITS:
-        raise ValueError(f"split must be one of {IMAGE_SPLITS}, got {split!r}")
-    return tfds_builders.read_image_set(IMAGES_NAME, data_dir, split)
+def build_simulated(config: SimulatedConfig, data_dir: str | os.PathLike[str]) -> pathlib.Path:
+    """Writes the setting's image set and human triplet set into ``data_dir`` (once).
+
+    Skipped when both data sets are already there. Returns ``data_dir``.
+    """
+    data_dir = pathlib.Path(data_dir)
+    images_path = data_dir / IMAGES_NAME / tfds_builders.VERSION / "dataset_info.json"
+    triplets_path = data_dir / HUMAN_TRIPLETS_NAME / tfds_builders.VERSION / "dataset_info.json"
+    if images_path.exists() and triplets_path.exists():
+        return data_dir
+    world = setting_world(config)
+    rng = np.random.default_rng(config.seed)
+    if config.dataset == "fashion_mnist":
+        splits = _fashion_mnist_images(config, rng)
+    else:
+        splits = _hierarchy_images(config, rng)
+    triplets = human_triplets(
+        config, world, splits["humans"]["leaf"], splits["evaluation"]["leaf"], rng
+    )
+    description = f"Simulated setting ({config.dataset}): pool, humans, evaluation, held_out"
+    tfds_builders.write_image_set(
+        splits, name=IMAGES_NAME, data_dir=data_dir, description=description, overwrite=True
+    )
+    tfds_builders.write_triplet_set(
+        triplets,
+        name=HUMAN_TRIPLETS_NAME,
+        data_dir=data_dir,
+        overwrite=True,
+        description="Simulated odd-one-out choices (odd one out last): train/validation/test over "
+        "the 'humans' images, levels over the 'evaluation' images",
+    )
+    return data_dir
 
 
-def load_triplets(data_dir: str | os.PathLike[str], split: str) -> TripletSet:
-    """A human triplet split (``"levels"`` indexes the ``levels`` images, the others
-    the ``humans`` images)."""
-    if split not in TRIPLET_SPLITS:
-        raise ValueError(f"split must be one of {TRIPLET_SPLITS}, got {split!r}")
-    return tfds_builders.read_triplet_set(HUMAN_TRIPLETS_NAME, data_dir, split)
+def describe(config: SimulatedConfig) -> str:
+    """One line naming the setting, for reports."""
+    if config.dataset == "fashion_mnist":
+        return (
+            f"Fashion-MNIST ({config.pool_size} pool images, the documented superordinate -> "
+            "class hierarchy)"
+        )
+    size = config.world.image_size
+    return (
+        f"the hierarchy world ({config.world.tree.num_leaves} subordinate categories, "
+        f"{size}x{size} images, {config.pool_size} pool images)"
+    )
 
 
-def image_source(data_dir: str | os.PathLike[str], split: str):
-    """The random-access ArrayRecord source of an image split (for Grain streams)."""
-    return tfds_builders.data_source(IMAGES_NAME, data_dir, split)
+def simulated_source(config: SimulatedConfig, data_dir: str | os.PathLike[str]) -> ImageSource:
+    """The simulated setting as an :class:`~alignjax.data.sources.ImageSource`.
+
+    Builds the stored data sets in ``data_dir`` first if they are not there
+    (:func:`build_simulated`), then holds the splits' images in memory.
+    """
+    data_dir = build_simulated(config, data_dir)
+    splits, labels = {}, {}
+    for split in IMAGE_SPLITS:
+        arrays = tfds_builders.read_image_set(IMAGES_NAME, data_dir, split)
+        splits[split] = ArrayImages(arrays)
+        labels[split] = {name: arrays[name] for name in LABELS}
+    stored = {
+        split: tfds_builders.read_triplet_set(HUMAN_TRIPLETS_NAME, data_dir, split)
+        for split in TRIPLET_SPLITS
+    }
+    return ImageSource(
+        describe(config),
+        splits,
+        labels,
+        tree=setting_world(config).tree,
+        triplets={
+            "humans": {split: stored[split] for split in ("train", "validation", "test")},
+            "evaluation": {"levels": stored["levels"]},
+        },
+    )
