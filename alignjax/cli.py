@@ -5,6 +5,11 @@
                  [--distributed [--coordinator HOST:PORT --num-processes N --process-id I]]
     alignjax eval --features F.npy --triplets T.txt [--levels L.txt] [--kernel dot|cosine]
                   [--transform glocal.npz] [--json OUT]
+    alignjax fit alignet (--images DIR | --tfds NAME --tfds-data-dir DIR [--tfds-split S])
+                         [--image-size H [W]] [--triplets T [--item-images MAP]]
+                         [--teacher-features F | --teacher-checkpoint T.npz]
+                         [--student-checkpoint S.npz] [--preset tiny|quick|paper]
+                         [--set key=value ...] --workdir DIR [--restart]
     alignjax figures [--out DIR]
 
 Every error (an unknown experiment, a bad override or config value, an unwritable or
@@ -75,6 +80,40 @@ def _eval(args: argparse.Namespace) -> None:
             json.dump(runner.json_ready(results), f, indent=2, allow_nan=False)
 
 
+def _fit_alignet(args: argparse.Namespace) -> None:
+    import importlib
+
+    from alignjax.config import ConfigError, apply_overrides
+    from alignjax.data.image_files import ImageFilesConfig
+
+    experiment = importlib.import_module("alignjax.experiments.alignet")
+    size = args.image_size * 2 if len(args.image_size) == 1 else args.image_size
+    data = ImageFilesConfig(
+        image_folder=args.images,
+        tfds_name=args.tfds,
+        tfds_data_dir=args.tfds_data_dir,
+        tfds_split=args.tfds_split,
+        image_size=tuple(size),
+        triplets=args.triplets,
+        item_images=args.item_images,
+    )
+    config = experiment.files_config(
+        args.preset,
+        data,
+        teacher_features=args.teacher_features,
+        teacher_checkpoint=args.teacher_checkpoint,
+        student_checkpoint=args.student_checkpoint,
+    )
+    try:
+        config = apply_overrides(config, args.set or ())
+    except ConfigError as error:
+        raise runner.UsageError(f"fit alignet: {error}") from None
+    metrics = runner.run_config(
+        "alignet", config, preset=args.preset, workdir=args.workdir, restart=args.restart
+    )
+    print(f"done in {metrics['wall_time_seconds']} s; report: {args.workdir}/report.md")
+
+
 def _figures(args: argparse.Namespace) -> None:
     from alignjax.data import figures
 
@@ -127,6 +166,48 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--transform", help="optional gLocal transform .npz to apply first")
     evaluate.add_argument("--json", help="also write the results to this JSON file")
     evaluate.set_defaults(func=_eval)
+
+    fit = commands.add_parser("fit", help="align a model with your data (gLocal or AligNet)")
+    methods = fit.add_subparsers(dest="method", required=True)
+    alignet = methods.add_parser(
+        "alignet",
+        help="distill a student from a teacher aligned to your human judgments, on your images",
+        description="The AligNet chain of `alignjax run alignet` on your images "
+        "(docs/your_data.md). Images are read in this order: a folder's class subfolders "
+        "sorted, then the files in each sorted; a TFDS data set's records in order.",
+    )
+    images = alignet.add_mutually_exclusive_group(required=True)
+    images.add_argument("--images", help="a folder of PNG/JPEG images (subfolders = classes)")
+    images.add_argument("--tfds", help="or a TFDS/ArrayRecord data set with encoded images")
+    alignet.add_argument("--tfds-data-dir", help="with --tfds: the directory holding it")
+    alignet.add_argument("--tfds-split", default="train", help="with --tfds: the split")
+    alignet.add_argument(
+        "--image-size",
+        type=int,
+        nargs="+",
+        default=[32],
+        metavar="N",
+        help="the models' input size: H [W] (images are resized and centre-cropped)",
+    )
+    alignet.add_argument("--triplets", help="human odd-one-out triplets (THINGS format)")
+    alignet.add_argument(
+        "--item-images", help="the image of every triplet item (index or file), one per line"
+    )
+    teacher = alignet.add_mutually_exclusive_group()
+    teacher.add_argument("--teacher-features", help="[n_images, d] teacher features, image order")
+    teacher.add_argument("--teacher-checkpoint", help="a big_vision ViT .npz to run as teacher")
+    alignet.add_argument(
+        "--student-checkpoint", help="a pretrained big_vision ViT .npz (default: train one)"
+    )
+    alignet.add_argument(
+        "--preset", default="quick", choices=("tiny", "quick", "paper"), help="sizes"
+    )
+    alignet.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a config field"
+    )
+    alignet.add_argument("--workdir", required=True, help="where to write results")
+    alignet.add_argument("--restart", action="store_true", help="discard the run held there")
+    alignet.set_defaults(func=_fit_alignet)
 
     figures = commands.add_parser(
         "figures", help="write a PNG of samples from each synthetic world"

@@ -248,16 +248,33 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Run experiment ``name`` and return its metrics (also written to metrics.json).
 
-    The config is built and validated before anything is written. ``run.json`` in the
-    work directory says whether the run is ``running``, ``finished``, ``failed`` (with
-    the error) or ``interrupted``.
+    The config is built and validated before anything is written; see :func:`run_config`.
     """
     experiment = get_experiment(name)
     preset = preset or next(iter(experiment.presets))
     config = experiment.config(preset, overrides)
-    path = prepare_workdir(
-        workdir or pathlib.Path("runs") / name, config, experiment=name, restart=restart
+    return run_config(
+        name, config, preset=preset, workdir=workdir or pathlib.Path("runs") / name, restart=restart
     )
+
+
+def run_config(
+    name: str,
+    config: Any,
+    *,
+    preset: str,
+    workdir: str | os.PathLike[str],
+    restart: bool = False,
+) -> dict[str, Any]:
+    """Run experiment ``name``'s chain on a validated ``config`` in ``workdir``.
+
+    The one path of ``alignjax run`` and of the commands that build their config from a
+    user's files (``alignjax fit alignet``). ``run.json`` in the work directory says
+    whether the run is ``running``, ``finished``, ``failed`` (with the error) or
+    ``interrupted``; ``metrics.json`` is written once it finished.
+    """
+    experiment = get_experiment(name)
+    path = prepare_workdir(workdir, config, experiment=name, restart=restart)
     _record_status(path, name, preset, "running")
     start = time.perf_counter()
     try:

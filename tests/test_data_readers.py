@@ -4,11 +4,9 @@ import pathlib
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from alignjax.data.readers import (
     read_features,
-    read_image_folder,
     read_item_images,
     read_levels,
     read_things_categories,
@@ -90,8 +88,6 @@ def test_missing_files_raise_file_not_found(tmp_path):
         read_triplets(tmp_path / "nope.txt")
     with pytest.raises(FileNotFoundError, match="feature file not found: .*nope.npy"):
         read_features(tmp_path / "nope.npy")
-    with pytest.raises(FileNotFoundError, match="image folder not found"):
-        read_image_folder(tmp_path / "nope")
 
 
 def test_features_text_and_npy(tmp_path):
@@ -150,51 +146,6 @@ def test_binary_triplet_file_is_named(tmp_path):
     (tmp_path / "triplets.txt").write_bytes(b"0 1 2\n\x89PNG\xff\xfe\n")
     with pytest.raises(ValueError, match="triplets.txt: line 2 is not UTF-8 text"):
         read_triplets(tmp_path / "triplets.txt")
-
-
-@pytest.fixture
-def image_root(tmp_path):
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for name, suffix in (("cat", ".png"), ("dog", ".PNG"), ("bird", ".jpg")):
-        (tmp_path / name).mkdir()
-        for i in range(2):
-            array = rng.integers(0, 256, size=(4, 6, 3), dtype=np.uint8)
-            Image.fromarray(array).save(tmp_path / name / f"{i}{suffix}")
-            arrays[(name, i)] = array
-    (tmp_path / "cat" / "notes.txt").write_text("ignored")
-    return tmp_path, arrays
-
-
-def test_image_folder(image_root):
-    root, arrays = image_root
-    folder = read_image_folder(root)
-    assert folder.class_names == ("bird", "cat", "dog")
-    assert folder.images.shape == (6, 4, 6, 3) and folder.images.dtype == np.uint8
-    np.testing.assert_array_equal(folder.labels, [0, 0, 1, 1, 2, 2])
-    # PNG is lossless: the pixels come back exactly.
-    np.testing.assert_array_equal(folder.images[2], arrays[("cat", 0)])
-    np.testing.assert_array_equal(folder.images[5], arrays[("dog", 1)])
-    assert folder.paths[2] == root / "cat" / "0.png"
-    assert read_image_folder(root, image_size=(8, 5)).images.shape == (6, 8, 5, 3)
-
-
-def test_bad_image_folders_name_the_file(image_root):
-    root, _ = image_root
-    Image.fromarray(np.zeros((9, 9, 3), np.uint8)).save(root / "dog" / "2.png")
-    with pytest.raises(ValueError, match=r"2.png: image size \(9, 9\) differs.*image_size="):
-        read_image_folder(root)
-    (root / "dog" / "2.png").write_bytes(b"broken")
-    with pytest.raises(ValueError, match="2.png: not a readable image"):
-        read_image_folder(root)
-    (root / "dog" / "2.png").unlink()
-    (root / "empty").mkdir()
-    with pytest.raises(ValueError, match="empty: class folder holds no"):
-        read_image_folder(root)
-    with pytest.raises(ValueError, match="no class subfolders"):
-        read_image_folder(root / "empty")
-    with pytest.raises(ValueError, match="must be a directory"):
-        read_image_folder(root / "cat" / "notes.txt")
 
 
 def test_item_images_by_index_and_by_name(tmp_path):

@@ -3,14 +3,15 @@ ArrayRecord with PNG bytes, run through the same chain as ``alignjax run alignet
 tiny student; a big_vision student and a features-file teacher; bad input."""
 
 import io
+import json
 
 import numpy as np
 import pytest
 from flax import nnx
 from PIL import Image
 
+from alignjax import cli, models, runner
 from alignjax import config as config_lib
-from alignjax import models, runner
 from alignjax.data import observers, simulated, tfds_builders
 from alignjax.data.fashion_mnist import CLASS_NAMES, FASHION_MNIST_DIR, load_fashion_mnist
 from alignjax.data.image_files import ImageFilesConfig
@@ -167,12 +168,16 @@ def test_a_folder_with_human_triplets_a_features_teacher_and_a_big_vision_studen
         _fit(other, run)
 
 
-def test_array_record_without_human_triplets_trains_both_backbones(files, tmp_path):
-    data = ImageFilesConfig(
-        tfds_name="fashion_mnist_png", tfds_data_dir=str(files / "tfds"), image_size=SIZE
-    )
-    config = config_lib.apply_overrides(experiment.files_config("tiny", data), FAST)
-    metrics = _fit(config, tmp_path / "run")
+def test_the_command_on_array_record_without_human_triplets_trains_both_backbones(
+    files, tmp_path, capsys
+):
+    # The whole command: flags, config, work directory, run.json and metrics.json.
+    argv = ["fit", "alignet", "--tfds", "fashion_mnist_png", "--tfds-data-dir", str(files / "tfds")]
+    argv += ["--image-size", str(SIZE[0]), "--preset", "tiny", "--workdir", str(tmp_path / "run")]
+    assert cli.main([*argv, *(part for o in FAST for part in ("--set", o))]) == 0
+    assert "report: " in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "finished"
     assert set(metrics) >= {"base", "unalignet", "teacher"} and "alignet" not in metrics
     assert metrics["uncertainty_distillation"]["human_triplets"] is False
     assert "few_shot/logistic/3" in metrics["unalignet"]

@@ -8,7 +8,13 @@ second to import and are only needed for storage and streaming):
 - ``observers``: :class:`LuceObserver`, noise ceilings, THINGS-like simulated data sets.
 - ``tfds_builders``: TFDS/ArrayRecord image-set and triplet-set builders and readers.
 - ``pipeline``: Grain streams (on the fly and from storage), device placement.
-- ``readers``: THINGS-format triplet files, feature matrices, image folders.
+- ``readers``: THINGS-format triplet files, feature matrices, item-to-image maps,
+  per-triplet levels, the THINGS category table.
+- ``sources``: the :class:`ImageSource` every chain reads (named splits of images,
+  labels, a category tree, human triplets), from arrays, stored TFDS image sets, image
+  folders and encoded TFDS/ArrayRecord data sets (decoded with Pillow); ``simulated``
+  and ``image_files`` build the sources of AligNet's simulated setting and of a user's
+  files.
 - ``fashion_mnist``: the Debian ``dataset-fashion-mnist`` files and a class hierarchy.
 - ``world``: the :class:`World` protocol every generative world follows
   (``sample(rng, n)``, ``sample_triplets(rng, n)``) and its ``batch_generator``.
@@ -48,7 +54,26 @@ _MODULE_EXPORTS = {
         "write_triplet_set",
     ),
     "pipeline": ("device_put_batch", "example_stream", "triplet_stream"),
-    "readers": ("ImageFolder", "read_features", "read_image_folder", "read_triplets"),
+    "readers": (
+        "read_features",
+        "read_item_images",
+        "read_levels",
+        "read_things_categories",
+        "read_triplets",
+    ),
+    "sources": (
+        "ArrayImages",
+        "DecodedImages",
+        "ImageRows",
+        "ImageSource",
+        "Images",
+        "image_folder",
+        "read_images",
+        "tfds_encoded_images",
+        "tfds_images",
+    ),
+    "simulated": ("SimulatedConfig", "simulated_source"),
+    "image_files": ("ImageFilesConfig", "files_source"),
     "fashion_mnist": (
         "CLASS_NAMES",
         "FASHION_MNIST_DIR",
@@ -106,6 +131,7 @@ _MODULE_EXPORTS = {
         "basic_depth",
         "held_out_leaves",
         "level_depths",
+        "level_triplet_set",
         "sample_level_triplets",
         "split_per_category",
         "triplet_levels",

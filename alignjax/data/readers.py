@@ -1,5 +1,6 @@
 """Readers for real data: THINGS-format triplets, feature matrices, item-to-image maps,
-per-triplet levels, the THINGS category table, image folders.
+per-triplet levels, the THINGS category table (image folders are image sources:
+:func:`alignjax.data.sources.image_folder`).
 
 Each reader validates what it reads and raises a ``FileNotFoundError`` for a missing
 path or a ``ValueError`` that names the file and the row (and, for text files, the line)
@@ -21,13 +22,10 @@ Formats:
 - **Levels** (:func:`read_levels`): one level name per triplet, one per line.
 - **THINGS categories** (:func:`read_things_categories`): the THINGSplus table
   ``Categories_final_20200131.tsv``, one 0/1 column per category.
-- **Image folders**: one subfolder per class (class names are the sorted subfolder
-  names), PNG or JPEG files in each, read with Pillow as RGB.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pathlib
 from collections.abc import Sequence
@@ -35,8 +33,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from alignjax.data.triplet_set import TripletSet
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def read_triplets(path: str | os.PathLike, n_items: int | None = None) -> TripletSet:
@@ -145,78 +141,6 @@ def read_features(path: str | os.PathLike) -> np.ndarray:
     return features
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class ImageFolder:
-    """Images read from a class-per-subfolder directory.
-
-    Attributes:
-      images: uint8 ``[n, H, W, 3]``.
-      labels: int64 ``[n]`` class codes into ``class_names``.
-      class_names: sorted subfolder names.
-      paths: the file of each image, in the order of ``images``.
-    """
-
-    images: np.ndarray
-    labels: np.ndarray
-    class_names: tuple[str, ...]
-    paths: tuple[pathlib.Path, ...]
-
-
-def read_image_folder(
-    path: str | os.PathLike, image_size: tuple[int, int] | None = None
-) -> ImageFolder:
-    """Reads ``path/<class>/<image>.{png,jpg,jpeg}`` into arrays, classes in sorted order.
-
-    Args:
-      path: the root directory; each subfolder is a class.
-      image_size: ``(height, width)`` to resize every image to (bilinear); ``None``
-        requires all images to have the same size.
-
-    Returns:
-      an :class:`ImageFolder`.
-    """
-    from PIL import Image  # Pillow is only needed for image folders.
-
-    root = _existing(path, "image folder")
-    if not root.is_dir():
-        raise ValueError(
-            f"{root}: an image folder must be a directory with one subfolder per class."
-        )
-    classes = sorted(
-        entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith(".")
-    )
-    if not classes:
-        raise ValueError(f"{root}: no class subfolders found.")
-    images, labels, paths = [], [], []
-    for label, name in enumerate(classes):
-        files = sorted(f for f in (root / name).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise ValueError(
-                f"{root / name}: class folder holds no {'/'.join(IMAGE_SUFFIXES)} images."
-            )
-        for file in files:
-            try:
-                with Image.open(file) as opened:
-                    image = opened.convert("RGB")
-            except OSError as error:
-                raise ValueError(f"{file}: not a readable image ({error}).") from None
-            if image_size is not None:
-                image = image.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
-            if images and array.shape != images[0].shape:
-                raise ValueError(
-                    f"{file}: image size {array.shape[:2]} differs from {paths[0]}'s "
-                    f"{images[0].shape[:2]};"
-                    " pass image_size=(height, width) to resize."
-                )
-            images.append(array)
-            labels.append(label)
-            paths.append(file)
-    return ImageFolder(
-        np.stack(images), np.array(labels, dtype=np.int64), tuple(classes), tuple(paths)
-    )
-
-
 def read_item_images(
     path: str | os.PathLike, image_names: Sequence[str], n_items: int | None = None
 ) -> np.ndarray:
@@ -318,7 +242,7 @@ def _existing(path: str | os.PathLike, what: str) -> pathlib.Path:
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{what} not found: {os.fspath(path)!r}.")
-    if path.is_dir() and what != "image folder":
+    if path.is_dir():
         raise ValueError(f"{path}: is a directory; expected a {what}.")
     return path
 
