@@ -5,6 +5,11 @@
                  [--distributed [--coordinator HOST:PORT --num-processes N --process-id I]]
     alignjax eval --features F.npy --triplets T.txt [--levels L.txt] [--kernel dot|cosine]
                   [--transform glocal.npz] [--json OUT]
+    alignjax fit glocal --features F --triplets T
+                        [--validation-triplets V | --validation-fraction 0.1]
+                        [--test-triplets X | --test-fraction 0.1] [--local-features H]
+                        [--grid quick|paper] [--seed S] [--set fit.KEY=VALUE ...] --workdir DIR
+    alignjax apply glocal --transform T.npz --features F --out G.npy
     alignjax fit alignet (--images DIR | --tfds NAME --tfds-data-dir DIR [--tfds-split S])
                          [--image-size H [W]] [--triplets T [--item-images MAP]]
                          [--teacher-features F | --teacher-checkpoint T.npz]
@@ -80,6 +85,45 @@ def _eval(args: argparse.Namespace) -> None:
             json.dump(runner.json_ready(results), f, indent=2, allow_nan=False)
 
 
+def _fit_glocal(args: argparse.Namespace) -> None:
+    from alignjax.methods import glocal_files
+
+    config = glocal_files.files_config(
+        args.features,
+        args.triplets,
+        validation_triplets=args.validation_triplets,
+        validation_fraction=args.validation_fraction,
+        test_triplets=args.test_triplets,
+        test_fraction=args.test_fraction,
+        local_features=args.local_features,
+        grid=args.grid,
+        seed=args.seed,
+        overrides=args.set or (),
+    )
+    metrics = runner.run_config(
+        "fit-glocal",
+        config,
+        glocal_files.run,
+        preset=args.grid,
+        workdir=args.workdir,
+        restart=args.restart,
+    )
+    for name in ("base", "naive", "glocal"):
+        values = metrics[name]
+        test = values.get("odd_one_out/test", values["odd_one_out/validation"])
+        print(
+            f"{name:7s} odd-one-out accuracy {test:.4f}, "
+            f"neighbours kept {values['neighbour_preservation']:.3f}"
+        )
+    print(f"done in {metrics['wall_time_seconds']} s; transform: {args.workdir}/transform.npz")
+
+
+def _apply_glocal(args: argparse.Namespace) -> None:
+    from alignjax.methods import glocal_files
+
+    print(glocal_files.apply_files(args.transform, args.features, args.out))
+
+
 def _fit_alignet(args: argparse.Namespace) -> None:
     import importlib
 
@@ -109,7 +153,12 @@ def _fit_alignet(args: argparse.Namespace) -> None:
     except ConfigError as error:
         raise runner.UsageError(f"fit alignet: {error}") from None
     metrics = runner.run_config(
-        "alignet", config, preset=args.preset, workdir=args.workdir, restart=args.restart
+        "alignet",
+        config,
+        experiment.run,
+        preset=args.preset,
+        workdir=args.workdir,
+        restart=args.restart,
     )
     print(f"done in {metrics['wall_time_seconds']} s; report: {args.workdir}/report.md")
 
@@ -169,6 +218,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = commands.add_parser("fit", help="align a model with your data (gLocal or AligNet)")
     methods = fit.add_subparsers(dest="method", required=True)
+    glocal = methods.add_parser(
+        "glocal",
+        help="fit a gLocal transform of your features to your human triplets",
+        description="gLocal and the naive transform of your features, fitted over a grid "
+        "with the released configuration and chosen on validation accuracy "
+        "(docs/your_data.md).",
+    )
+    glocal.add_argument("--features", required=True, help="[n_items, d] features, .npy or text")
+    glocal.add_argument(
+        "--triplets", required=True, help="THINGS-format triplets over the feature rows"
+    )
+    validation = glocal.add_mutually_exclusive_group()
+    validation.add_argument("--validation-triplets", help="validation triplets (a file)")
+    validation.add_argument(
+        "--validation-fraction", type=float, help="or split off this share (default 0.1)"
+    )
+    test = glocal.add_mutually_exclusive_group()
+    test.add_argument("--test-triplets", help="test triplets (a file)")
+    test.add_argument(
+        "--test-fraction", type=float, help="or split off this share (default 0.1; 0: none)"
+    )
+    glocal.add_argument(
+        "--local-features", help="features of other images for the local term (default: F)"
+    )
+    glocal.add_argument("--grid", choices=("quick", "paper"), default="quick")
+    glocal.add_argument("--seed", type=int, default=0, help="seed of the split and the fits")
+    glocal.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override fit.* or evaluation.*"
+    )
+    glocal.add_argument("--workdir", required=True, help="where to write results")
+    glocal.add_argument("--restart", action="store_true", help="discard the run held there")
+    glocal.set_defaults(func=_fit_glocal)
     alignet = methods.add_parser(
         "alignet",
         help="distill a student from a teacher aligned to your human judgments, on your images",
@@ -208,6 +289,18 @@ def build_parser() -> argparse.ArgumentParser:
     alignet.add_argument("--workdir", required=True, help="where to write results")
     alignet.add_argument("--restart", action="store_true", help="discard the run held there")
     alignet.set_defaults(func=_fit_alignet)
+
+    apply = commands.add_parser("apply", help="apply a fitted transform to features")
+    transforms = apply.add_subparsers(dest="method", required=True)
+    apply_glocal = transforms.add_parser(
+        "glocal", help="write ((F - mean) / std) @ weights + bias of a transform file"
+    )
+    apply_glocal.add_argument(
+        "--transform", required=True, help="transform .npz (fit glocal's, or the released code's)"
+    )
+    apply_glocal.add_argument("--features", required=True, help="[n, d] features, .npy or text")
+    apply_glocal.add_argument("--out", required=True, help="the transformed features (.npy)")
+    apply_glocal.set_defaults(func=_apply_glocal)
 
     figures = commands.add_parser(
         "figures", help="write a PNG of samples from each synthetic world"

@@ -521,8 +521,8 @@ class TrainConfig:
             )
         if self.num_steps < self.accumulation_steps:
             raise ConfigError(
-                f"={self.num_steps!r}: is smaller than accumulation_steps={self.accumulation_steps}: "
-                "no update would happen",
+                f"={self.num_steps!r}: is smaller than "
+                f"accumulation_steps={self.accumulation_steps}: no update would happen",
                 "num_steps",
             )
         if self.schedule != "constant" and self.warmup_steps >= self.num_steps:

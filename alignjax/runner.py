@@ -30,7 +30,7 @@ import pkgutil
 import shutil
 import time
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from alignjax import config as config_lib
@@ -254,31 +254,37 @@ def run_experiment(
     preset = preset or next(iter(experiment.presets))
     config = experiment.config(preset, overrides)
     return run_config(
-        name, config, preset=preset, workdir=workdir or pathlib.Path("runs") / name, restart=restart
+        name,
+        config,
+        experiment.module.run,
+        preset=preset,
+        workdir=workdir or pathlib.Path("runs") / name,
+        restart=restart,
     )
 
 
 def run_config(
     name: str,
     config: Any,
+    run: Callable[[Any, pathlib.Path], dict[str, Any]],
     *,
     preset: str,
     workdir: str | os.PathLike[str],
     restart: bool = False,
 ) -> dict[str, Any]:
-    """Run experiment ``name``'s chain on a validated ``config`` in ``workdir``.
+    """``run(config, workdir)``, a chain named ``name``, on a validated ``config``.
 
     The one path of ``alignjax run`` and of the commands that build their config from a
-    user's files (``alignjax fit alignet``). ``run.json`` in the work directory says
-    whether the run is ``running``, ``finished``, ``failed`` (with the error) or
-    ``interrupted``; ``metrics.json`` is written once it finished.
+    user's files (``alignjax fit alignet``, ``alignjax fit glocal``): the work directory
+    is checked (:func:`prepare_workdir`), ``run.json`` says whether the run is
+    ``running``, ``finished``, ``failed`` (with the error) or ``interrupted``, and
+    ``metrics.json`` is written once it finished.
     """
-    experiment = get_experiment(name)
     path = prepare_workdir(workdir, config, experiment=name, restart=restart)
     _record_status(path, name, preset, "running")
     start = time.perf_counter()
     try:
-        metrics = experiment.module.run(config, path)
+        metrics = run(config, path)
     except KeyboardInterrupt:
         _record_status(path, name, preset, "interrupted")
         raise

@@ -133,14 +133,14 @@ def main() -> None:
         floor = best_time(matmul, student, repeats=max(args.repeats, 10))
         for divergence in args.divergences:
             ours = compiled_value_and_grad(
-                lambda t, s: losses.batch_triplet_distillation(t, s, divergence=divergence),
+                lambda t, s, d=divergence: losses.batch_triplet_distillation(t, s, divergence=d),
                 teacher,
                 student,
             )
             ours_time = best_time(ours, student, repeats=args.repeats)
             ours_bytes = footprint(ours)
             naive = compiled_value_and_grad(
-                lambda t, s: naive_distillation(t, s, divergence), teacher, student
+                lambda t, s, d=divergence: naive_distillation(t, s, d), teacher, student
             )
             naive_bytes = footprint(naive)
             if naive_bytes > machine_bytes / 2:

@@ -73,8 +73,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from alignjax import runner
-from alignjax.data.hierarchy import LEVELS
-from alignjax.methods import glocal
+from alignjax.data.levels import LEVELS
+from alignjax.methods import glocal_data, glocal_fit
 
 workdir = pathlib.Path(tempfile.mkdtemp())  # the experiment's work directory
 rng = np.random.default_rng(SEED)
@@ -115,10 +115,10 @@ plt.show()
 # The simulated people choose the odd one out of a triplet by the Luce rule on a
 # similarity that holds the tree's exact generative similarity of the two items'
 # categories plus a little of how alike the categories look
-# (`glocal.human_similarity`): the blocks are the superordinate and basic categories.
+# (`glocal_data.human_similarity`): the blocks are the superordinate and basic categories.
 
 # %%
-people = glocal.human_similarity(world, tree.leaves, config.appearance_weight)
+people = glocal_data.human_similarity(world, tree.leaves, config.appearance_weight)
 fig, ax = plt.subplots(figsize=(4.5, 4))
 image = ax.imshow(people, cmap="viridis")
 ax.set_title("people's similarity of the leaves", fontsize=10)
@@ -137,12 +137,20 @@ np.testing.assert_allclose(people, people.T, atol=1e-6)
 # naive and gLocal setting of the grid, keeps the best of each on the validation
 # triplets, evaluates the three spaces and writes `report.md`, `metrics.json` and the
 # report's plots into the work directory. The plots below are drawn from the returned
-# metrics.
+# metrics, named as everywhere in alignjax (`alignjax.evaluation.suite`):
+# `odd_one_out/<set>[/<level>]`, `noise_ceiling/<set>[/<level>]`, `neighbour_preservation`,
+# `few_shot/<classifier>/<shots>`, `anomaly_auc`.
 
 # %%
 metrics = runner.run_experiment("glocal", preset=PRESET, workdir=workdir, overrides=OVERRIDES)
 spaces = ("base", "naive", "glocal")
-columns = ["test_accuracy", "noise_ceiling", "neighbour_preservation", "few_shot/1", "anomaly_auc"]
+columns = [
+    "odd_one_out/test",
+    "noise_ceiling/test",
+    "neighbour_preservation",
+    "few_shot/logistic/1",
+    "anomaly_auc",
+]
 print(f"{'':>8} " + " ".join(f"{c:>22}" for c in columns))
 for space in spaces:
     print(f"{space:>8} " + " ".join(f"{metrics[space][c]:22.3f}" for c in columns))
@@ -164,7 +172,7 @@ for kind in ("naive", "glocal"):
     rows = [r for r in metrics["grid"] if r["kind"] == kind]
     ax.scatter(
         [r["neighbour_preservation"] for r in rows],
-        [r["test_accuracy"] for r in rows],
+        [r["odd_one_out/test"] for r in rows],
         s=25,
         alpha=0.4,
         color=colours[kind],
@@ -172,18 +180,17 @@ for kind in ("naive", "glocal"):
 for space in spaces:
     ax.scatter(
         metrics[space]["neighbour_preservation"],
-        metrics[space]["test_accuracy"],
+        metrics[space]["odd_one_out/test"],
         s=140,
         color=colours[space],
         edgecolor="black",
         zorder=3,
         label=space,
     )
-ax.axhline(
-    metrics["base"]["noise_ceiling"], color="black", linestyle="--", lw=1, label="noise ceiling"
-)
+ceiling = metrics["base"]["noise_ceiling/test"]
+ax.axhline(ceiling, color="black", linestyle="--", lw=1, label="noise ceiling")
 ax.axhline(1 / 3, color="black", linestyle=":", lw=1, label="chance")
-ax.set_xlabel(f"nearest-neighbour preservation (k = {config.neighbours})")
+ax.set_xlabel(f"nearest-neighbour preservation (k = {config.evaluation.neighbours})")
 ax.set_ylabel("odd-one-out accuracy, test triplets")
 ax.set_xlim(0, 1.05)
 ax.set_title("alignment vs. local structure")
@@ -200,15 +207,15 @@ plt.show()
 # %%
 for space in spaces:
     m = metrics[space]
-    assert 0 <= m["test_accuracy"] <= m["noise_ceiling"] <= 1, space
+    assert 0 <= m["odd_one_out/test"] <= m["noise_ceiling/test"] <= 1, space
     assert 0 <= m["neighbour_preservation"] <= 1, space
 assert metrics["base"]["neighbour_preservation"] == 1.0
-assert metrics["naive"]["test_accuracy"] > metrics["base"]["test_accuracy"]
+assert metrics["naive"]["odd_one_out/test"] > metrics["base"]["odd_one_out/test"]
 assert (
     metrics["glocal"]["neighbour_preservation"] > metrics["naive"]["neighbour_preservation"] + 0.1
 )
-assert len(metrics["grid"]) == len(glocal.grid(config.fit, "glocal")) + len(
-    glocal.grid(config.fit, "naive")
+assert len(metrics["grid"]) == len(glocal_fit.grid(config.fit, "glocal")) + len(
+    glocal_fit.grid(config.fit, "naive")
 )
 
 # %% [markdown]
@@ -228,14 +235,14 @@ x = np.arange(len(LEVELS))
 for i, space in enumerate(spaces):
     axes[0].bar(
         x + (i - 1) * width,
-        [metrics[space][f"accuracy/{level}"] for level in LEVELS],
+        [metrics[space][f"odd_one_out/levels/{level}"] for level in LEVELS],
         width,
         color=colours[space],
         label=space,
     )
 axes[0].scatter(
     x,
-    [metrics["base"][f"noise_ceiling/{level}"] for level in LEVELS],
+    [metrics["base"][f"noise_ceiling/levels/{level}"] for level in LEVELS],
     marker="_",
     s=900,
     color="black",
@@ -247,7 +254,8 @@ axes[0].set_xticks(x, LEVELS)
 axes[0].set_ylim(0, 1)
 axes[0].set_ylabel("odd-one-out accuracy")
 axes[0].set_title("held-out test triplets per level")
-tasks = [f"few_shot/{s}" for s in config.few_shot_shots] + ["anomaly_auc"]
+shots = config.evaluation.few_shot_shots
+tasks = [f"few_shot/logistic/{s}" for s in shots] + ["anomaly_auc"]
 x = np.arange(len(tasks))
 for i, space in enumerate(spaces):
     axes[1].bar(
@@ -257,7 +265,7 @@ for i, space in enumerate(spaces):
         color=colours[space],
         label=space,
     )
-axes[1].set_xticks(x, [f"{s}-shot accuracy" for s in config.few_shot_shots] + ["anomaly AUC"])
+axes[1].set_xticks(x, [f"{s}-shot accuracy" for s in shots] + ["anomaly AUC"])
 axes[1].set_ylim(0, 1.05)
 axes[1].set_title("held-out categories")
 fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=4, fontsize=8)
@@ -266,17 +274,18 @@ plt.show()
 
 for space in spaces:
     for level in LEVELS:
-        assert 0 <= metrics[space][f"accuracy/{level}"] <= 1
+        assert 0 <= metrics[space][f"odd_one_out/levels/{level}"] <= 1
     for task in tasks:
         assert 0 <= metrics[space][task] <= 1
 
 # %% [markdown]
 # ## Next
 #
-# The fitted transforms are in the work directory (`naive.npz`, `glocal.npz`: `weights`,
-# `bias`, `mean`, `std`; `alignjax.models.AffineParams.load_npz` reads them
-# and `.apply(features)` transforms new features). `alignjax run glocal --set
-# things_dir=...` fits them to real THINGS triplets and a real model's features
-# ([docs/data.md](https://github.com/alignjax/alignjax/blob/main/docs/data.md)). AligNet,
+# The selected transforms are in the work directory (`transform.npz` for gLocal,
+# `naive.npz`: `weights`, `bias`, `mean`, `std`; `alignjax.models.AffineParams.load_npz`
+# reads them and `.apply(features)` transforms new features). `alignjax fit glocal` fits
+# them to your own model's features and your own triplets with the released
+# configuration
+# ([docs/your_data.md](https://github.com/alignjax/alignjax/blob/main/docs/your_data.md)). AligNet,
 # which uses such an aligned model as a teacher for a whole new student, is the next
 # notebook, listed in [colabs/README.md](https://github.com/alignjax/alignjax/blob/main/colabs/README.md).

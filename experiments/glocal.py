@@ -2,11 +2,15 @@
 
 alignjax run glocal --preset quick
 alignjax run glocal --set things_dir=path/to/things   # real THINGS files (docs/data.md)
+
+The fits use the world's sizes, not the released THINGS configuration
+(``GlocalConfig()``, which ``alignjax fit glocal`` uses): both presets keep their
+500 or 1000 constant-rate Adam steps and a bias starting at 0.
 """
 
 import dataclasses
 
-from alignjax.methods import glocal
+from alignjax.methods import glocal_data
 
 PRESETS = {
     "quick": "SimCLR base on 768 rendered 16x16 items, 4+2 fits of 500 steps; "
@@ -16,8 +20,8 @@ PRESETS = {
 }
 
 
-def get_config(preset: str) -> glocal.GlocalExperimentConfig:
-    config = glocal.GlocalExperimentConfig()
+def get_config(preset: str) -> glocal_data.GlocalExperimentConfig:
+    config = glocal_data.GlocalExperimentConfig()
     if preset == "quick":
         return config
     return dataclasses.replace(
@@ -36,4 +40,4 @@ def get_config(preset: str) -> glocal.GlocalExperimentConfig:
     )
 
 
-run = glocal.run
+run = glocal_data.run

@@ -16,7 +16,8 @@ from alignjax.data import observers, simulated, tfds_builders
 from alignjax.data.fashion_mnist import CLASS_NAMES, FASHION_MNIST_DIR, load_fashion_mnist
 from alignjax.data.image_files import ImageFilesConfig
 from alignjax.experiments import alignet as experiment
-from alignjax.methods import alignet, encoders
+from alignjax.methods import alignet
+from alignjax.models import encoders
 
 pytestmark = pytest.mark.skipif(
     not FASHION_MNIST_DIR.exists(),

@@ -1,4 +1,6 @@
-"""Tests of alignjax.methods.glocal: objectives, fits, grid search, the world's pieces."""
+"""Tests of the gLocal fits (alignjax.methods.glocal_fit: the released defaults, objectives,
+fits, early stopping, grid search), the chain (alignjax.methods.glocal.align) and the glocal
+experiment's simulated people (alignjax.methods.glocal_data)."""
 
 import dataclasses
 import json
@@ -11,10 +13,12 @@ from alignjax import evaluation, losses
 from alignjax.config import ConfigError, MeshConfig, TrainConfig
 from alignjax.data.hierarchy import HierarchyWorld, Tree
 from alignjax.data.observers import LuceObserver, simulate_triplet_dataset
-from alignjax.methods import glocal
+from alignjax.evaluation.suite import EvaluationConfig
+from alignjax.methods import glocal, glocal_data, glocal_fit
 from alignjax.models import AffineParams, AffineTransform
+from alignjax.training.optimizer import learning_rate_schedule
 
-FAST = glocal.GlocalConfig(
+FAST = glocal_fit.GlocalConfig(
     learning_rates=(1e-2,),
     penalty_weights=(1e-3,),
     alphas=(0.1,),
@@ -22,6 +26,7 @@ FAST = glocal.GlocalConfig(
     naive_penalty_weights=(1e-3,),
     triplet_batch_size=128,
     local_batch_size=64,
+    patience=None,
     train=TrainConfig(
         num_steps=300,
         schedule="constant",
@@ -51,10 +56,10 @@ def task():
 def fitted(task):
     features, data, local = task
     return {
-        kind: glocal.fit_transform(
-            features, data.train.indices, local, glocal.grid(FAST, kind)[0], FAST, kind=kind
+        kind: glocal_fit.fit_transform(
+            features, data.train.indices, local, glocal_fit.grid(FAST, kind)[0], FAST, kind=kind
         )
-        for kind in glocal.KINDS
+        for kind in glocal_fit.KINDS
     }
 
 
@@ -93,7 +98,7 @@ def test_objectives_wire_the_losses():
         "triplets": jnp.array([[0, 1, 2], [3, 4, 5], [6, 7, 8]]),
         "local": jnp.array([5, 0, 2, 3]),
     }
-    setting = glocal.GlocalSetting(1e-3, penalty_weight=0.5, alpha=0.25, temperature=0.5)
+    setting = glocal_fit.GlocalSetting(1e-3, penalty_weight=0.5, alpha=0.25, temperature=0.5)
     transform = AffineTransform(3)
     transform.weights[...] = weights
     transform.bias[...] = bias
@@ -106,49 +111,67 @@ def test_objectives_wire_the_losses():
     expected = (
         0.75 * global_term + 0.25 * local_term + 0.5 * losses.scaled_identity_penalty(weights)
     )
-    got, metrics = glocal.objective("glocal", setting, x, h)(transform, batch)
+    got, metrics = glocal_fit.objective("glocal", setting, x, h)(transform, batch)
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     assert metrics == {}
-    naive, _ = glocal.objective("naive", setting, x, None)(
+    naive, _ = glocal_fit.objective("naive", setting, x, None)(
         transform, {"triplets": batch["triplets"]}
     )
     np.testing.assert_allclose(naive, global_term + 0.5 * jnp.linalg.norm(weights), rtol=1e-5)
     with pytest.raises(ValueError, match="local_features"):
-        glocal.objective("glocal", setting, x, None)
+        glocal_fit.objective("glocal", setting, x, None)
     with pytest.raises(ValueError, match="kind"):
-        glocal.objective("global", setting, x, h)
+        glocal_fit.objective("global", setting, x, h)
+
+
+def test_defaults_are_the_released_configuration():
+    config = glocal_fit.GlocalConfig()
+    train = config.train
+    assert (train.optimizer, train.b1, train.b2, train.clip_norm) == ("adam", 0.9, 0.999, 1.0)
+    assert (config.sigma, config.use_bias, config.bias_init) == (1e-3, False, 1e-3)
+    assert (config.triplet_batch_size, config.local_batch_size) == (256, 1024)
+    # LinearLR(start_factor=1/3, total_iters=max_epochs): lr / 3 rising to lr over the run.
+    schedule = learning_rate_schedule(dataclasses.replace(train, learning_rate=1e-3))
+    assert float(schedule(0)) == pytest.approx(1e-3 / 3)
+    assert float(schedule(train.num_steps // 2)) == pytest.approx(2e-3 / 3, rel=1e-3)
+    assert float(schedule(train.num_steps - 1)) == pytest.approx(1e-3)
+    assert train.num_steps == 100 * 157  # 100 epochs of 40,000 THINGS triplets in 256s
 
 
 def test_grid_has_the_papers_settings():
-    settings = glocal.grid(glocal.GlocalConfig(), "glocal")
-    assert len(settings) == 24 and len(set(s.name for s in settings)) == 24
-    assert {s.alpha for s in settings} == {0.25, 0.1} and {s.temperature for s in settings} == {
-        1.0,
-        0.5,
-    }
-    assert all(s.alpha == 0 for s in glocal.grid(glocal.GlocalConfig(), "naive"))
+    settings = glocal_fit.grid(glocal_fit.GlocalConfig(), "glocal")
+    assert len(settings) == 18 and len(set(s.name for s in settings)) == 18
+    assert {s.penalty_weight for s in settings} == {10.0, 1.0, 0.1}
+    assert {s.alpha for s in settings} == {0.5, 0.25, 0.1}
+    assert {s.temperature for s in settings} == {1.0, 0.5}
+    assert {s.learning_rate for s in settings} == {1e-3}
+    naive = glocal_fit.grid(glocal_fit.GlocalConfig(), "naive")
+    assert [(s.penalty_weight, s.alpha) for s in naive] == [(10.0, 0.0), (1.0, 0.0), (0.1, 0.0)]
     assert (
-        glocal.GlocalSetting(0.01, 10.0, 0.25, 0.5).name == "lr=0.01_lambda=10_alpha=0.25_tau=0.5"
+        glocal_fit.GlocalSetting(0.01, 10.0, 0.25, 0.5).name
+        == "lr=0.01_lambda=10_alpha=0.25_tau=0.5"
     )
 
 
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: glocal.GlocalConfig(alphas=(0.0,)), r"alphas.*in \(0, 1\]"),
-        (lambda: glocal.GlocalConfig(learning_rates=()), "learning_rates.*at least one"),
-        (lambda: glocal.GlocalConfig(learning_rates=(1e-2, -1e-3)), "learning_rates.*> 0"),
-        (lambda: glocal.GlocalConfig(penalty_weights=(-1.0,)), "penalty_weights.*>= 0"),
-        (lambda: glocal.GlocalConfig(temperatures=(0.0,)), "temperatures.*> 0"),
-        (lambda: glocal.GlocalConfig(local_batch_size=1), "local_batch_size.*>= 2"),
-        (lambda: glocal.GlocalConfig(sigma=0.0), "sigma.*> 0"),
-        (lambda: glocal.GlocalConfig(bias_init=float("nan")), "bias_init.*finite"),
+        (lambda: glocal_fit.GlocalConfig(alphas=(0.0,)), r"alphas.*in \(0, 1\]"),
+        (lambda: glocal_fit.GlocalConfig(learning_rates=()), "learning_rates.*at least one"),
+        (lambda: glocal_fit.GlocalConfig(learning_rates=(1e-2, -1e-3)), "learning_rates.*> 0"),
+        (lambda: glocal_fit.GlocalConfig(penalty_weights=(-1.0,)), "penalty_weights.*>= 0"),
+        (lambda: glocal_fit.GlocalConfig(temperatures=(0.0,)), "temperatures.*> 0"),
+        (lambda: glocal_fit.GlocalConfig(local_batch_size=1), "local_batch_size.*>= 2"),
+        (lambda: glocal_fit.GlocalConfig(sigma=0.0), "sigma.*> 0"),
+        (lambda: glocal_fit.GlocalConfig(bias_init=float("nan")), "bias_init.*finite"),
         (
-            lambda: glocal.GlocalConfig(train=dataclasses.replace(FAST.train, workdir="runs")),
+            lambda: dataclasses.replace(
+                FAST, train=dataclasses.replace(FAST.train, workdir="runs")
+            ),
             "train: workdir='runs' must be None",
         ),
-        (lambda: glocal.GlocalSetting(0.0, 1.0), "learning_rate.*> 0"),
-        (lambda: glocal.GlocalSetting(1e-3, 1.0, alpha=1.5), r"alpha.*in \[0, 1\]"),
+        (lambda: glocal_fit.GlocalSetting(0.0, 1.0), "learning_rate.*> 0"),
+        (lambda: glocal_fit.GlocalSetting(1e-3, 1.0, alpha=1.5), r"alpha.*in \[0, 1\]"),
     ],
 )
 def test_bad_configs_name_the_field(make, message):
@@ -159,10 +182,10 @@ def test_bad_configs_name_the_field(make, message):
 def test_fit_is_deterministic_from_the_seed(task):
     features, data, local = task
     config = dataclasses.replace(FAST, train=dataclasses.replace(FAST.train, num_steps=20))
-    setting = glocal.grid(config, "glocal")[0]
+    setting = glocal_fit.grid(config, "glocal")[0]
 
     def weights(seed):
-        return glocal.fit_transform(
+        return glocal_fit.fit_transform(
             features, data.train.indices, local, setting, config, seed=seed
         ).weights
 
@@ -170,16 +193,49 @@ def test_fit_is_deterministic_from_the_seed(task):
     assert not np.array_equal(weights(3), weights(4))
 
 
+def test_early_stopping_keeps_the_best_weights_on_validation(task, tmp_path):
+    features, data, local = task
+    # A learning rate too small to move the accuracy: no measurement beats the first.
+    config = dataclasses.replace(
+        FAST,
+        patience=2,
+        burn_in=3,
+        train=dataclasses.replace(FAST.train, num_steps=300, eval_every=10, log_every=10),
+    )
+    setting = glocal_fit.GlocalSetting(1e-9, 1e-3, 0.1)
+    params = glocal_fit.fit_transform(
+        features,
+        data.train.indices,
+        local,
+        setting,
+        config,
+        workdir=tmp_path,
+        validation_triplets=data.validation.indices,
+    )
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    curve = [
+        r["eval/odd_one_out/validation"] for r in records if "eval/odd_one_out/validation" in r
+    ]
+    assert len(curve) == 3 and max(r["step"] for r in records) == 30  # stopped at the 3rd
+    accuracy = evaluation.odd_one_out_accuracy(params.apply(features), data.validation.indices)
+    assert accuracy.accuracy == curve[0]
+    # A fit the hook never measures cannot stop early.
+    with pytest.raises(ConfigError, match="patience=2: early stopping needs train.eval_every"):
+        dataclasses.replace(config, train=dataclasses.replace(config.train, eval_every=0))
+
+
 def test_grid_search_keeps_the_validation_best_and_resumes(task, tmp_path, monkeypatch):
     features, data, local = task
     config = dataclasses.replace(
-        FAST, penalty_weights=(30.0, 1e-3), train=dataclasses.replace(FAST.train, num_steps=150)
+        FAST,
+        penalty_weights=(30.0, 1e-3),
+        train=dataclasses.replace(FAST.train, num_steps=150, eval_every=75),
     )
     # The record of a fit interrupted before its transform was saved is replaced.
-    stale = tmp_path / "glocal" / glocal.grid(config, "glocal")[0].name / "metrics.jsonl"
+    stale = tmp_path / "glocal" / glocal_fit.grid(config, "glocal")[0].name / "metrics.jsonl"
     stale.parent.mkdir(parents=True)
     stale.write_text('{"step": 50, "loss": 0.0}\n')
-    best, results = glocal.grid_search(
+    best, results = glocal_fit.grid_search(
         features,
         data.train.indices,
         data.validation.indices,
@@ -200,19 +256,24 @@ def test_grid_search_keeps_the_validation_best_and_resumes(task, tmp_path, monke
     assert sorted(p.name for p in (tmp_path / "glocal").iterdir()) == sorted(
         name for r in results for name in (r.setting.name, f"{r.setting.name}.npz")
     )
-    # Each fit's loss curve: one record every log_every steps, and the objective falls.
+    # Each fit's learning curve: the loss every log_every steps (it falls), the
+    # validation accuracy every eval_every steps and at the end (the selected one).
     for result in results:
         lines = (tmp_path / "glocal" / result.setting.name / "metrics.jsonl").read_text()
         records = [json.loads(line) for line in lines.splitlines()]
-        assert [r["step"] for r in records] == [50, 100, 150]
-        assert records[-1]["loss"] < records[0]["loss"]
-        assert all(r["learning_rate"] == pytest.approx(1e-2) for r in records)
+        losses_ = [r for r in records if "loss" in r]
+        assert [r["step"] for r in losses_] == [50, 100, 150]
+        assert losses_[-1]["loss"] < losses_[0]["loss"]
+        assert all(r["learning_rate"] == pytest.approx(1e-2) for r in losses_)
+        accuracies = [r for r in records if "eval/odd_one_out/validation" in r]
+        assert [r["step"] for r in accuracies] == [75, 150]
+        assert accuracies[-1]["eval/odd_one_out/validation"] == result.validation_accuracy
 
     def refit(*args, **kwargs):
         raise AssertionError("a saved transform was fitted again")
 
-    monkeypatch.setattr(glocal, "fit_transform", refit)
-    again, _ = glocal.grid_search(
+    monkeypatch.setattr(glocal_fit, "fit_transform", refit)
+    again, _ = glocal_fit.grid_search(
         features,
         data.train.indices,
         data.validation.indices,
@@ -226,79 +287,69 @@ def test_grid_search_keeps_the_validation_best_and_resumes(task, tmp_path, monke
 
 def test_fit_transform_rejects_bad_inputs(task):
     features, data, local = task
-    setting = glocal.GlocalSetting(1e-2, 1e-3, 0.1)
+    setting = glocal_fit.GlocalSetting(1e-2, 1e-3, 0.1)
     with pytest.raises(ValueError, match="local_features"):
-        glocal.fit_transform(features, data.train.indices, local[:, :3], setting, FAST)
+        glocal_fit.fit_transform(features, data.train.indices, local[:, :3], setting, FAST)
     with pytest.raises(ValueError, match="indices"):
-        glocal.fit_transform(features, data.train.indices + 1000, local, setting, FAST)
+        glocal_fit.fit_transform(features, data.train.indices + 1000, local, setting, FAST)
     with pytest.raises(ValueError, match="features"):
-        glocal.fit_transform(features[0], data.train.indices, local, setting, FAST)
+        glocal_fit.fit_transform(features[0], data.train.indices, local, setting, FAST)
     with pytest.raises(ValueError, match="kind"):
-        glocal.fit_transform(features, data.train.indices, local, setting, FAST, kind="both")
+        glocal_fit.fit_transform(features, data.train.indices, local, setting, FAST, kind="both")
 
 
-def test_held_out_leaves_and_human_similarity():
+def test_human_similarity_is_the_trees_plus_appearance():
     tree = Tree.balanced((2, 2, 2))
-    names = lambda nodes: [tree.names[i] for i in nodes]  # noqa: E731
-    assert names(glocal.held_out_leaves(tree)) == ["0.0.1", "0.1.1", "1.0.1", "1.1.1"]
-    assert names(glocal.held_out_leaves(tree, depth=2)) == ["0.1.0", "0.1.1", "1.1.0", "1.1.1"]
-    with pytest.raises(ValueError, match="held_out_depth"):
-        glocal.held_out_leaves(tree, depth=0)
     world = HierarchyWorld(tree=tree, image_size=8)
     leaves = tree.leaves
-    plain = glocal.human_similarity(world, leaves, 0.0)
+    plain = glocal_data.human_similarity(world, leaves, 0.0)
     np.testing.assert_allclose(
         plain, world.log_generative_similarity(leaves[:, None], leaves[None, :]), rtol=1e-6
     )
     # Balanced tree, uniform level weights: s_gen = sum_{d <= depth(lca)} N_d / 4.
     assert plain[0, 0] == pytest.approx(np.log((1 + 2 + 4 + 8) / 4), rel=1e-5)
     assert plain[0, -1] == pytest.approx(np.log(1 / 4), rel=1e-5)
-    seen = glocal.human_similarity(world, leaves, 0.5)
+    seen = glocal_data.human_similarity(world, leaves, 0.5)
     np.testing.assert_allclose(seen, seen.T)
     assert np.all(np.abs(seen - plain) <= 0.5 + 1e-9)
     np.testing.assert_allclose(np.diag(seen - plain), 0.5)
 
 
-def test_level_triplets_have_the_levels_structure():
-    world = HierarchyWorld(image_size=8)
-    tree = world.tree
-    item_leaves = np.repeat(tree.leaves, 2)
-    observer = LuceObserver(glocal.human_similarity(world, item_leaves, 0.0))
-    pool = np.arange(0, len(item_leaves), 1)
-    triplets = glocal.level_triplets(
-        observer, world, item_leaves, pool, 50, np.random.default_rng(0)
+def test_align_selects_evaluates_and_writes_the_artefacts(task, tmp_path):
+    features, data, local = task
+    n = len(features)
+    alignment = glocal.AlignmentData(
+        description="Four features, two of them the people's.",
+        features=features,
+        fit_rows=np.arange(n),
+        train=data.train,
+        validation=data.validation,
+        test=data.test,
+        levels=None,
+        local_features=local,
+        held_out=None,
     )
-    assert triplets.level_names == ("coarse", "boundary", "fine") and len(triplets) == 150
-    assert np.bincount(triplets.levels).tolist() == [50, 50, 50]
-    leaves = item_leaves[triplets.indices]
-    for code, level in enumerate(triplets.level_names):
-        rows = leaves[triplets.levels == code]
-        depth = world.split_depth(level)
-        pair_depths = np.sort(
-            np.stack(
-                [
-                    tree.depths[tree.lca(rows[:, a], rows[:, b])]
-                    for a, b in ((0, 1), (0, 2), (1, 2))
-                ],
-                axis=1,
-            ),
-            axis=1,
-        )
-        # Two pairs meet exactly at the split depth, one pair deeper (stored in any order).
-        assert np.all(pair_depths[:, :2] == depth) and np.all(pair_depths[:, 2] > depth), level
-    np.testing.assert_allclose(triplets.probabilities.sum(axis=1), 1.0, rtol=1e-5)
-
-
-def test_read_things_categories(tmp_path):
-    path = tmp_path / "categories.tsv"
-    path.write_text(
-        "Word\tDefinition\tanimal\ttool\r\ncat\ta pet\t1\t0\r\nsaw\tcuts\t0\t1\r\n"
-        "fish\tswims\t1\t\r\n\t\t2\t1\r\n"
+    config = dataclasses.replace(
+        FAST, penalty_weights=(30.0, 1e-3), train=dataclasses.replace(FAST.train, num_steps=150)
     )
-    membership, names = glocal.read_things_categories(path, 3)
-    assert names == ("animal", "tool")
-    assert membership.tolist() == [[True, False], [False, True], [True, False]]
-    with pytest.raises(ValueError, match="3 concept rows, expected 4"):
-        glocal.read_things_categories(path, 4)
-    with pytest.raises(FileNotFoundError):
-        glocal.read_things_categories(tmp_path / "missing.tsv", 3)
+    metrics = glocal.align(alignment, config, EvaluationConfig(kernel="dot"), tmp_path)
+    assert set(metrics) == {"base", "naive", "glocal", "grid"}
+    assert set(metrics["glocal"]) == {
+        "odd_one_out/validation",
+        "noise_ceiling/validation",
+        "odd_one_out/test",
+        "noise_ceiling/test",
+        "neighbour_preservation",
+    }
+    assert metrics["base"]["neighbour_preservation"] == 1.0
+    chosen = [row for row in metrics["grid"] if row["selected"]]
+    assert [row["kind"] for row in chosen] == ["naive", "glocal"]
+    assert chosen[1]["penalty_weight"] == 1e-3
+    for kind, name in glocal.TRANSFORM_FILES.items():
+        space = AffineParams.load_npz(tmp_path / name).apply(features)
+        accuracy = evaluation.odd_one_out_accuracy(space, data.test.indices).accuracy
+        assert metrics[kind]["odd_one_out/test"] == accuracy
+    assert json.loads((tmp_path / "grid.json").read_text()) == metrics["grid"]
+    report = (tmp_path / "report.md").read_text()
+    assert "alignment_vs_local_structure.png" in report and "downstream.png" not in report
+    assert (tmp_path / "alignment_vs_local_structure.png").stat().st_size > 10_000

@@ -8,7 +8,8 @@ from flax import nnx
 
 from alignjax import losses
 from alignjax.config import ConfigError
-from alignjax.methods import encoders, objectives
+from alignjax.methods import objectives
+from alignjax.models import encoders
 from alignjax.training import TrainConfig
 
 # Exact-looking s_gen of four latent classes: {0, 1} and {2, 3} are sibling pairs.

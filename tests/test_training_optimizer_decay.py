@@ -1,4 +1,5 @@
-"""decay_to_init (alignjax.training.optimizer): decoupled weight decay toward the initial parameters."""
+"""decay_to_init (alignjax.training.optimizer): decoupled weight decay toward the initial
+parameters."""
 
 import jax
 import jax.numpy as jnp

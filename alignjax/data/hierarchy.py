@@ -82,7 +82,6 @@ from alignjax.data.world import batch_generator
 
 Nested = str | tuple[str, Sequence["Nested"]]
 Level = Literal["coarse", "boundary", "fine"]
-LEVELS: tuple[str, ...] = ("coarse", "boundary", "fine")
 
 _MAX_POINTS = 6
 _MAX_OBJECTS = 3

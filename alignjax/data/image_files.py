@@ -44,7 +44,7 @@ from alignjax.data import readers
 from alignjax.data.hierarchy import Tree
 from alignjax.data.levels import level_triplet_set
 from alignjax.data.sources import ImageRows, ImageSource, image_folder, tfds_encoded_images
-from alignjax.data.triplet_set import TripletSet
+from alignjax.data.triplet_set import TripletSet, split_by_triplet
 
 # The root of the class tree: "/" cannot be a folder's name, so it names no class.
 ROOT = "/"
@@ -106,29 +106,6 @@ def class_tree(class_names: tuple[str, ...]) -> Tree:
     return Tree(names=(ROOT, *class_names), parents=(-1,) + (0,) * len(class_names))
 
 
-def split_triplets(
-    triplets: TripletSet, validation_fraction: float, test_fraction: float, rng: np.random.Generator
-) -> dict[str, TripletSet]:
-    """A random split by triplet: ``{"train", "validation", "test"}`` (each non-empty).
-
-    Raises:
-      ValueError: too few triplets for three non-empty sets.
-    """
-    n = len(triplets)
-    n_test, n_validation = round(n * test_fraction), round(n * validation_fraction)
-    if min(n_test, n_validation, n - n_test - n_validation) < 1:
-        raise ValueError(
-            f"{n} human triplets leave an empty train, validation or test set "
-            f"(fractions {validation_fraction:g} and {test_fraction:g})"
-        )
-    order = rng.permutation(n)
-    parts = np.split(order, [n_test, n_test + n_validation])
-    return {
-        name: triplets.subset(np.sort(rows))
-        for name, rows in zip(("test", "validation", "train"), parts)
-    }
-
-
 def files_source(config: ImageFilesConfig) -> ImageSource:
     """The user's images, classes and human triplets as an image source (module docstring).
 
@@ -164,9 +141,16 @@ def files_source(config: ImageFilesConfig) -> ImageSource:
         judged = readers.read_triplets(config.triplets, n_items=len(items))
         splits["humans"] = ImageRows(images, items)
         rows["humans"] = items
-        triplets["humans"] = split_triplets(
+        train, validation, test = split_by_triplet(
             judged, config.validation_fraction, config.test_fraction, rng
         )
+        if min(len(train), len(validation), 0 if test is None else len(test)) < 1:
+            raise ValueError(
+                f"{config.triplets}: {len(judged)} human triplets leave an empty train, "
+                f"validation or test set (fractions {config.validation_fraction:g} and "
+                f"{config.test_fraction:g})"
+            )
+        triplets["humans"] = {"train": train, "validation": validation, "test": test}
         description += f", {len(judged)} human triplets over {len(items)} of them"
     sample = np.sort(rng.choice(n, min(n, config.evaluation_images), replace=False))
     splits["evaluation"] = ImageRows(images, sample)

@@ -167,8 +167,8 @@ class LuceObserver:
                 or similarity.shape[0] < 3
             ):
                 raise ValueError(
-                    f"similarity must be a square [n_items, n_items] matrix with n_items >= 3 or a function;"
-                    f" got shape {similarity.shape}."
+                    "similarity must be a square [n_items, n_items] matrix with n_items >= 3 "
+                    f"or a function; got shape {similarity.shape}."
                 )
             if not np.all(np.isfinite(similarity)):
                 raise ValueError("similarity contains NaN or infinite values.")
@@ -327,8 +327,9 @@ def simulate_triplet_dataset(
         }
         if min(counts.values()) < 3:
             raise ValueError(
-                f"split='objects' needs >= 3 objects per split; validation_fraction={validation_fraction} and"
-                f" test_fraction={test_fraction} of {n_items} objects give {counts}."
+                "split='objects' needs >= 3 objects per split; "
+                f"validation_fraction={validation_fraction} and test_fraction={test_fraction} "
+                f"of {n_items} objects give {counts}."
             )
         order = rng.permutation(n_items)
         test_objects = np.sort(order[:n_test_objects])

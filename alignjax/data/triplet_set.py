@@ -161,7 +161,8 @@ class TripletSet:
             )
             if bad.size:
                 raise ValueError(
-                    f"probabilities row {bad[0]} must be non-negative and sum to one; got {p[bad[0]]}."
+                    f"probabilities row {bad[0]} must be non-negative and sum to one; "
+                    f"got {p[bad[0]]}."
                 )
         object.__setattr__(self, "level_names", tuple(str(name) for name in self.level_names))
         if self.levels is not None:
@@ -170,7 +171,8 @@ class TripletSet:
                 levels.size and not np.issubdtype(levels.dtype, np.integer)
             ):
                 raise ValueError(
-                    f"levels must be integer codes of shape [{n}]; got {levels.dtype} {levels.shape}."
+                    f"levels must be integer codes of shape [{n}]; "
+                    f"got {levels.dtype} {levels.shape}."
                 )
             if not self.level_names:
                 raise ValueError(
@@ -179,7 +181,8 @@ class TripletSet:
             bad = np.flatnonzero((levels < 0) | (levels >= len(self.level_names)))
             if bad.size:
                 raise ValueError(
-                    f"levels row {bad[0]} is {levels[bad[0]]}, not a code in [0, {len(self.level_names)})"
+                    f"levels row {bad[0]} is {levels[bad[0]]}, not a code in "
+                    f"[0, {len(self.level_names)})"
                     f" for level_names {self.level_names}."
                 )
             object.__setattr__(self, "levels", levels.astype(np.int64))
@@ -189,7 +192,10 @@ class TripletSet:
 
     def subset(self, index: np.ndarray | slice | Sequence[int]) -> TripletSet:
         """The triplets selected by ``index`` (integer indices, boolean mask or slice)."""
-        take = lambda x: None if x is None else x[index]
+
+        def take(x):
+            return None if x is None else x[index]
+
         return TripletSet(
             indices=self.indices[index],
             similarities=take(self.similarities),
@@ -210,7 +216,10 @@ class TripletSet:
                 "sorted_odd_last needs similarities or probabilities; the set has neither."
             )
         item_order, pair_order = sort_odd_last(key)
-        reorder = lambda x: None if x is None else np.take_along_axis(x, pair_order, axis=1)
+
+        def reorder(x):
+            return None if x is None else np.take_along_axis(x, pair_order, axis=1)
+
         return dataclasses.replace(
             self,
             indices=np.take_along_axis(self.indices, item_order, axis=1),
@@ -284,7 +293,8 @@ def concatenate(sets: Sequence[TripletSet]) -> TripletSet:
         for name in fields:
             if (getattr(other, name) is None) != (getattr(first, name) is None):
                 raise ValueError(
-                    f"sets[{i}] {'lacks' if getattr(other, name) is None else 'has'} {name}, unlike sets[0]."
+                    f"sets[{i}] {'lacks' if getattr(other, name) is None else 'has'} {name}, "
+                    "unlike sets[0]."
                 )
         if other.level_names != first.level_names:
             raise ValueError(
@@ -318,3 +328,32 @@ def _pair_values(name: str, value, n: int) -> np.ndarray:
     if bad.size:
         raise ValueError(f"{name} row {bad[0]} is not finite (NaN or inf): {array[bad[0]]}.")
     return array
+
+
+def split_by_triplet(
+    triplets: TripletSet,
+    validation_fraction: float,
+    test_fraction: float,
+    rng: np.random.Generator,
+) -> tuple[TripletSet, TripletSet, TripletSet | None]:
+    """Splits ``triplets`` at random, triplet by triplet: ``(train, validation, test)``.
+
+    One permutation of the rows from ``rng``: its first ``round(validation_fraction n)``
+    rows are the validation set, the next ``round(test_fraction n)`` the test set
+    (``None`` when that is 0), the rest the training set. The same triplet of items may
+    fall into several sets when it was judged several times (as in THINGS).
+
+    >>> t = TripletSet(np.array([[0, 1, 2]] * 10))
+    >>> parts = split_by_triplet(t, 0.1, 0.2, np.random.default_rng(0))
+    >>> [None if part is None else len(part) for part in parts]
+    [7, 1, 2]
+    """
+    for name, fraction in (("validation", validation_fraction), ("test", test_fraction)):
+        if not 0 <= fraction < 1:
+            raise ValueError(f"{name}_fraction must lie in [0, 1); got {fraction}.")
+    n = len(triplets)
+    order = rng.permutation(n)
+    n_validation, n_test = round(validation_fraction * n), round(test_fraction * n)
+    validation = triplets.subset(order[:n_validation])
+    test = triplets.subset(order[n_validation : n_validation + n_test]) if n_test else None
+    return triplets.subset(order[n_validation + n_test :]), validation, test

@@ -36,8 +36,9 @@ from flax import nnx
 from alignjax import models
 from alignjax.data import augmentations, readers
 from alignjax.data.sources import IMAGE_KEY, Images, ImageSource, read_images
-from alignjax.methods import encoders, objectives
+from alignjax.methods import objectives
 from alignjax.methods.alignet_config import AligNetConfig
+from alignjax.models import encoders
 
 # Images per batch of the embedding (every batch is padded to it, one compiled shape).
 EMBED_BATCH = 256

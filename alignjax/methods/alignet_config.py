@@ -16,10 +16,11 @@ from alignjax.data import augmentations
 from alignjax.data.image_files import ImageFilesConfig
 from alignjax.data.simulated import SimulatedConfig
 from alignjax.evaluation.suite import EvaluationConfig
-from alignjax.methods import encoders, objectives
+from alignjax.methods import objectives
 from alignjax.methods.alignet_distillation import DistillationConfig
 from alignjax.methods.alignet_surrogate import UncertaintyDistillationConfig
 from alignjax.methods.alignet_triplets import SamplingConfig
+from alignjax.models import encoders
 
 #: The distilled students: from the UD teacher, and from the untransformed teacher.
 VARIANTS: tuple[str, ...] = ("alignet", "unalignet")

@@ -20,8 +20,9 @@ from scipy import stats
 from alignjax.config import checked, configclass
 from alignjax.data import augmentations
 from alignjax.data.gaussian_mixture import GaussianMixtureWorld
-from alignjax.methods import encoders, objectives
+from alignjax.methods import objectives
 from alignjax.methods.report import Report
+from alignjax.models import encoders
 from alignjax.training import TrainConfig
 
 

@@ -76,7 +76,8 @@ from alignjax.config import checked, configclass
 from alignjax.data.augmentations import ImageAugmentation
 from alignjax.data.geoclidean import GeoclideanWorld
 from alignjax.data.geoclidean_grammar import ConceptGrammar
-from alignjax.methods import encoders, gensim_geoclidean_report, objectives
+from alignjax.methods import gensim_geoclidean_report, objectives
+from alignjax.models import encoders
 from alignjax.training import TrainConfig
 
 #: Test-item kinds of :meth:`GeoclideanWorld.sample_task`, in order.

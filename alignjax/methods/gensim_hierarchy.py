@@ -80,7 +80,8 @@ from alignjax.data import wordnet
 from alignjax.data.augmentations import ImageAugmentation
 from alignjax.data.hierarchy import HierarchyWorld, Tree
 from alignjax.data.levels import LEVELS, level_triplet_set
-from alignjax.methods import encoders, gensim_hierarchy_report, objectives
+from alignjax.methods import gensim_hierarchy_report, objectives
+from alignjax.models import encoders
 from alignjax.training import TrainConfig
 
 #: The reference row of the tables: the world's exact generative similarity.

@@ -82,7 +82,8 @@ from alignjax.config import checked, configclass
 from alignjax.data.augmentations import ImageAugmentation
 from alignjax.data.quadrilaterals import REFERENCE_SHAPES, SHAPE_NAMES, QuadrilateralWorld
 from alignjax.evaluation import oddball_choices, oddball_error_rates
-from alignjax.methods import encoders, gensim_quadrilaterals_report, objectives
+from alignjax.methods import gensim_quadrilaterals_report, objectives
+from alignjax.models import encoders
 from alignjax.training import TrainConfig
 
 #: Shapes at each end of the regularity order whose mean errors are compared.

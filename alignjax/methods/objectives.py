@@ -51,7 +51,7 @@ from flax import nnx
 from alignjax import losses
 from alignjax.config import ConfigError, checked, configclass
 from alignjax.data import pipeline
-from alignjax.methods import encoders
+from alignjax.models import encoders
 from alignjax.training import TrainConfig, fit
 
 Objective = Literal["gensim", "gensim_nce", "gensim_contrastive", "simclr", "supcon", "untrained"]

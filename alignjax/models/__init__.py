@@ -1,6 +1,7 @@
-"""Flax NNX models: the ViT student, small encoders for synthetic worlds, the affine
-transform of gLocal / uncertainty distillation (with its fitted parameters and the
-global standardisation of the features it acts on), and big_vision checkpoint I/O.
+"""Flax NNX models: the ViT student, small encoders for synthetic worlds (and
+``encoders``, which builds any of them from a config and embeds arrays in batches), the
+affine transform of gLocal / uncertainty distillation (with its fitted parameters and
+the global standardisation of the features it acts on), and big_vision checkpoint I/O.
 
 All models map inputs to embeddings ``[batch, dim]`` (float32), keep no mutable state
 besides ``nnx.Param``s (no BatchNorm; dropout off by default), and annotate their
@@ -17,6 +18,7 @@ from alignjax.models.big_vision import (
     to_big_vision_params,
 )
 from alignjax.models.cnn import ConvEncoder
+from alignjax.models.encoders import EncoderConfig, build_encoder, embed
 from alignjax.models.mlp import MLPEncoder
 from alignjax.models.partitioning import FSDP, fsdp_partitioned, larger_dim_axes
 from alignjax.models.vit import MAPHead, ViT, decode_variant, posemb_sincos_2d
@@ -26,10 +28,13 @@ __all__ = [
     "AffineParams",
     "AffineTransform",
     "ConvEncoder",
+    "EncoderConfig",
     "MAPHead",
     "MLPEncoder",
     "ViT",
+    "build_encoder",
     "decode_variant",
+    "embed",
     "fsdp_partitioned",
     "larger_dim_axes",
     "load_big_vision_npz",

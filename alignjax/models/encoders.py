@@ -1,4 +1,4 @@
-"""Encoders of the experiments: built from a config, applied to arrays in batches.
+"""Encoders built from a config (MLP, CNN or ViT) and applied to arrays in batches.
 
 Every experiment trains or reads an encoder ``f: items -> R^d``; which network depends
 on the world (an MLP for vectors, a CNN or a ViT for images), so the experiments name it
@@ -20,8 +20,10 @@ import jax
 import numpy as np
 from flax import nnx
 
-from alignjax import models
 from alignjax.config import checked, configclass
+from alignjax.models.cnn import ConvEncoder
+from alignjax.models.mlp import MLPEncoder
+from alignjax.models.vit import ViT, decode_variant
 
 
 @configclass
@@ -55,7 +57,7 @@ class EncoderConfig:
         if self.kind != "vit" and not self.widths:
             raise ValueError(f"a {self.kind} encoder needs at least one width, got ()")
         if self.kind == "vit":
-            models.vit.decode_variant(self.variant)  # A bad variant is refused here.
+            decode_variant(self.variant)  # A bad variant is refused here.
 
 
 def build_encoder(config: EncoderConfig, input_shape: Sequence[int]) -> nnx.Module:
@@ -66,7 +68,7 @@ def build_encoder(config: EncoderConfig, input_shape: Sequence[int]) -> nnx.Modu
             raise ValueError(
                 f"an mlp encoder needs vector items, got item shape {tuple(input_shape)}"
             )
-        return models.MLPEncoder(input_shape[0], config.widths, config.embed_dim, rngs=rngs)
+        return MLPEncoder(input_shape[0], config.widths, config.embed_dim, rngs=rngs)
     if len(input_shape) != 3:
         raise ValueError(
             f"a {config.kind} encoder needs [H, W, C] images, got item shape {tuple(input_shape)}"
@@ -74,11 +76,9 @@ def build_encoder(config: EncoderConfig, input_shape: Sequence[int]) -> nnx.Modu
     height, width, channels = input_shape
     if config.kind == "cnn":
         groups = min(8, *config.widths)
-        return models.ConvEncoder(
-            channels, config.widths, config.embed_dim, num_groups=groups, rngs=rngs
-        )
+        return ConvEncoder(channels, config.widths, config.embed_dim, num_groups=groups, rngs=rngs)
     if config.kind == "vit":
-        return models.ViT(
+        return ViT(
             config.variant,
             image_size=(height, width),
             in_channels=channels,
