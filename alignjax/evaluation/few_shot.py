@@ -39,9 +39,6 @@ class FewShotResult:
     n_shot: int
     classifier: str
 
-    def to_dict(self) -> dict[str, float]:
-        return {"accuracy": self.mean, "accuracy_std": self.std}
-
 
 def sample_few_shot(labels, n_shot: int, seed: int) -> np.ndarray:
     """Indices of ``n_shot`` examples of every class, drawn without replacement.

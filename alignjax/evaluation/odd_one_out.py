@@ -54,18 +54,6 @@ class OddOneOutResult:
     per_level_n_triplets: dict[str, int] = dataclasses.field(default_factory=dict)
     per_level_noise_ceiling: dict[str, float] = dataclasses.field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, float]:
-        """Flat ``{"accuracy": .., "accuracy/<level>": .., ...}`` for ``metrics.json``."""
-        flat: dict[str, float] = {"accuracy": self.accuracy, "n_triplets": self.n_triplets}
-        if self.noise_ceiling is not None:
-            flat["noise_ceiling"] = self.noise_ceiling
-        for name, value in self.per_level.items():
-            flat[f"accuracy/{name}"] = value
-            flat[f"n_triplets/{name}"] = self.per_level_n_triplets[name]
-        for name, value in self.per_level_noise_ceiling.items():
-            flat[f"noise_ceiling/{name}"] = value
-        return flat
-
 
 def noise_ceiling(reference_probabilities) -> float:
     """Best achievable odd-one-out accuracy given reference choice probabilities.

@@ -269,8 +269,8 @@ def evaluation_items(config: HierarchyConfig, world: HierarchyWorld) -> dict[str
     Returns:
       ``images float32 [N, H, W, 3]`` and ``leaves int [N]``: ``r`` fresh renderings of
       every leaf, in tree order (``N = num_leaves * r``, ``r = eval_renderings_per_leaf``);
-      ``triplets int [L * n, 3]``, indices into the items, odd one out last, ``n`` of
-      each level in :data:`LEVELS` order; ``levels int [L * n]``, each triplet's level.
+      ``levels``: the Levels :class:`~alignjax.data.triplet_set.TripletSet` over the
+      items (odd one out last), ``n`` of each level in :data:`LEVELS` order.
     """
     seed = config.seed + 1
     leaves = np.repeat(world.tree.leaves, config.eval_renderings_per_leaf)
@@ -284,12 +284,7 @@ def evaluation_items(config: HierarchyConfig, world: HierarchyWorld) -> dict[str
     # The renderings' stream, [seed, 3], is the one they have always been drawn from, so
     # that RSA results stay comparable with earlier runs.
     rng = np.random.default_rng([seed, len(LEVELS)])
-    return {
-        "images": world.render_items(rng, leaves),
-        "leaves": leaves,
-        "triplets": triplets.indices,
-        "levels": triplets.levels,
-    }
+    return {"images": world.render_items(rng, leaves), "leaves": leaves, "levels": triplets}
 
 
 def embeddings(
@@ -351,14 +346,12 @@ def evaluate(
     items: dict[str, np.ndarray],
     tree_rdm: np.ndarray,
 ) -> dict[str, float]:
-    """Levels accuracy (overall and per level) and RSA with the tree of one encoder's
-    embeddings ``features [N, d]`` of the held-out items."""
-    accuracy = evaluation.odd_one_out_accuracy(
-        features, items["triplets"], kernel=kernel, levels=items["levels"], level_names=LEVELS
-    )
+    """Levels accuracy (overall and per level; the evaluation suite's
+    ``odd_one_out/levels[/<level>]``) and RSA with the tree of one encoder's embeddings
+    ``features [N, d]`` of the held-out items."""
+    benchmark = evaluation.Benchmark(triplets={"levels": items["levels"]})
     return {
-        "accuracy": accuracy.accuracy,
-        **{f"accuracy/{level}": accuracy.per_level[level] for level in LEVELS},
+        **evaluation.evaluate(features, benchmark, evaluation.EvaluationConfig(kernel=kernel)),
         "rsa": evaluation.rsa_spearman(kernel_dissimilarity(features, kernel), tree_rdm),
         "rsa_correlation": evaluation.rsa_spearman(
             evaluation.representational_dissimilarity_matrix(features), tree_rdm
@@ -370,15 +363,16 @@ def exact_reference(
     world: HierarchyWorld, table: np.ndarray, items: dict[str, np.ndarray], tree_rdm: np.ndarray
 ) -> dict[str, float]:
     """The metrics of the exact ``log s_gen`` as the similarity (the world's own answer)."""
+    levels = items["levels"]
     accuracy = evaluation.odd_one_out_accuracy_from_similarities(
         item_log_similarity(world, table, items["leaves"]),
-        items["triplets"],
-        levels=items["levels"],
-        level_names=LEVELS,
+        levels.indices,
+        levels=levels.levels,
+        level_names=levels.level_names,
     )
     return {
-        "accuracy": accuracy.accuracy,
-        **{f"accuracy/{level}": accuracy.per_level[level] for level in LEVELS},
+        "odd_one_out/levels": accuracy.accuracy,
+        **{f"odd_one_out/levels/{level}": accuracy.per_level[level] for level in LEVELS},
         "rsa": evaluation.rsa_spearman(tree_rdm, tree_rdm),
         "rsa_correlation": None,
     }

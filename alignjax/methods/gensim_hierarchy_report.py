@@ -74,8 +74,8 @@ def write_report(
     )
     columns = [
         "objective",
-        "accuracy",
-        *(f"accuracy/{level}" for level in LEVELS),
+        "odd_one_out/levels",
+        *(f"odd_one_out/levels/{level}" for level in LEVELS),
         "rsa",
         "rsa_correlation",
     ]
@@ -96,7 +96,7 @@ def write_report(
     shown = [method]
     baselines = [b for b in _baselines(config) if b != "untrained"] or _baselines(config)
     if baselines:
-        shown.append(max(baselines, key=lambda b: metrics[b]["accuracy"]))
+        shown.append(max(baselines, key=lambda b: metrics[b]["odd_one_out/levels"]))
     report.figure(
         _embedding_figure(config, world, shown, metrics, features, superordinate, basic),
         workdir,
@@ -121,7 +121,10 @@ def _verdict(config, metrics) -> str:
     if method not in objectives.GENSIM_OBJECTIVES:
         return "No generative-similarity objective was trained."
     lines = []
-    for key, what in (("accuracy/coarse", "coarse accuracy"), ("rsa", "RSA with the tree")):
+    for key, what in (
+        ("odd_one_out/levels/coarse", "coarse accuracy"),
+        ("rsa", "RSA with the tree"),
+    ):
         beaten = [b for b in _baselines(config) if metrics[method][key] > metrics[b][key]]
         others = [b for b in _baselines(config) if b not in beaten]
         status = "reproduced" if not others else f"not reproduced against {', '.join(others)}"
@@ -131,7 +134,7 @@ def _verdict(config, metrics) -> str:
 
 
 def _accuracy_figure(config, metrics):
-    groups = [*(f"accuracy/{level}" for level in LEVELS), "accuracy"]
+    groups = [*(f"odd_one_out/levels/{level}" for level in LEVELS), "odd_one_out/levels"]
     names = list(config.objectives)
     fig, ax = plt.subplots(figsize=(1.6 + 1.9 * len(groups), 3.8))
     width = 0.8 / len(names)
@@ -183,7 +186,7 @@ def _embedding_figure(config, world, shown, metrics, features, superordinate, ba
                     alpha=0.75,
                     linewidths=0,
                 )
-        coarse, rsa = metrics[name]["accuracy/coarse"], metrics[name]["rsa"]
+        coarse, rsa = metrics[name]["odd_one_out/levels/coarse"], metrics[name]["rsa"]
         ax.set_title(f"{name}: coarse acc. {coarse:.2f}, RSA {rsa:.2f}")
         ax.set_xlabel("PC 1")
         ax.set_ylabel("PC 2")
