@@ -20,20 +20,20 @@ SPACE_B = _on_circle([0, 10, 50, 120])
 
 def test_hand_built_example_k1():
     # A: 0->1, 1->0, 2->3, 3->2.  B: 0->1, 1->0, 2->1 (40 deg), 3->2 (70 deg).
-    assert neighbours.nearest_neighbour_preservation(SPACE_A, SPACE_B, k=1) == pytest.approx(0.75)
+    assert neighbours.neighbour_preservation(SPACE_A, SPACE_B, k=1) == pytest.approx(0.75)
 
 
 def test_hand_built_example_k2():
     # A: {1,2}, {0,2}, {1,3}, {1,2};  B: {1,2}, {0,2}, {0,1}, {1,2}: overlaps 2, 2, 1, 2.
-    assert neighbours.nearest_neighbour_preservation(SPACE_A, SPACE_B, k=2) == pytest.approx(0.875)
-    assert neighbours.nearest_neighbour_preservation(SPACE_B, SPACE_A, k=2) == pytest.approx(0.875)
+    assert neighbours.neighbour_preservation(SPACE_A, SPACE_B, k=2) == pytest.approx(0.875)
+    assert neighbours.neighbour_preservation(SPACE_B, SPACE_A, k=2) == pytest.approx(0.875)
 
 
 def test_identical_spaces_and_the_full_neighbourhood_preserve_everything():
     x = np.random.default_rng(0).normal(size=(20, 4))
-    assert neighbours.nearest_neighbour_preservation(x, 2.0 * x, k=5) == 1.0
+    assert neighbours.neighbour_preservation(x, 2.0 * x, k=5) == 1.0
     y = np.random.default_rng(1).normal(size=(20, 4))
-    assert neighbours.nearest_neighbour_preservation(x, y, k=19) == 1.0
+    assert neighbours.neighbour_preservation(x, y, k=19) == 1.0
 
 
 @pytest.mark.parametrize("chunk_size", [None, 3])
@@ -49,10 +49,10 @@ def test_neighbours_match_sklearn_and_exclude_self(chunk_size):
 
 def test_bad_inputs():
     with pytest.raises(ValueError, match="k must be < n_items = 4"):
-        neighbours.nearest_neighbour_preservation(SPACE_A, SPACE_B, k=4)
+        neighbours.neighbour_preservation(SPACE_A, SPACE_B, k=4)
     with pytest.raises(ValueError, match="k must be an integer >= 1"):
-        neighbours.nearest_neighbour_preservation(SPACE_A, SPACE_B, k=0)
+        neighbours.neighbour_preservation(SPACE_A, SPACE_B, k=0)
     with pytest.raises(ValueError, match=r"same items; got shapes \(4, 2\) and \(3, 2\)"):
-        neighbours.nearest_neighbour_preservation(SPACE_A, SPACE_B[:3], k=1)
+        neighbours.neighbour_preservation(SPACE_A, SPACE_B[:3], k=1)
     with pytest.raises(ValueError, match=r"features_b must have shape \[n_items, d\]"):
-        neighbours.nearest_neighbour_preservation(SPACE_A, SPACE_B.ravel(), k=1)
+        neighbours.neighbour_preservation(SPACE_A, SPACE_B.ravel(), k=1)

@@ -41,7 +41,7 @@ def test_neighbour_preservation_on_the_benchmark_rows():
     metrics = evaluate(
         moved, Benchmark(neighbour_rows=rows), EvaluationConfig(neighbours=3), reference=base
     )
-    expected = evaluation.nearest_neighbour_preservation(base[rows], moved[rows], k=3)
+    expected = evaluation.neighbour_preservation(base[rows], moved[rows], k=3)
     assert metrics == {"neighbour_preservation": expected}
     assert evaluate(base, Benchmark(), reference=base)["neighbour_preservation"] == 1.0
     with pytest.raises(ValueError, match="reference has 39 items, features 40"):

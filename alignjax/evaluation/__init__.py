@@ -34,7 +34,7 @@ from alignjax.evaluation.calibration import (
 )
 from alignjax.evaluation.correlation import CorrelationResult, correlate
 from alignjax.evaluation.few_shot import FewShotResult, few_shot_accuracy, sample_few_shot
-from alignjax.evaluation.neighbours import nearest_neighbour_preservation, nearest_neighbours
+from alignjax.evaluation.neighbours import nearest_neighbours, neighbour_preservation
 from alignjax.evaluation.odd_one_out import (
     OddOneOutResult,
     noise_ceiling,
@@ -69,7 +69,7 @@ __all__ = [
     "expected_calibration_error",
     "few_shot_accuracy",
     "linear_cka",
-    "nearest_neighbour_preservation",
+    "neighbour_preservation",
     "nearest_neighbours",
     "noise_ceiling",
     "odd_one_out_accuracy",

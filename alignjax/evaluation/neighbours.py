@@ -58,7 +58,7 @@ def nearest_neighbours(features, *, k: int, chunk_size: int | None = None) -> np
     return neighbours
 
 
-def nearest_neighbour_preservation(
+def neighbour_preservation(
     features_a, features_b, *, k: int = 10, chunk_size: int | None = None
 ) -> float:
     """Mean fraction of each item's k nearest neighbours in space A kept in space B.
@@ -81,7 +81,7 @@ def nearest_neighbour_preservation(
       The mean preserved fraction, a float in ``[0, 1]``.
 
     >>> a = [[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]]
-    >>> nearest_neighbour_preservation(a, a, k=1)
+    >>> neighbour_preservation(a, a, k=1)
     1.0
     """
     a = _validation.as_features("features_a", features_a, min_items=2)

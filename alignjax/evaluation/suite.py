@@ -56,7 +56,7 @@ from alignjax.config import checked, configclass
 from alignjax.data.triplet_set import TripletSet
 from alignjax.evaluation.anomaly import one_vs_rest_anomaly_auc
 from alignjax.evaluation.few_shot import few_shot_accuracy
-from alignjax.evaluation.neighbours import nearest_neighbour_preservation
+from alignjax.evaluation.neighbours import neighbour_preservation
 from alignjax.evaluation.odd_one_out import odd_one_out_accuracy
 
 Kernel = Literal["dot", "cosine"]
@@ -228,7 +228,7 @@ def evaluate(
                 "they must represent the same items"
             )
         rows = slice(None) if benchmark.neighbour_rows is None else benchmark.neighbour_rows
-        metrics["neighbour_preservation"] = nearest_neighbour_preservation(
+        metrics["neighbour_preservation"] = neighbour_preservation(
             reference[rows], features[rows], k=config.neighbours
         )
     if benchmark.held_out is not None:

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from alignjax.config import MeshConfig
+from alignjax.config import MeshConfig, checked, configclass
 from alignjax.data import levels, readers
 from alignjax.data.augmentations import ImageAugmentation
 from alignjax.data.hierarchy import HierarchyWorld
@@ -42,7 +42,7 @@ THINGS_TRIPLETS = "triplets_things_test10_sample50k.txt"
 THINGS_CATEGORIES = "Categories_final_20200131.tsv"
 
 
-@dataclasses.dataclass(frozen=True)
+@configclass
 class GlocalExperimentConfig:
     """The ``glocal`` experiment.
 
@@ -91,16 +91,16 @@ class GlocalExperimentConfig:
     )
     objective: objectives.ObjectiveConfig = objectives.ObjectiveConfig(batch_size=64)
     augmentation: ImageAugmentation = ImageAugmentation()
-    items_per_leaf: int = 12
-    held_out_depth: int | None = None
-    local_images: int = 1024
-    observer_temperature: float = 1.0
-    appearance_weight: float = 0.5
+    items_per_leaf: int = checked(12, ge=4)
+    held_out_depth: int | None = checked(None, ge=1)
+    local_images: int = checked(1024, ge=2)
+    observer_temperature: float = checked(1.0, gt=0)
+    appearance_weight: float = checked(0.5, ge=0)
     split: Literal["objects", "random"] = "objects"
-    n_train_triplets: int = 10000
-    n_validation_triplets: int = 1000
-    n_test_triplets: int = 5000
-    n_level_triplets: int = 1000
+    n_train_triplets: int = checked(10000, ge=1)
+    n_validation_triplets: int = checked(1000, ge=1)
+    n_test_triplets: int = checked(5000, ge=1)
+    n_level_triplets: int = checked(1000, ge=1)
     fit: GlocalConfig = GlocalConfig(
         learning_rates=(1e-3,),
         penalty_weights=(0.1, 0.01),
@@ -122,8 +122,17 @@ class GlocalExperimentConfig:
     evaluation: EvaluationConfig = EvaluationConfig(kernel="cosine", few_shot_shots=(1, 5))
     things_dir: str | None = None
     things_split: Literal["triplets", "objects"] = "triplets"
-    things_held_out_categories: int = 8
-    seed: int = 0
+    things_held_out_categories: int = checked(8, ge=2)
+    seed: int = checked(0, ge=0)
+
+    def __post_init__(self):
+        for name, value, allowed in (
+            ("base_objective", self.base_objective, ("simclr", "supcon", "untrained")),
+            ("split", self.split, ("objects", "random")),
+            ("things_split", self.things_split, ("triplets", "objects")),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
 def run(config: GlocalExperimentConfig, workdir: str | os.PathLike[str]) -> dict[str, Any]:
