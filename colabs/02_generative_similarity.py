@@ -84,12 +84,12 @@ from alignjax.data import figures
 from alignjax.data.quadrilaterals import REFERENCE_SHAPES, SHAPE_NAMES, classify, intruders
 from alignjax.evaluation import oddball_choices, oddball_error_rates
 from alignjax.methods import (
-    encoders,
     gensim_gaussian,
     gensim_quadrilaterals,
     gensim_quadrilaterals_report,
     objectives,
 )
+from alignjax.models import encoders
 
 workdir = pathlib.Path(tempfile.mkdtemp())  # checkpoints, embeddings and figures go here
 rng = np.random.default_rng(SEED)

@@ -115,14 +115,15 @@ def test_levels_triplets_are_split_at_the_worlds_depths_over_the_held_out_items(
     tree = world.tree
     assert items["images"].shape == (12 * 2, 8, 8, 3)
     np.testing.assert_array_equal(items["leaves"], np.repeat(tree.leaves, 2))
-    assert items["triplets"].shape == (150, 3)
-    np.testing.assert_array_equal(items["levels"], np.repeat([0, 1, 2], 50))
-    leaves = items["leaves"][items["triplets"]]
+    triplets = items["levels"].indices
+    assert triplets.shape == (150, 3)
+    np.testing.assert_array_equal(items["levels"].levels, np.repeat([0, 1, 2], 50))
+    leaves = items["leaves"][triplets]
     pair = tree.depths[tree.lca(leaves[:, 0], leaves[:, 1])]
     odd = tree.depths[tree.lca(leaves[:, 0], leaves[:, 2])]
     np.testing.assert_array_equal(odd, np.repeat([0, 1, 2], 50))
     assert np.all(pair > odd)
-    assert np.all(items["triplets"][:, 0] != items["triplets"][:, 1])
+    assert np.all(triplets[:, 0] != triplets[:, 1])
 
 
 def test_bad_configs_are_refused_by_name():

@@ -20,10 +20,9 @@ from alignjax.methods import (
     alignet_distillation,
     alignet_evaluation,
     alignet_surrogate,
-    encoders,
 )
 from alignjax.methods.alignet_config import AligNetConfig
-from alignjax.models import AffineParams
+from alignjax.models import AffineParams, encoders
 
 SMALL = SimulatedConfig(
     world=HierarchyWorld(image_size=8),

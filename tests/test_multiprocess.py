@@ -81,7 +81,9 @@ class Processes:
                 self.procs.append(
                     subprocess.Popen(
                         command,
-                        cwd=REPO,
+                        # Not the repository: there `python -m alignjax.cli` would import
+                        # the source tree, which lacks the installed alignjax.experiments.
+                        cwd=logs,
                         env=env,
                         stdout=subprocess.DEVNULL,
                         stderr=stderr,
