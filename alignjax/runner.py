@@ -28,6 +28,7 @@ import os
 import pathlib
 import pkgutil
 import shutil
+import tempfile
 import time
 import types
 from collections.abc import Callable, Sequence
@@ -167,6 +168,23 @@ def _discard(path: pathlib.Path) -> None:
             entry.unlink()
 
 
+def _check_writable(path: pathlib.Path) -> None:
+    """Creates ``path`` and writes a file into it; every process of a run does this at
+    once in the same directory, so each writes a probe of its own.
+
+    Raises:
+      UsageError: the directory cannot be created or written (the message says why).
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".alignjax-write-test-"):
+            pass
+    except OSError as error:
+        raise UsageError(
+            f"cannot write to work directory {path}: {error.strerror or error}"
+        ) from None
+
+
 def prepare_workdir(
     workdir: str | os.PathLike[str],
     config: Any,
@@ -186,15 +204,7 @@ def prepare_workdir(
         experiment or config (the message says which, and how to reuse the directory).
     """
     path = pathlib.Path(workdir).expanduser().resolve()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".alignjax-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise UsageError(
-            f"cannot write to work directory {path}: {error.strerror or error}"
-        ) from None
+    _check_writable(path)
     if restart and _primary():
         _discard(path)
     if restart:

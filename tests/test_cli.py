@@ -1,5 +1,6 @@
 """The `alignjax` command: listing, mistakes reported as one line, `eval` on files."""
 
+import concurrent.futures
 import json
 import subprocess
 
@@ -201,3 +202,17 @@ def test_eval_bad_triplet_file_names_file_and_row(capsys, files):
     )
     assert status == 2 and err.count("\n") == 1
     assert "bad.txt" in err and "row 1" in err
+
+
+def test_processes_of_one_run_check_the_work_directory_at_once(tmp_path):
+    """Every process of a multi-host run checks the shared work directory at the same
+    time; none may trip over another's write probe (a shared probe file did)."""
+    workdir = tmp_path / "run"
+
+    def check(_):
+        for _ in range(200):
+            runner._check_writable(workdir)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(check, range(8)))
+    assert list(workdir.iterdir()) == []
