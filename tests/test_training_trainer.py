@@ -1,8 +1,10 @@
 """Tests of alignjax.training.trainer: the sharded train step, fit, metrics."""
 
 import glob
+import io
 import json
 import re
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +19,7 @@ from alignjax.losses.triplet import (
     triplet_similarities,
 )
 from alignjax.models.vit import ViT
-from alignjax.training import MeshConfig, TrainConfig, Trainer, fit
+from alignjax.training import MeshConfig, TrainConfig, Trainer, fit, progress
 
 ONE_DEVICE = MeshConfig(data=1)
 DATA_PARALLEL = MeshConfig(data=8)
@@ -279,3 +281,31 @@ def test_vit_fsdp_matches_one_device():
         params["one"],
         params["fsdp"],
     )
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_is_live_on_a_terminal_and_throttled_in_a_log(monkeypatch):
+    log, terminal = io.StringIO(), _Terminal()
+    monkeypatch.setattr(sys, "stderr", log)
+    bar = progress.progress_bar(100, initial=40)
+    assert bar.mininterval == progress.LOG_INTERVAL_SECONDS and bar.n == 40
+    bar.close()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    bar = progress.progress_bar(100)
+    assert bar.mininterval == progress.LIVE_INTERVAL_SECONDS
+    bar.close()
+    assert "40/100" in log.getvalue() and "0/100" in terminal.getvalue()
+    assert progress.progress_bar(100, enabled=False).disable
+
+
+def test_fit_draws_its_bar_in_a_log_at_the_start_and_the_end(monkeypatch):
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    config = TrainConfig(num_steps=60, mesh=ONE_DEVICE, progress_bar=True, **SGD)
+    fit(make_mlp(), regression_loss, regression_batches(60), config)
+    draws = [d for d in log.getvalue().split("\r") if "/60" in d]
+    assert len(draws) <= 3 and "60/60" in draws[-1]

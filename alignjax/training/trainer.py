@@ -48,7 +48,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import tqdm.auto
 from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
@@ -70,6 +69,7 @@ from alignjax.training.nonfinite import (
     first_nonfinite,
 )
 from alignjax.training.optimizer import learning_rate_schedule, make_optimizer
+from alignjax.training.progress import progress_bar
 from alignjax.training.signals import DeferredSignals, TrainingInterrupted
 from alignjax.training.train_state import TrainState, abstract_state
 
@@ -369,11 +369,10 @@ def fit(
                 )
     start = int(trainer.state.step)
     writer = MetricsWriter(config.workdir)
-    progress = tqdm.auto.tqdm(
-        total=config.num_steps,
+    progress = progress_bar(
+        config.num_steps,
         initial=start,
-        unit="step",
-        disable=not config.progress_bar or jax.process_index() != 0,
+        enabled=config.progress_bar and jax.process_index() == 0,
     )
 
     def record(step: int, metrics: Mapping[str, float]) -> None:
@@ -439,7 +438,7 @@ def fit(
                         means["steps_per_second"] = timed_steps / elapsed
                         means["examples_per_second"] = timed_examples / elapsed
                     timer_start, timed_steps, timed_examples = time.perf_counter(), 0, 0
-                    progress.set_postfix(loss=f"{means['loss']:.4g}")
+                    progress.set_postfix(loss=f"{means['loss']:.4g}", refresh=False)
                     record(step, means)
                     check_finite(step)
                     pending = []
