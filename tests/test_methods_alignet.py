@@ -228,6 +228,30 @@ def test_a_big_vision_student_round_trips_with_its_head(tmp_path):
         alignet_backbones.load_vit(wrong, path, (8, 8, 3), head_dim=None)
 
 
+def test_a_sincos_big_vision_checkpoint_loads_when_the_config_says_so(tmp_path):
+    """big_vision's "plain ViT" checkpoints have fixed 2-D sin-cos position embeddings
+    and no pos_embedding array: ``posemb="sincos2d"`` loads them; a mismatch is named."""
+    sincos = encoders.EncoderConfig(kind="vit", variant="mu/4", embed_dim=6, posemb="sincos2d")
+    trained = encoders.build_encoder(sincos, (8, 8, 3))
+    assert trained.pos_embedding is None
+    path = alignet_backbones.export_student(trained, tmp_path / "plain.npz")
+    with np.load(path) as npz:
+        assert not any(key.endswith("pos_embedding") for key in npz.files)
+    x = np.random.default_rng(0).random((4, 8, 8, 3), np.float32)
+    loaded = alignet_backbones.load_vit(sincos, path, (8, 8, 3), head_dim=6)
+    np.testing.assert_allclose(loaded(x), trained(x), rtol=1e-6)
+    learned = dataclasses.replace(sincos, posemb="learn")
+    with pytest.raises(ValueError, match=r"has no learned .* --set teacher.posemb=sincos2d"):
+        alignet_backbones.load_vit(learned, path, (8, 8, 3), head_dim=None, role="teacher")
+    path = alignet_backbones.export_student(
+        encoders.build_encoder(learned, (8, 8, 3)), tmp_path / "learned.npz"
+    )
+    with pytest.raises(ValueError, match=r"stores learned .* --set student.posemb=learn"):
+        alignet_backbones.load_vit(sincos, path, (8, 8, 3), head_dim=6)
+    with pytest.raises(ValueError, match="posemb must be 'learn' or 'sincos2d'"):
+        encoders.EncoderConfig(kind="vit", posemb="rope")
+
+
 def test_a_features_file_is_split_by_the_image_order(tmp_path):
     images = sources.ArrayImages({"image": np.zeros((5, 2, 2, 3), np.uint8)})
     source = sources.ImageSource(

@@ -126,15 +126,20 @@ def pool_sources(config: AligNetConfig, source: ImageSource, labels: str) -> obj
     return objectives.Sources(triplets=triplets, items=items, augment=augment)
 
 
-def _checkpoint_head(path: str | os.PathLike[str]) -> tuple[int, int] | None:
-    """The shape ``[width, k]`` of a big_vision checkpoint's ``head/kernel``, if it has one."""
+def _checkpoint_layout(path: str | os.PathLike[str]) -> tuple[tuple[int, int] | None, str]:
+    """The shape ``[width, k]`` of a big_vision checkpoint's ``head/kernel`` (``None`` if
+    it has none) and its position embeddings: ``"learn"`` if it stores them, else
+    ``"sincos2d"``."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no big_vision checkpoint at {os.fspath(path)!r}")
+    head, posemb = None, "sincos2d"
     with np.load(path, allow_pickle=False) as npz:
         for key in npz.files:
             if key == "head/kernel" or key.endswith("/head/kernel"):
-                return tuple(npz[key].shape)
-    return None
+                head = tuple(npz[key].shape)
+            if key.endswith("pos_embedding"):
+                posemb = "learn"
+    return head, posemb
 
 
 def load_vit(
@@ -143,16 +148,27 @@ def load_vit(
     image_shape: tuple[int, int, int],
     *,
     head_dim: int | None,
+    role: str = "student",
 ) -> models.ViT:
-    """The ViT of ``encoder`` (variant, depth, pooling) with a big_vision checkpoint's weights.
+    """The ViT of ``encoder`` (variant, depth, pooling, position embeddings) with a big_vision
+    checkpoint's weights.
 
     ``head_dim=None`` takes the checkpoint's head as it is (or none); otherwise the head
     is loaded when the checkpoint's has ``head_dim`` outputs and freshly initialised
-    (from ``encoder.seed``) when it has another size or none.
+    (from ``encoder.seed``) when it has another size or none. ``role`` (``"student"`` or
+    ``"teacher"``) names the encoder's config in the error for a checkpoint whose position
+    embeddings are not ``encoder.posemb``.
     """
     if encoder.kind != "vit":
         raise ValueError(f"a big_vision checkpoint needs a 'vit' encoder, not {encoder.kind!r}")
-    head = _checkpoint_head(path)
+    head, posemb = _checkpoint_layout(path)
+    if posemb != encoder.posemb:
+        stored = "stores" if posemb == "learn" else "has no"
+        raise ValueError(
+            f"{os.fspath(path)}: the checkpoint {stored} learned position embeddings "
+            f"(pos_embedding), so its ViT has posemb={posemb!r}, not {encoder.posemb!r}; "
+            f"set the encoder's posemb={posemb!r} (e.g. --set {role}.posemb={posemb})"
+        )
     if head_dim is None:
         head_dim = None if head is None else head[1]
     fresh_head = head is None or head[1] != head_dim
@@ -163,6 +179,7 @@ def load_vit(
         in_channels=channels,
         depth=encoder.depth,
         pool_type=encoder.pool,
+        posemb=encoder.posemb,
         head_dim=head_dim,
         rngs=nnx.Rngs(encoder.seed),
     )
@@ -189,7 +206,9 @@ def teacher(config: AligNetConfig, source: ImageSource, workdir: pathlib.Path) -
     if config.teacher_features is not None:
         return None
     if config.teacher_checkpoint is not None:
-        return load_vit(config.teacher, config.teacher_checkpoint, shape, head_dim=None)
+        return load_vit(
+            config.teacher, config.teacher_checkpoint, shape, head_dim=None, role="teacher"
+        )
     _check_labels(config.teacher_objective, source, config.teacher_labels, "teacher")
     return objectives.train_encoder(
         config.teacher_objective,

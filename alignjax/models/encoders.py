@@ -38,6 +38,8 @@ class EncoderConfig:
       variant: ViT variant string, e.g. ``"mu/8"`` or ``"Ti/16"``.
       depth: ViT depth override (``None`` keeps the variant's).
       pool: ViT pooling, ``"gap"``, ``"cls"`` or ``"map"``.
+      posemb: ViT position embeddings, ``"learn"`` (a parameter) or ``"sincos2d"``
+        (fixed, as big_vision's "plain ViT" checkpoints have: no ``pos_embedding``).
       seed: initialisation seed.
     """
 
@@ -47,6 +49,7 @@ class EncoderConfig:
     variant: str = "mu/8"
     depth: int | None = checked(None, ge=1)
     pool: Literal["gap", "cls", "map"] = "gap"
+    posemb: Literal["learn", "sincos2d"] = "learn"
     seed: int = checked(0, ge=0)
 
     def __post_init__(self):
@@ -54,6 +57,8 @@ class EncoderConfig:
             raise ValueError(f"kind must be 'mlp', 'cnn' or 'vit', got {self.kind!r}")
         if self.pool not in ("gap", "cls", "map"):
             raise ValueError(f"pool must be 'gap', 'cls' or 'map', got {self.pool!r}")
+        if self.posemb not in ("learn", "sincos2d"):
+            raise ValueError(f"posemb must be 'learn' or 'sincos2d', got {self.posemb!r}")
         if self.kind != "vit" and not self.widths:
             raise ValueError(f"a {self.kind} encoder needs at least one width, got ()")
         if self.kind == "vit":
@@ -84,6 +89,7 @@ def build_encoder(config: EncoderConfig, input_shape: Sequence[int]) -> nnx.Modu
             in_channels=channels,
             depth=config.depth,
             pool_type=config.pool,
+            posemb=config.posemb,
             head_dim=config.embed_dim,
             rngs=rngs,
         )
