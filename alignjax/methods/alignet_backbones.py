@@ -172,17 +172,7 @@ def load_vit(
     if head_dim is None:
         head_dim = None if head is None else head[1]
     fresh_head = head is None or head[1] != head_dim
-    height, width, channels = image_shape
-    model = models.ViT(
-        encoder.variant,
-        image_size=(height, width),
-        in_channels=channels,
-        depth=encoder.depth,
-        pool_type=encoder.pool,
-        posemb=encoder.posemb,
-        head_dim=head_dim,
-        rngs=nnx.Rngs(encoder.seed),
-    )
+    model = encoders.build_vit(encoder, image_shape, head_dim=head_dim)
     try:
         return models.load_big_vision_npz(model, path, dont_load=("head/.*",) if fresh_head else ())
     except ValueError as error:

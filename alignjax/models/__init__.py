@@ -18,7 +18,7 @@ from alignjax.models.big_vision import (
     to_big_vision_params,
 )
 from alignjax.models.cnn import ConvEncoder
-from alignjax.models.encoders import EncoderConfig, build_encoder, embed
+from alignjax.models.encoders import EncoderConfig, build_encoder, build_vit, embed
 from alignjax.models.mlp import MLPEncoder
 from alignjax.models.partitioning import FSDP, fsdp_partitioned, larger_dim_axes
 from alignjax.models.vit import MAPHead, ViT, decode_variant, posemb_sincos_2d
@@ -33,6 +33,7 @@ __all__ = [
     "MLPEncoder",
     "ViT",
     "build_encoder",
+    "build_vit",
     "decode_variant",
     "embed",
     "fsdp_partitioned",

@@ -83,17 +83,25 @@ def build_encoder(config: EncoderConfig, input_shape: Sequence[int]) -> nnx.Modu
         groups = min(8, *config.widths)
         return ConvEncoder(channels, config.widths, config.embed_dim, num_groups=groups, rngs=rngs)
     if config.kind == "vit":
-        return ViT(
-            config.variant,
-            image_size=(height, width),
-            in_channels=channels,
-            depth=config.depth,
-            pool_type=config.pool,
-            posemb=config.posemb,
-            head_dim=config.embed_dim,
-            rngs=rngs,
-        )
+        return build_vit(config, input_shape, head_dim=config.embed_dim)
     raise ValueError(f"EncoderConfig.kind must be 'mlp', 'cnn' or 'vit', got {config.kind!r}")
+
+
+def build_vit(config: EncoderConfig, image_shape: Sequence[int], *, head_dim: int | None) -> ViT:
+    """The ViT of ``config`` (variant, depth, pooling, position embeddings, seed) for
+    ``[H, W, C]`` images, with a linear head of ``head_dim`` outputs (``None``: none, the
+    pooled features are the output)."""
+    height, width, channels = image_shape
+    return ViT(
+        config.variant,
+        image_size=(height, width),
+        in_channels=channels,
+        depth=config.depth,
+        pool_type=config.pool,
+        posemb=config.posemb,
+        head_dim=head_dim,
+        rngs=nnx.Rngs(config.seed),
+    )
 
 
 @jax.jit
