@@ -149,18 +149,26 @@ def _trade_off_figure(metrics: dict[str, Any], accuracy: str, neighbours: int) -
     return fig
 
 
-def _levels_figure(metrics: dict[str, Any], levels: Sequence[str]) -> plt.Figure:
+def _space_bars(metrics: dict[str, Any], keys: Sequence[str]) -> tuple[plt.Figure, plt.Axes]:
+    """A figure with one group of bars per metric key, one bar per space (base, naive,
+    gLocal); returns it and its axes, the keys' groups at x = 0, 1, ..."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     width = 0.25
-    x = np.arange(len(levels))
+    x = np.arange(len(keys))
     for i, name in enumerate(SPACES):
         ax.bar(
             x + (i - 1) * width,
-            [metrics[name][f"odd_one_out/levels/{level}"] for level in levels],
+            [metrics[name][key] for key in keys],
             width,
             color=_COLOURS[name],
             label=_LABELS[name],
         )
+    return fig, ax
+
+
+def _levels_figure(metrics: dict[str, Any], levels: Sequence[str]) -> plt.Figure:
+    fig, ax = _space_bars(metrics, [f"odd_one_out/levels/{level}" for level in levels])
+    x = np.arange(len(levels))
     ceilings = [metrics["base"].get(f"noise_ceiling/levels/{level}") for level in levels]
     if all(c is not None for c in ceilings):
         ax.scatter(x, ceilings, marker="_", s=900, color="black", zorder=3, label="noise ceiling")
@@ -178,18 +186,8 @@ def _downstream_figure(metrics: dict[str, Any], tasks: Sequence[str]) -> plt.Fig
         "anomaly AUC" if task == "anomaly_auc" else "{2}-shot ({1})".format(*task.split("/"))
         for task in tasks
     ]
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    width = 0.25
-    x = np.arange(len(tasks))
-    for i, name in enumerate(SPACES):
-        ax.bar(
-            x + (i - 1) * width,
-            [metrics[name][task] for task in tasks],
-            width,
-            color=_COLOURS[name],
-            label=_LABELS[name],
-        )
-    ax.set_xticks(x, names)
+    fig, ax = _space_bars(metrics, tasks)
+    ax.set_xticks(np.arange(len(tasks)), names)
     ax.set_ylim(0, 1.05)
     ax.set_title("Held-out categories")
     ax.legend(fontsize=7, loc="lower right")
