@@ -297,9 +297,13 @@ def _fraction(
 
 
 def _digest(paths) -> str:
+    """SHA-256 of the files' contents one after another, read in 1 MiB chunks (a
+    feature file can be larger than the memory it would take whole)."""
     digest = hashlib.sha256()
     for path in paths:
-        digest.update(path.read_bytes())
+        with open(path, "rb") as file:
+            while chunk := file.read(1 << 20):
+                digest.update(chunk)
     return digest.hexdigest()
 
 
