@@ -1,8 +1,11 @@
-"""Run reports: ``report.md`` with results tables beside their plots.
+"""Run reports: ``report.md`` with its findings, results tables and plots.
 
-Every experiment writes one Markdown report into its work directory: a title, what was
-run, one table per result (the method beside its baselines) and the PNG plots. The
-builder keeps formatting in one place so reports read alike.
+Every experiment writes one Markdown report into its work directory: a title, a
+``## Findings`` section written from the run's own metrics (each claim of the paper,
+held or not in this run, with its numbers; notes where a number needs a sentence; a
+glossary of the report's terms), what was run, one table per result (the method beside
+its baselines) and the PNG plots. The builder keeps formatting in one place so reports
+read alike.
 
 >>> report = Report("demo")
 >>> report.table([{"model": "base", "acc": 0.5}, {"model": "gLocal", "acc": 0.61234}])
@@ -18,6 +21,7 @@ builder keeps formatting in one place so reports read alike.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 from collections.abc import Mapping, Sequence
@@ -49,11 +53,78 @@ def markdown_table(
     return "\n".join(lines) + "\n"
 
 
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One claim of a paper, checked on one run.
+
+    Attributes:
+      claim: the claim in the paper's words, e.g. ``"gLocal improves odd-one-out
+        accuracy over the base features"``.
+      held: whether this run supports it; ``None`` when the run cannot test it (say
+        why in ``evidence``).
+      evidence: the numbers behind the verdict, e.g. ``"test accuracy 0.414 vs 0.391"``.
+    """
+
+    claim: str
+    held: bool | None
+    evidence: str
+
+    def markdown(self) -> str:
+        verdict = {True: "**held**", False: "**not held**", None: "**not tested**"}[self.held]
+        return f"- {verdict}: {self.claim} ({self.evidence})."
+
+
+def findings_markdown(
+    findings: Sequence[Finding],
+    notes: Sequence[str] = (),
+    glossary: Mapping[str, str] | None = None,
+) -> str:
+    """The ``## Findings`` section: one line per claim, then notes, then a glossary.
+
+    >>> print(findings_markdown([Finding("A beats B", True, "0.61 vs 0.50")],
+    ...                         glossary={"A": "the method"}))
+    ## Findings
+    <BLANKLINE>
+    - **held**: A beats B (0.61 vs 0.50).
+    <BLANKLINE>
+    Terms: **A**: the method.
+    <BLANKLINE>
+    """
+    if not findings:
+        raise ValueError("a Findings section needs at least one finding")
+    lines = ["## Findings", ""] + [f.markdown() for f in findings] + [""]
+    lines += [f"{note.strip()}\n" for note in notes]
+    if glossary:
+        terms = "; ".join(f"**{term}**: {meaning}" for term, meaning in glossary.items())
+        lines += [f"Terms: {terms}.", ""]
+    return "\n".join(lines)
+
+
+def tensorboard_hint(logdir: str | os.PathLike[str]) -> str:
+    """A sentence telling how to open the run's TensorBoard event files."""
+    return (
+        f"Training curves (TensorBoard event files) are under `{logdir}`: "
+        f"`pip install tensorboard && tensorboard --logdir {logdir}`, then open "
+        "http://localhost:6006."
+    )
+
+
 class Report:
     """An ordered Markdown document; :meth:`write` saves it as ``report.md``."""
 
     def __init__(self, title: str):
         self._parts = [f"# {title}\n"]
+        self._findings: str | None = None
+
+    def findings(
+        self,
+        findings: Sequence[Finding],
+        notes: Sequence[str] = (),
+        glossary: Mapping[str, str] | None = None,
+    ) -> None:
+        """Set the ``## Findings`` section; it opens the report (right after the title)
+        whenever it is called."""
+        self._findings = findings_markdown(findings, notes, glossary)
 
     def paragraph(self, text: str) -> None:
         self._parts.append(text.strip() + "\n")
@@ -81,7 +152,9 @@ class Report:
         return path
 
     def text(self) -> str:
-        return "\n".join(self._parts)
+        title, *rest = self._parts
+        opening = [title] if self._findings is None else [title, self._findings]
+        return "\n".join(opening + rest)
 
     def write(self, workdir: str | os.PathLike[str]) -> pathlib.Path:
         path = pathlib.Path(workdir) / "report.md"
