@@ -44,11 +44,19 @@ from typing import Any
 
 import grain
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from alignjax.data.triplet_set import TripletSet
 
 Example = dict[str, np.ndarray]
+
+#: The largest table (triplet records, item records) :func:`triplet_stream` holds in
+#: memory; a larger one is read from its store batch by batch.
+IN_MEMORY_BYTES = 1 << 30
+#: Records per read when a table is read into memory.
+READ_CHUNK = 4096
+IMAGE_KEY = "image"
 
 # Keys of stored triplet records (TripletSet fields and TFDS triplet-set features).
 _TRIPLET_KEYS = ("indices", "similarities", "probabilities", "level")
@@ -140,58 +148,110 @@ def triplet_stream(
     process_count: int | None = None,
     num_threads: int = 2,
     prefetch_buffer_size: int | None = None,
+    num_workers: int = 0,
+    in_memory_bytes: int = IN_MEMORY_BYTES,
 ) -> grain.IterDataset:
     """Batches of stored triplets joined with their items' features or images.
 
     Each example holds the triplet's fields (``"indices"`` int64 ``[3]``, and
     ``"similarities"``, ``"probabilities"``, ``"level"`` where stored) and, for every
     field of ``items``, that field of its three items stacked as ``[3, ...]``. The image
-    field ``"image"`` of a stored image set (uint8) is delivered as ``"images"`` float32
-    ``[3, H, W, C]`` in ``[0, 1]``, the convention of the image worlds' triplets.
+    field ``"image"`` of an image collection is delivered as ``"images"`` ``[3, H, W, C]``
+    in its stored dtype: uint8 images stay uint8 (a quarter of float32's bytes to move),
+    and the consumer maps them to ``[0, 1]`` on the device with :func:`unit_interval`;
+    other images become float32.
+
+    The work is done a batch at a time: Grain shuffles and shards *row numbers*, batches
+    them, and each batch of rows is read and gathered with array indexing, from
+
+    - memory, for a table (the triplet records; the items) of at most ``in_memory_bytes``
+      (default :data:`IN_MEMORY_BYTES`, 1 GiB): it is read once, when the stream is
+      made, in chunks of :data:`READ_CHUNK` records (arrays and in-memory images are
+      used as they are);
+    - its store otherwise, with one batched read per batch of the distinct rows it
+      needs (:func:`~alignjax.data.tfds_builders.read_rows` for a TFDS/ArrayRecord
+      split; ``__getitems__``, or record by record, for other collections).
+
+    Either way a batch holds the same values, in the same order as a stream that reads
+    one example at a time.
 
     Args:
       triplets: a ``TripletSet``, or a random-access source of triplet records such as
         ``tfds_builders.data_source(name, data_dir, split)`` of a triplet set.
       items: item table the indices point into: a dict of ``[n_items, ...]`` arrays
-        (e.g. ``{"x": features}``), or a random-access source of item records (a TFDS
-        image-set split); ``None`` streams the triplet fields only.
+        (e.g. ``{"x": features}``), or a random-access collection of item records (a
+        TFDS image-set split, an :class:`~alignjax.data.sources.Images`); ``None``
+        streams the triplet fields only.
       batch_size: global batch size; each process yields ``batch_size // process_count``.
       seed: seed of the shuffle (reshuffled each epoch).
       shuffle: shuffle globally each epoch (``False`` keeps the stored order, for
         evaluation).
-      num_epochs, drop_remainder, process_index, process_count, num_threads,
-        prefetch_buffer_size: as in :func:`example_stream`.
+      num_epochs, drop_remainder, process_index, process_count: as in
+        :func:`example_stream`.
+      num_threads: threads reading batches (0: in the consuming thread).
+      prefetch_buffer_size: examples read ahead; default two local batches.
+      num_workers: with ``n > 0``, ``n`` Grain worker processes read the batches
+        (``mp_prefetch``; worth it for a table read from its store with Python-heavy
+        decoding, e.g. encoded images). The batches are the same.
+      in_memory_bytes: the largest table held in memory.
 
     Returns:
-      a ``grain.IterDataset``.
+      a ``grain.IterDataset`` of batches; ``iter()`` of it gives a checkpointable
+      iterator.
     """
     if isinstance(triplets, TripletSet):
-        records = _Rows(
-            {
-                "indices": triplets.indices,
-                "similarities": triplets.similarities,
-                "probabilities": triplets.probabilities,
-                "level": triplets.levels,
-            }
-        )
+        records: Any = {
+            "indices": triplets.indices,
+            "similarities": triplets.similarities,
+            "probabilities": triplets.probabilities,
+            "level": triplets.levels,
+        }
+        records = {key: value for key, value in records.items() if value is not None}
     else:
         records = triplets
-    if len(records) == 0:
+    if num_workers < 0:
+        raise ValueError(f"num_workers must be >= 0; got {num_workers}.")
+    reader = _ReadBatch(_Table(records, in_memory_bytes), _items_table(items, in_memory_bytes))
+    if len(reader.triplets) == 0:
         raise ValueError("triplets is empty; a stream needs at least one triplet.")
-    ds = grain.MapDataset.source(records).seed(seed)
+    ds = grain.MapDataset.range(len(reader.triplets)).seed(seed)
     if shuffle:
         ds = ds.shuffle()
-    return _finish(
+    ds, local_batch = _shard(
         ds,
-        _Gather(items),
         batch_size=batch_size,
         num_epochs=num_epochs,
-        drop_remainder=drop_remainder,
         process_index=process_index,
         process_count=process_count,
         num_threads=num_threads,
-        prefetch_buffer_size=prefetch_buffer_size,
     )
+    ds = ds.batch(local_batch, drop_remainder=drop_remainder).map(reader)
+    buffer = 2 if prefetch_buffer_size is None else -(-prefetch_buffer_size // local_batch)
+    stream = ds.to_iter_dataset(
+        grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=buffer)
+    )
+    if num_workers:
+        from absl import flags  # Grain's own dependency
+
+        # Grain 0.2 reads an Abseil flag when it starts workers, which fails in a program
+        # that never parsed its flags (google/grain#1355); their defaults are meant.
+        if not flags.FLAGS.is_parsed():
+            flags.FLAGS.mark_as_parsed()
+        stream = stream.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
+    return stream
+
+
+def unit_interval(images: jax.Array) -> jax.Array:
+    """Images as float32 in ``[0, 1]``: uint8 ``x`` as ``x / 255``, floats as they are.
+
+    Meant for the device, inside a jitted step, so that uint8 batches cross to it.
+
+    >>> unit_interval(np.array([0, 51, 255], np.uint8)).tolist()
+    [0.0, 0.20000000298023224, 1.0]
+    """
+    if images.dtype == np.uint8:
+        return jnp.asarray(images, jnp.float32) / jnp.float32(255)
+    return jnp.asarray(images, jnp.float32)
 
 
 def device_put_batch(
@@ -229,6 +289,31 @@ def _finish(
     num_threads: int,
     prefetch_buffer_size: int | None,
 ) -> grain.IterDataset:
+    ds, local_batch = _shard(
+        ds,
+        batch_size=batch_size,
+        num_epochs=num_epochs,
+        process_index=process_index,
+        process_count=process_count,
+        num_threads=num_threads,
+    )
+    if transform is not None:
+        ds = ds.map(transform)
+    buffer = 2 * local_batch if prefetch_buffer_size is None else prefetch_buffer_size
+    options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=buffer)
+    return ds.to_iter_dataset(options).batch(local_batch, drop_remainder=drop_remainder)
+
+
+def _shard(
+    ds: grain.MapDataset,
+    *,
+    batch_size: int,
+    num_epochs: int | None,
+    process_index: int | None,
+    process_count: int | None,
+    num_threads: int,
+) -> tuple[grain.MapDataset, int]:
+    """This process's share of ``ds``, repeated, and its local batch size."""
     _check_positive("batch_size", batch_size)
     if num_epochs is not None:
         _check_positive("num_epochs", num_epochs)
@@ -248,85 +333,145 @@ def _finish(
         raise ValueError(
             f"the stream has {len(ds)} examples, fewer than process_count={process_count}."
         )
-    ds = ds[process_index:even:process_count].repeat(num_epochs)
-    if transform is not None:
-        ds = ds.map(transform)
-    local_batch = batch_size // process_count
-    buffer = 2 * local_batch if prefetch_buffer_size is None else prefetch_buffer_size
-    options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=buffer)
-    return ds.to_iter_dataset(options).batch(local_batch, drop_remainder=drop_remainder)
+    return ds[process_index:even:process_count].repeat(num_epochs), batch_size // process_count
 
 
-class _Rows(Sequence):
-    """Random access to the rows of a dict of equal-length arrays (``None`` skipped)."""
+class _Table:
+    """Rows of a table of records: held in memory, or read from their store per batch.
 
-    def __init__(self, arrays: Mapping[str, np.ndarray | None]):
-        self._arrays = {key: value for key, value in arrays.items() if value is not None}
-        self._length = len(next(iter(self._arrays.values())))
+    ``records`` is a dict of equal-length arrays (used as it is) or a random-access
+    collection of records (dicts of arrays), which is read into memory, in chunks of
+    :data:`READ_CHUNK`, when its arrays take at most ``in_memory_bytes``.
+    """
 
-    def __len__(self) -> int:
-        return self._length
-
-    def __getitem__(self, index: int) -> Example:
-        return {key: value[index] for key, value in self._arrays.items()}
-
-
-class _Gather:
-    """Joins a triplet record with the ``[3, ...]`` features of its items."""
-
-    def __init__(self, items: Mapping[str, np.ndarray] | Sequence[Mapping[str, Any]] | None):
-        if isinstance(items, Mapping):
-            items = {key: np.asarray(value) for key, value in items.items()}
-            lengths = {key: len(value) for key, value in items.items()}
+    def __init__(self, records: Mapping[str, np.ndarray] | Sequence[Any], in_memory_bytes: int):
+        self.records = records
+        self.arrays: dict[str, np.ndarray] | None = None
+        if isinstance(records, Mapping):
+            self.arrays = {key: np.asarray(value) for key, value in records.items()}
+            lengths = {key: len(value) for key, value in self.arrays.items()}
             if len(set(lengths.values())) != 1:
                 raise ValueError(
                     f"items arrays must have one common number of rows; got {lengths}."
                 )
-            clash = set(items) & set(_TRIPLET_KEYS)
-            if clash:
-                raise ValueError(
-                    f"items keys {sorted(clash)} clash with the triplet fields {_TRIPLET_KEYS}."
-                )
-        self._items = items
-        self._n_items = (
-            None
-            if items is None
-            else len(next(iter(items.values())) if isinstance(items, Mapping) else items)
-        )
+            self.length = next(iter(lengths.values()))
+            return
+        self.length = len(records)
+        held = _arrays_in_memory(records)
+        if held is not None:
+            self.arrays = held
+        elif self.length and self.length * _record_nbytes(records) <= in_memory_bytes:
+            self.arrays = _read_all(records)
 
-    def __call__(self, record: Mapping[str, Any]) -> Example:
-        example = {key: np.asarray(value) for key, value in record.items()}
-        if self._items is None:
-            return example
-        indices = example["indices"]
-        if indices.min() < 0 or indices.max() >= self._n_items:
+    def __len__(self) -> int:
+        return self.length
+
+    def read(self, rows: np.ndarray) -> Example:
+        """The records of ``rows`` (any shape ``S``): ``{key: [*S, ...]}``."""
+        if self.arrays is not None:
+            return {key: value[rows] for key, value in self.arrays.items()}
+        distinct, inverse = np.unique(rows, return_inverse=True)
+        stacked = _read(self.records, distinct)
+        return {
+            key: value[inverse.reshape(-1)].reshape(*rows.shape, *value.shape[1:])
+            for key, value in stacked.items()
+        }
+
+
+class _ReadBatch:
+    """A batch of triplet rows as a batch of examples: triplet fields and their items'."""
+
+    def __init__(self, triplets: _Table, items: _Table | None):
+        self.triplets = triplets
+        self.items = items
+
+    def __call__(self, rows: np.ndarray) -> Example:
+        batch = self.triplets.read(np.asarray(rows, np.int64))
+        batch = {key: np.asarray(value) for key, value in batch.items()}
+        if self.items is None:
+            return batch
+        indices = batch["indices"]
+        n_items = len(self.items)
+        if indices.size and (indices.min() < 0 or indices.max() >= n_items):
+            bad = indices[((indices < 0) | (indices >= n_items)).any(axis=1)][0]
+            raise ValueError(f"triplet {bad.tolist()} points outside the {n_items} items.")
+        for key, value in self.items.read(indices).items():
+            if key == IMAGE_KEY:
+                key = "images"
+                value = value if value.dtype == np.uint8 else value.astype(np.float32)
+            batch[key] = value
+        return batch
+
+
+def _items_table(
+    items: Mapping[str, np.ndarray] | Sequence[Mapping[str, Any]] | None, in_memory_bytes: int
+) -> _Table | None:
+    if items is None:
+        return None
+    if isinstance(items, Mapping):
+        clash = set(items) & set(_TRIPLET_KEYS)
+        if clash:
             raise ValueError(
-                f"triplet {indices.tolist()} points outside the {self._n_items} items."
+                f"items keys {sorted(clash)} clash with the triplet fields {_TRIPLET_KEYS}."
             )
-        if isinstance(self._items, Mapping):
-            gathered = {key: value[indices] for key, value in self._items.items()}
-        else:
-            read_many = getattr(self._items, "__getitems__", None)
-            rows = (
-                read_many(indices.tolist()) if read_many else [self._items[int(i)] for i in indices]
-            )
-            gathered = {key: np.stack([np.asarray(row[key]) for row in rows]) for key in rows[0]}
-        for key, value in gathered.items():
-            if key == "image":
-                key, value = "images", _as_unit_float(value)
-            example[key] = value
-        return example
+    return _Table(items, in_memory_bytes)
+
+
+def _arrays_in_memory(records: Sequence[Any]) -> dict[str, np.ndarray] | None:
+    """The arrays of an in-memory image collection (rows of it), without reading records."""
+    from alignjax.data.sources import ArrayImages, ImageRows
+
+    if isinstance(records, ArrayImages):
+        return {key: np.asarray(value) for key, value in records.arrays.items()}
+    if isinstance(records, ImageRows):
+        whole = _arrays_in_memory(records.images)
+        if whole is not None:
+            return {key: value[records.rows] for key, value in whole.items()}
+    return None
+
+
+def _is_tfds(records: Any) -> bool:
+    return hasattr(records, "dataset_info") and hasattr(records, "data_source")
+
+
+def _record_nbytes(records: Sequence[Any]) -> int:
+    """Bytes of one record as arrays (of the first record unless the store says)."""
+    if _is_tfds(records):
+        from alignjax.data import tfds_builders
+
+        nbytes = tfds_builders.record_nbytes(records)
+        if nbytes is not None:
+            return nbytes
+    return sum(np.asarray(value).nbytes for value in records[0].values())
+
+
+def _read(records: Sequence[Any], rows: np.ndarray) -> Example:
+    """Records ``rows`` stacked as arrays ``[len(rows), ...]``, in one batched read."""
+    if _is_tfds(records):
+        from alignjax.data import tfds_builders
+
+        return tfds_builders.read_rows(records, rows)
+    read_many = getattr(records, "__getitems__", None)
+    rows = [int(i) for i in rows]
+    got = read_many(rows) if read_many else [records[i] for i in rows]
+    return {key: np.stack([np.asarray(record[key]) for record in got]) for key in got[0]}
+
+
+def _read_all(records: Sequence[Any]) -> dict[str, np.ndarray]:
+    """Every record, read in chunks of :data:`READ_CHUNK` into preallocated arrays."""
+    arrays: dict[str, np.ndarray] = {}
+    for start in range(0, len(records), READ_CHUNK):
+        chunk = _read(records, np.arange(start, min(start + READ_CHUNK, len(records))))
+        for key, value in chunk.items():
+            if key not in arrays:
+                arrays[key] = np.empty((len(records), *value.shape[1:]), value.dtype)
+            arrays[key][start : start + len(value)] = value
+    return arrays
 
 
 def _merge_chunks(batch: Example) -> Example:
     """``[b, k, ...]`` batches of chunks as ``[b * k, ...]`` batches of examples."""
     return {key: value.reshape(-1, *value.shape[2:]) for key, value in batch.items()}
-
-
-def _as_unit_float(images: np.ndarray) -> np.ndarray:
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) / np.float32(255)
-    return images.astype(np.float32)
 
 
 def _check_positive(name: str, value: int) -> None:
