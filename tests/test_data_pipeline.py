@@ -220,29 +220,24 @@ def test_triplet_stream_from_tfds_sources_equals_in_memory(tmp_path, triplets):
     np.testing.assert_array_equal(batch["label"], images["label"][batch["indices"]])
 
 
-def _one_at_a_time(triplets, items, *, batch_size, seed, num_epochs, process_index, process_count):
-    """The stream as Grain reads it one example at a time (the pipeline before batched reads)."""
-    records = [
-        {
-            "indices": triplets.indices[i],
-            "similarities": triplets.similarities[i],
-            "level": triplets.levels[i],
-        }
-        for i in range(len(triplets))
-    ]
-    even = len(records) - len(records) % process_count
-    ds = grain.MapDataset.source(records).seed(seed).shuffle()
-    ds = ds[process_index:even:process_count].repeat(num_epochs)
-    ds = ds.map(lambda r: r | {key: value[r["indices"]] for key, value in items.items()})
-    return ds.to_iter_dataset().batch(batch_size // process_count, drop_remainder=True)
-
-
 @pytest.mark.parametrize("process_index", [0, 1])
-def test_batched_reads_give_the_stream_of_one_example_at_a_time(triplets, items, process_index):
-    kwargs = dict(batch_size=6, seed=11, num_epochs=3, process_index=process_index, process_count=2)
-    expected = _collect(_one_at_a_time(triplets, items, **kwargs))
-    assert len(expected) == 12  # 36 examples of this process, 3 per batch; epochs straddled
-    _assert_same(_collect(triplet_stream(triplets, items, **kwargs)), expected)
+def test_stream_is_a_seeded_permutation_per_epoch_dealt_to_the_processes(
+    triplets, items, process_index
+):
+    kwargs = dict(
+        batch_size=10, seed=11, num_epochs=3, process_index=process_index, process_count=2
+    )
+    batches = _collect(triplet_stream(triplets, items, **kwargs))
+    # Epoch e is permutation(seed, e) of the 24 triplets; each process takes every other one.
+    rows = np.concatenate(
+        [np.random.default_rng((11, e)).permutation(24)[process_index::2] for e in range(3)]
+    )
+    assert [len(b["indices"]) for b in batches] == [5] * 7  # 36 rows, batches straddle epochs
+    np.testing.assert_array_equal(_stack(batches, "indices"), triplets.indices[rows[:35]])
+    np.testing.assert_array_equal(_stack(batches, "similarities"), triplets.similarities[rows[:35]])
+    np.testing.assert_array_equal(_stack(batches, "x"), items["x"][triplets.indices[rows[:35]]])
+    kept = _collect(triplet_stream(triplets, items, drop_remainder=False, **kwargs))
+    np.testing.assert_array_equal(kept[-1]["indices"], triplets.indices[rows[35:]])
 
 
 def test_pool_images_gather_from_memory_or_store_alike(tmp_path, triplets):

@@ -16,13 +16,22 @@ leading batch axis (the trainer places them on devices, e.g. with
 Order of operations, and why:
 
 1. seed, then (stored triplets) a global shuffle, reshuffled every epoch;
-2. per-process sharding ``ds[process_index::process_count]`` *after* the shuffle and the
+2. per-process sharding ``[process_index::process_count]`` *after* the shuffle and the
    random map, so that processes see disjoint examples whose union is the stream a
    single process would see (the last ``n % process_count`` examples are dropped so every
    process yields the same number of batches);
-3. ``repeat(num_epochs)``, then the per-example work in ``num_threads`` threads
-   (``to_iter_dataset(ReadOptions)``; no worker processes, which a 2-core machine cannot
-   afford), then batching with ``batch_size // process_count`` per process.
+3. ``num_epochs`` passes, batched with ``batch_size // process_count`` per process
+   (batches run on across epoch boundaries), the work done in ``num_threads`` threads
+   (``to_iter_dataset(ReadOptions)``).
+
+:func:`example_stream` does this per example with Grain's own operations
+(``shuffle``-free: ``random_map``, slicing, ``repeat``, ``batch``). :func:`triplet_stream`
+does it per *batch*, because Grain's per-example bookkeeping (about 20 us an example,
+several times the cost of the reads themselves) would otherwise bound the stream: batch
+``b`` is a range of positions, each epoch's order is one numpy permutation of the rows,
+and the batch's rows are read and gathered at once, from tables held in memory when they
+fit (:data:`IN_MEMORY_BYTES`) or with one batched read of their store. Optionally Grain
+worker processes read the batches (``num_workers``).
 
 The stream's iterator checkpoints and resumes to the identical next batch, either with
 ``it.get_state()`` / ``it.set_state(state)`` or through Orbax with
@@ -39,6 +48,7 @@ threads changes speed, not content.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -57,6 +67,8 @@ IN_MEMORY_BYTES = 1 << 30
 #: Records per read when a table is read into memory.
 READ_CHUNK = 4096
 IMAGE_KEY = "image"
+# Batches of an endless stream (Grain datasets have a length).
+_ENDLESS = 2**62
 
 # Keys of stored triplet records (TripletSet fields and TFDS triplet-set features).
 _TRIPLET_KEYS = ("indices", "similarities", "probabilities", "level")
@@ -172,8 +184,11 @@ def triplet_stream(
       needs (:func:`~alignjax.data.tfds_builders.read_rows` for a TFDS/ArrayRecord
       split; ``__getitems__``, or record by record, for other collections).
 
-    Either way a batch holds the same values, in the same order as a stream that reads
-    one example at a time.
+    Either way a batch holds the same values. The order: epoch ``e`` is the
+    permutation ``np.random.default_rng((seed, e)).permutation(n)`` of the ``n`` triplets
+    (the stored order without ``shuffle``), of which this process takes every
+    ``process_count``-th from ``process_index`` (the last ``n % process_count`` rows of
+    the permutation are left out); batches run on across epoch boundaries.
 
     Args:
       triplets: a ``TripletSet``, or a random-access source of triplet records such as
@@ -214,18 +229,23 @@ def triplet_stream(
     reader = _ReadBatch(_Table(records, in_memory_bytes), _items_table(items, in_memory_bytes))
     if len(reader.triplets) == 0:
         raise ValueError("triplets is empty; a stream needs at least one triplet.")
-    ds = grain.MapDataset.range(len(reader.triplets)).seed(seed)
-    if shuffle:
-        ds = ds.shuffle()
-    ds, local_batch = _shard(
-        ds,
+    process_index, process_count, _, local_batch = _check_shard(
+        len(reader.triplets),
         batch_size=batch_size,
         num_epochs=num_epochs,
         process_index=process_index,
         process_count=process_count,
         num_threads=num_threads,
     )
-    ds = ds.batch(local_batch, drop_remainder=drop_remainder).map(reader)
+    order = _Order(len(reader.triplets), seed, shuffle, process_index, process_count)
+    batches = _Batches(
+        order,
+        reader,
+        local_batch,
+        None if num_epochs is None else num_epochs * order.per_epoch,
+    )
+    num_batches = batches.count(drop_remainder)
+    ds = grain.MapDataset.range(num_batches).map(batches)
     buffer = 2 if prefetch_buffer_size is None else -(-prefetch_buffer_size // local_batch)
     stream = ds.to_iter_dataset(
         grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=buffer)
@@ -246,8 +266,8 @@ def unit_interval(images: jax.Array) -> jax.Array:
 
     Meant for the device, inside a jitted step, so that uint8 batches cross to it.
 
-    >>> unit_interval(np.array([0, 51, 255], np.uint8)).tolist()
-    [0.0, 0.20000000298023224, 1.0]
+    >>> np.round(np.asarray(unit_interval(np.array([0, 51, 255], np.uint8))), 6).tolist()
+    [0.0, 0.2, 1.0]
     """
     if images.dtype == np.uint8:
         return jnp.asarray(images, jnp.float32) / jnp.float32(255)
@@ -314,6 +334,27 @@ def _shard(
     num_threads: int,
 ) -> tuple[grain.MapDataset, int]:
     """This process's share of ``ds``, repeated, and its local batch size."""
+    process_index, process_count, even, local_batch = _check_shard(
+        len(ds),
+        batch_size=batch_size,
+        num_epochs=num_epochs,
+        process_index=process_index,
+        process_count=process_count,
+        num_threads=num_threads,
+    )
+    return ds[process_index:even:process_count].repeat(num_epochs), local_batch
+
+
+def _check_shard(
+    n: int,
+    *,
+    batch_size: int,
+    num_epochs: int | None,
+    process_index: int | None,
+    process_count: int | None,
+    num_threads: int,
+) -> tuple[int, int, int, int]:
+    """``(process_index, process_count, examples kept per epoch, local batch size)``."""
     _check_positive("batch_size", batch_size)
     if num_epochs is not None:
         _check_positive("num_epochs", num_epochs)
@@ -328,12 +369,73 @@ def _shard(
         )
     if num_threads < 0:
         raise ValueError(f"num_threads must be >= 0; got {num_threads}.")
-    even = len(ds) - len(ds) % process_count
+    even = n - n % process_count
     if even == 0:
-        raise ValueError(
-            f"the stream has {len(ds)} examples, fewer than process_count={process_count}."
-        )
-    return ds[process_index:even:process_count].repeat(num_epochs), batch_size // process_count
+        raise ValueError(f"the stream has {n} examples, fewer than process_count={process_count}.")
+    return process_index, process_count, even, batch_size // process_count
+
+
+class _Order:
+    """Which triplet row each position of this process's stream reads.
+
+    Epoch ``e`` is the permutation ``perm_e = np.random.default_rng((seed, e))
+    .permutation(n)`` (``arange(n)`` without shuffling), of which this process takes
+    ``perm_e[process_index:even:process_count]`` (``even = n - n % process_count``);
+    position ``p`` of the stream is row ``e = p // per_epoch``, ``q = p % per_epoch`` of
+    that, so batches run on across epoch boundaries. An epoch's rows are made once (a
+    millisecond for 65536 triplets) and kept while they are in use.
+    """
+
+    def __init__(self, n: int, seed: int, shuffle: bool, process_index: int, process_count: int):
+        self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.shard = slice(process_index, n - n % process_count, process_count)
+        self.per_epoch = len(range(n)[self.shard])
+        self._epochs: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:  # for Grain's worker processes
+        return {key: value for key, value in vars(self).items() if key not in ("_lock", "_epochs")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vars(self).update(state, _epochs={}, _lock=threading.Lock())
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        epochs, within = np.divmod(positions, self.per_epoch)
+        rows = np.empty(len(positions), np.int64)
+        for epoch in np.unique(epochs):
+            at = epochs == epoch
+            rows[at] = self.epoch(int(epoch))[within[at]]
+        return rows
+
+    def epoch(self, epoch: int) -> np.ndarray:
+        """This process's rows of epoch ``epoch``, in order."""
+        with self._lock:
+            if epoch not in self._epochs:
+                if len(self._epochs) >= 4:  # threads read at most a few epochs at once
+                    del self._epochs[min(self._epochs)]
+                rows = np.arange(self.n)
+                if self.shuffle:
+                    rows = np.random.default_rng((self.seed, epoch)).permutation(self.n)
+                self._epochs[epoch] = rows[self.shard]
+            return self._epochs[epoch]
+
+
+class _Batches:
+    """Batch ``b`` of this process's stream: positions ``[b * size, (b + 1) * size)``."""
+
+    def __init__(self, order: _Order, reader: _ReadBatch, size: int, examples: int | None):
+        self.order, self.reader, self.size, self.examples = order, reader, size, examples
+
+    def count(self, drop_remainder: bool) -> int:
+        if self.examples is None:
+            return _ENDLESS
+        return self.examples // self.size if drop_remainder else -(-self.examples // self.size)
+
+    def __call__(self, index: int) -> Example:
+        stop = (index + 1) * self.size
+        if self.examples is not None:
+            stop = min(stop, self.examples)
+        return self.reader(self.order.rows(np.arange(index * self.size, stop)))
 
 
 class _Table:
