@@ -266,7 +266,7 @@ def unit_interval(images: jax.Array) -> jax.Array:
 
     Meant for the device, inside a jitted step, so that uint8 batches cross to it.
 
-    >>> np.round(np.asarray(unit_interval(np.array([0, 51, 255], np.uint8))), 6).tolist()
+    >>> [round(float(x), 6) for x in unit_interval(np.array([0, 51, 255], np.uint8))]
     [0.0, 0.2, 1.0]
     """
     if images.dtype == np.uint8:
