@@ -66,7 +66,7 @@ Example = dict[str, np.ndarray]
 IN_MEMORY_BYTES = 1 << 30
 #: Records per read when a table is read into memory.
 READ_CHUNK = 4096
-IMAGE_KEY = "image"
+_IMAGE_KEY = "image"
 # Batches of an endless stream (Grain datasets have a length).
 _ENDLESS = 2**62
 
@@ -498,7 +498,7 @@ class _ReadBatch:
             bad = indices[((indices < 0) | (indices >= n_items)).any(axis=1)][0]
             raise ValueError(f"triplet {bad.tolist()} points outside the {n_items} items.")
         for key, value in self.items.read(indices).items():
-            if key == IMAGE_KEY:
+            if key == _IMAGE_KEY:
                 key = "images"
                 value = value if value.dtype == np.uint8 else value.astype(np.float32)
             batch[key] = value
