@@ -173,8 +173,9 @@ def triplet_stream(
     and the consumer maps them to ``[0, 1]`` on the device with :func:`unit_interval`;
     other images become float32.
 
-    The work is done a batch at a time: Grain shuffles and shards *row numbers*, batches
-    them, and each batch of rows is read and gathered with array indexing, from
+    The work is done a batch at a time: Grain hands out batch numbers, a batch number
+    becomes the rows it holds (the order below), and those rows are read and gathered
+    with array indexing, from
 
     - memory, for a table (the triplet records; the items) of at most ``in_memory_bytes``
       (default :data:`IN_MEMORY_BYTES`, 1 GiB): it is read once, when the stream is
