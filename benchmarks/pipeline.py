@@ -245,7 +245,7 @@ def stored_cases(args, data_dir: str, common: dict) -> list:
             "images",
         ),
         (
-            "  same, before (per example)",
+            "AligNet, before (per example)",
             lambda threads: one_example_at_a_time(triplets, pool, threads=threads, **common),
             int(1024 * args.scale),
             "images",
