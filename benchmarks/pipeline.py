@@ -24,6 +24,14 @@ means the step waits for its input; the goal for the student stages is at least 
     python benchmarks/pipeline.py               # a few minutes on 2 cores
     python benchmarks/pipeline.py --scale 4     # longer runs, steadier numbers
     python benchmarks/pipeline.py --run runs/alignet   # a finished quick run's triplets
+
+Last figures (2 cores, load average 22 to 27 from other jobs, ``--scale 0.5`` and
+``0.25``; ratio = pipeline / step, threads 1 | 2): AligNet stored triplets 7.2 | 45.6
+(1515 | 18251 triplets/s), the same before batched reads 0.71 | 0.42 (229 | 131);
+stored quadrilaterals in memory 261 | 153, from the store 26.5 | 28.3; worlds sampled on
+the fly: quadrilaterals 64px 5.4 | 3.5, geoclidean 64px 0.77 | 1.2, hierarchy 32px
+0.13 | 0.17 (its renderer, 190 triplets/s, bounds it). Under such load the rates swing
+by 2x or more between rows; the ratios are what to compare.
 """
 
 from __future__ import annotations
