@@ -7,7 +7,8 @@ import orbax.checkpoint as ocp
 import pytest
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
-from alignjax.data.pipeline import device_put_batch, example_stream, triplet_stream
+from alignjax.data.pipeline import device_put_batch, example_stream, triplet_stream, unit_interval
+from alignjax.data.sources import ArrayImages, ImageRows
 from alignjax.data.tfds_builders import data_source, write_image_set, write_triplet_set
 from alignjax.data.triplet_set import TripletSet
 
@@ -202,12 +203,81 @@ def test_triplet_stream_from_tfds_sources_equals_in_memory(tmp_path, triplets):
     )
     in_memory = _collect(triplet_stream(triplets, images, **kwargs))
     _assert_same(stored, in_memory)
-    batch = stored[0]
-    assert batch["images"].dtype == np.float32 and batch["images"].shape == (8, 3, 4, 4, 3)
-    np.testing.assert_array_equal(
-        batch["images"], images["image"][batch["indices"]] / np.float32(255)
+    # Tables too large for memory (here: any) are read from the store batch by batch.
+    streamed = _collect(
+        triplet_stream(
+            data_source("trips", tmp_path, "train"),
+            data_source("items", tmp_path, "train"),
+            in_memory_bytes=0,
+            **kwargs,
+        )
     )
+    _assert_same(streamed, in_memory)
+    batch = stored[0]
+    # uint8 images stay uint8 (the consumer divides by 255 on the device).
+    assert batch["images"].dtype == np.uint8 and batch["images"].shape == (8, 3, 4, 4, 3)
+    np.testing.assert_array_equal(batch["images"], images["image"][batch["indices"]])
     np.testing.assert_array_equal(batch["label"], images["label"][batch["indices"]])
+
+
+@pytest.mark.parametrize("process_index", [0, 1])
+def test_stream_is_a_seeded_permutation_per_epoch_dealt_to_the_processes(
+    triplets, items, process_index
+):
+    kwargs = dict(
+        batch_size=10, seed=11, num_epochs=3, process_index=process_index, process_count=2
+    )
+    batches = _collect(triplet_stream(triplets, items, **kwargs))
+    # Epoch e is permutation(seed, e) of the 24 triplets; each process takes every other one.
+    rows = np.concatenate(
+        [np.random.default_rng((11, e)).permutation(24)[process_index::2] for e in range(3)]
+    )
+    assert [len(b["indices"]) for b in batches] == [5] * 7  # 36 rows, batches straddle epochs
+    np.testing.assert_array_equal(_stack(batches, "indices"), triplets.indices[rows[:35]])
+    np.testing.assert_array_equal(_stack(batches, "similarities"), triplets.similarities[rows[:35]])
+    np.testing.assert_array_equal(_stack(batches, "x"), items["x"][triplets.indices[rows[:35]]])
+    kept = _collect(triplet_stream(triplets, items, drop_remainder=False, **kwargs))
+    np.testing.assert_array_equal(kept[-1]["indices"], triplets.indices[rows[35:]])
+
+
+def test_pool_images_gather_from_memory_or_store_alike(tmp_path, triplets):
+    """An in-memory image collection (rows of it) is gathered as its records read."""
+    rng = np.random.default_rng(4)
+    whole = ArrayImages(
+        {
+            "image": rng.integers(0, 256, size=(20, 2, 2, 3), dtype=np.uint8),
+            "basic": np.arange(20) % 3,
+        }
+    )
+    pool = ImageRows(whole, np.arange(19, 3, -1))  # 16 items, in another order
+    kwargs = dict(batch_size=8, seed=2, process_index=0, process_count=1)
+    batches = _collect(triplet_stream(triplets, pool, **kwargs))
+    by_record = _collect(triplet_stream(triplets, pool, in_memory_bytes=0, **kwargs))
+    _assert_same(batches, by_record)
+    for batch in batches:
+        rows = np.arange(19, 3, -1)[batch["indices"]]  # [8, 3] rows of the whole set
+        np.testing.assert_array_equal(batch["images"], whole.arrays["image"][rows])
+        np.testing.assert_array_equal(batch["basic"], rows % 3)
+
+
+def test_worker_processes_give_the_same_batches(triplets, items):
+    kwargs = dict(batch_size=4, seed=3, num_epochs=2, process_index=0, process_count=1)
+    reference = _collect(triplet_stream(triplets, items, **kwargs))
+    it = iter(triplet_stream(triplets, items, num_workers=2, **kwargs))
+    try:
+        _assert_same(list(it), reference)
+    finally:
+        it.close()
+
+
+def test_unit_interval_divides_uint8_by_255_under_jit():
+    images = np.array([[0, 51], [204, 255]], np.uint8)
+    np.testing.assert_allclose(
+        np.asarray(jax.jit(unit_interval)(images)), [[0.0, 0.2], [0.8, 1.0]], rtol=1e-7
+    )
+    floats = np.array([0.25, 0.5], np.float64)
+    assert unit_interval(floats).dtype == np.float32
+    np.testing.assert_array_equal(np.asarray(unit_interval(floats)), [0.25, 0.5])
 
 
 def _resume_case(triplets, items):

@@ -9,7 +9,9 @@ import tensorflow_datasets as tfds
 from alignjax.data.tfds_builders import (
     data_source,
     read_image_set,
+    read_rows,
     read_triplet_set,
+    record_nbytes,
     write_image_set,
     write_triplet_set,
 )
@@ -83,6 +85,34 @@ def test_triplet_set_round_trip(stored):
     ]
     np.testing.assert_array_equal(record["indices"], triplets["test"].indices[2])
     assert record["level"] == triplets["test"].levels[2]
+
+
+@pytest.mark.parametrize("name", ["toy_images", "toy_triplets"])
+def test_read_rows_equals_tfds_decoding_record_by_record(stored, name):
+    data_dir = stored[0]
+    source = data_source(name, data_dir, "train")
+    rows = np.array([5, 0, 5, 9, 3])  # any order, a repeat
+    got = read_rows(source, rows)
+    records = [source[int(i)] for i in rows]  # TFDS's own parser
+    assert sorted(got) == sorted(records[0])
+    for key, feature in source.dataset_info.features.items():
+        expected = np.stack([np.asarray(r[key], feature.np_dtype) for r in records])
+        assert got[key].dtype == expected.dtype
+        np.testing.assert_array_equal(got[key], expected)
+    assert all(value.shape[0] == 0 for value in read_rows(source, []).values())
+    # Per record: image 6*5*3 uint8 + 2 int64 labels; indices 3 int64 + 2 x 3 float32 + int64.
+    assert record_nbytes(source) == {"toy_images": 90 + 16, "toy_triplets": 24 + 24 + 8}[name]
+
+
+def test_writing_prints_no_tfds_chatter_and_logs_it(tmp_path, capfd):
+    write_triplet_set({"train": _triplets(5)}, name="quiet", data_dir=tmp_path)
+    write_image_set({"train": _images(6, n=4)}, name="quiet_images", data_dir=tmp_path)
+    out, err = capfd.readouterr()
+    for chatter in ("Downloading", "Shuffling", "incomplete", "Generating", "prepared"):
+        assert chatter not in out and chatter not in err
+    log = (tmp_path / "quiet.log").read_text()
+    assert "Downloading and preparing dataset" in log and "quiet" in log
+    assert "Downloading and preparing" in (tmp_path / "quiet_images.log").read_text()
 
 
 def test_no_tensorflow_was_imported(stored):

@@ -4,6 +4,7 @@ the backbones' checkpoints and features files, and the evaluation of a known spa
 import dataclasses
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -195,6 +196,23 @@ def test_distillation_loss_matches_the_triplet_divergence(divergence):
         _Identity(), {"images": jnp.asarray((images + 1) / 2), "similarities": jnp.asarray(teacher)}
     )
     assert float(loss) == pytest.approx(float(expected), rel=1e-4)
+
+
+def test_distillation_loss_takes_uint8_images_as_x_over_255():
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, size=(6, 3, 4)).astype(np.uint8)
+    teacher = jnp.asarray(rng.normal(size=(6, 3)).astype(np.float32))
+    config = alignet_distillation.DistillationConfig(student_temperature=30.0)
+    for input_range in ((0.0, 1.0), (-1.0, 1.0)):
+        distill = alignet_distillation.distillation_loss(config, 0.5, input_range)
+        loss_fn = jax.jit(lambda batch, distill=distill: distill(_Identity(), batch))
+        from_uint8, _ = loss_fn({"images": pixels, "similarities": teacher})
+        floats = jnp.asarray(pixels.astype(np.float32) / 255)
+        from_float, _ = loss_fn({"images": floats, "similarities": teacher})
+        assert float(from_uint8) == pytest.approx(float(from_float), rel=1e-6)
+        # The pixels reach the student mapped onto input_range, not as raw 0..255 codes.
+        raw, _ = loss_fn({"images": jnp.asarray(pixels, jnp.float32), "similarities": teacher})
+        assert abs(float(raw) - float(from_uint8)) > 1e-3
 
 
 def test_embed_images_streams_a_collection_in_padded_batches():

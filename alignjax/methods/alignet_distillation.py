@@ -66,10 +66,10 @@ def distillation_loss(
 ) -> Callable[[nnx.Module, dict[str, jax.Array]], tuple[jax.Array, dict[str, jax.Array]]]:
     """``loss_fn(student, batch)`` of the trainer: the triplet divergence to the teacher.
 
-    ``batch["images"]`` is ``[B, 3, H, W, C]`` in ``[0, 1]`` (mapped onto
-    ``input_range``) and ``batch["similarities"]`` ``[B, 3]`` (the teacher's, odd one out
-    last); the metric ``teacher_agreement`` is the fraction of triplets whose odd one out
-    the student picks as the teacher does.
+    ``batch["images"]`` is ``[B, 3, H, W, C]``, uint8 as streamed (``x / 255``, on the
+    device) or float in ``[0, 1]``, mapped onto ``input_range``; ``batch["similarities"]``
+    is ``[B, 3]`` (the teacher's, odd one out last); the metric ``teacher_agreement`` is
+    the fraction of triplets whose odd one out the student picks as the teacher does.
     """
     divergence = {"kl": losses.triplet_kl_divergence, "js": losses.triplet_js_divergence}[
         config.divergence
@@ -77,7 +77,7 @@ def distillation_loss(
     low, high = (np.float32(v) for v in input_range)
 
     def loss_fn(model, batch):
-        images = low + (high - low) * batch["images"]
+        images = low + (high - low) * pipeline.unit_interval(batch["images"])
         z = model(images.reshape(-1, *images.shape[2:])).reshape(images.shape[0], 3, -1)
         s = losses.triplet_similarities(z, kernel=config.kernel)
         loss = divergence(
