@@ -1,4 +1,4 @@
-"""The ``alignjax`` command.
+"""The alignjax command: run the papers' experiments, or align a model with your data.
 
     alignjax list
     alignjax run NAME [--preset quick|paper] [--workdir DIR] [--set key=value ...]
@@ -19,9 +19,13 @@
 
 Every error (an unknown experiment, a bad override or config value, an unwritable or
 already used work directory, a bad input file, a run that fails) is one line on stderr
-with exit status 2 and no traceback; ``ALIGNJAX_DEBUG=1`` shows the traceback. A run
+with exit status 2 and no traceback; ALIGNJAX_DEBUG=1 shows the traceback. A run
 stopped before its last step (Ctrl-C, SIGTERM) ends with "interrupted at step N/M; run
 the same command to resume" and status 130 (SIGINT) or 143 (SIGTERM).
+
+Listing and help import no JAX (the experiment modules import their method inside
+get_config and run), so they answer at once; alignjax run names what it runs before
+it imports JAX and the method.
 """
 
 from __future__ import annotations
@@ -29,27 +33,63 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
+import textwrap
 from collections.abc import Sequence
 
-import matplotlib
-
 from alignjax import runner
-from alignjax.training.nonfinite import NonFiniteLossError
 from alignjax.training.signals import TrainingInterrupted
+
+_WIDTH = 100  # widest text line of the listing; narrower on a narrower terminal
+
+
+def _experiments_text() -> str:
+    """Every experiment: its summary, then its presets with what each runs and how long.
+
+    Read from the experiment modules' docstrings and ``PRESETS``, which import no JAX.
+    """
+    width = max(60, min(_WIDTH, shutil.get_terminal_size((_WIDTH, 24)).columns - 2))
+    experiments = [runner.get_experiment(name) for name in runner.experiment_names()]
+    column = 2 + max(len(f"  --preset {p}") for e in experiments for p in e.presets)
+    lines = [
+        "experiments (alignjax run NAME --preset PRESET; the first preset is the default,",
+        "times are for 2 CPU cores):",
+    ]
+    for experiment in experiments:
+        summary = experiment.summary.removeprefix(f"{experiment.name}:").strip()
+        lines.append("")
+        lines += textwrap.wrap(f"{experiment.name}: {summary}", width, subsequent_indent="    ")
+        for preset, description in experiment.presets.items():
+            lines += textwrap.wrap(
+                description,
+                width,
+                initial_indent=f"  --preset {preset}".ljust(column),
+                subsequent_indent=" " * column,
+                break_on_hyphens=False,
+            )
+    return "\n".join(lines)
 
 
 def _list(args: argparse.Namespace) -> None:
     del args
-    for name in runner.experiment_names():
-        experiment = runner.get_experiment(name)
-        print(f"{name:24s} {experiment.summary}")
-        for preset, description in experiment.presets.items():
-            print(f"{'':24s}   --preset {preset:6s} {description}")
+    print(_experiments_text())
 
 
 def _run(args: argparse.Namespace) -> None:
+    # Said before JAX and the method are imported (several seconds), so that a run is
+    # never silent from its start.
+    experiment = runner.get_experiment(args.name)
+    preset = args.preset or next(iter(experiment.presets))
+    if preset not in experiment.presets:
+        experiment.config(preset)  # Raises the one-line error naming the presets.
+    workdir = args.workdir or f"runs/{args.name}"
+    print(
+        f"alignjax run {args.name} --preset {preset} (work directory {workdir}): "
+        f"{experiment.presets[preset]}",
+        flush=True,
+    )
     if args.distributed:
         import jax  # One process per host: join the others before any device is used.
 
@@ -60,12 +100,11 @@ def _run(args: argparse.Namespace) -> None:
         )
     metrics = runner.run_experiment(
         args.name,
-        preset=args.preset,
-        workdir=args.workdir,
+        preset=preset,
+        workdir=workdir,
         overrides=args.set or (),
         restart=args.restart,
     )
-    workdir = args.workdir or f"runs/{args.name}"
     print(f"done in {metrics['wall_time_seconds']} s; report: {workdir}/report.md")
 
 
@@ -177,15 +216,29 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="alignjax", description=__doc__.split("\n\n")[0])
+    experiments = _experiments_text()
+    parser = _Parser(
+        prog="alignjax",
+        description=__doc__.splitlines()[0],
+        epilog=experiments,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("list", help="list the experiments and their presets").set_defaults(
-        func=_list
-    )
+    commands.add_parser(
+        "list",
+        help="list the experiments, their presets and expected times",
+        description="List the experiments, their presets and expected times.",
+    ).set_defaults(func=_list)
 
-    run = commands.add_parser("run", help="run an experiment (resumes in a used work directory)")
-    run.add_argument("name", help="experiment name, see `alignjax list`")
+    run = commands.add_parser(
+        "run",
+        help="run an experiment (resumes in a used work directory)",
+        description="Run an experiment; in a work directory that holds the same run, resume it.",
+        epilog=experiments,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("name", help="experiment name, one of those listed below")
     run.add_argument("--preset", help="size preset (default: the experiment's first preset)")
     run.add_argument("--workdir", help="where to write results (default: runs/NAME)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
@@ -253,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     alignet = methods.add_parser(
         "alignet",
         help="distill a student from a teacher aligned to your human judgments, on your images",
-        description="The AligNet chain of `alignjax run alignet` on your images "
+        description="The AligNet chain of 'alignjax run alignet' on your images "
         "(docs/your_data.md). Images are read in this order: a folder's class subfolders "
         "sorted, then the files in each sorted; a TFDS data set's records in order.",
     )
@@ -310,23 +363,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Errors whose message says what went wrong and what to do (a value, a file, a
-# directory, a run whose loss stopped being finite).
-_EXPECTED = (runner.UsageError, ValueError, OSError, NonFiniteLossError)
+def _expected(error: BaseException) -> bool:
+    """Whether the error's message says what went wrong and what to do (a value, a file, a
+    directory, a run whose loss stopped being finite)."""
+    if isinstance(error, (runner.UsageError, ValueError, OSError)):
+        return True
+    # Only training raises NonFiniteLossError, so its module (which imports JAX) is loaded
+    # by then; importing it up front would load JAX for `alignjax list` too.
+    nonfinite = sys.modules.get("alignjax.training.nonfinite")
+    return nonfinite is not None and isinstance(error, nonfinite.NonFiniteLossError)
 
 
 def _one_line(error: BaseException) -> str:
     """The error's message on one line; the type is named unless it is a usage mistake."""
     text = " ".join(str(error).split()) or type(error).__name__
-    return text if isinstance(error, _EXPECTED) else f"{type(error).__name__}: {text}"
+    return text if _expected(error) else f"{type(error).__name__}: {text}"
+
+
+def _plots_to_files() -> None:
+    """Runs write their plots to files: no window, whatever display the machine has."""
+    if "matplotlib" in sys.modules:
+        sys.modules["matplotlib"].use("Agg")
+    else:
+        # Read when matplotlib is first imported: importing it here would delay the
+        # first line of a run and slow `alignjax list` down.
+        os.environ["MPLBACKEND"] = "Agg"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # Runs write their plots to files: no window, whatever display the machine has.
-    matplotlib.use("Agg")
     debug = os.environ.get("ALIGNJAX_DEBUG", "") not in ("", "0")
     try:
         args = build_parser().parse_args(argv)
+        _plots_to_files()
         args.func(args)
     except KeyboardInterrupt:
         print("alignjax: interrupted; run the same command again to resume", file=sys.stderr)
@@ -337,7 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(error, TrainingInterrupted):
             print(f"alignjax: {error}", file=sys.stderr)
             return 128 + error.signal
-        hint = "" if isinstance(error, _EXPECTED) else " (ALIGNJAX_DEBUG=1 shows where)"
+        hint = "" if _expected(error) else " (ALIGNJAX_DEBUG=1 shows where)"
         print(f"alignjax: error: {_one_line(error)}{hint}", file=sys.stderr)
         return 2
     return 0

@@ -38,8 +38,24 @@
 # the experiments' full runs (`alignjax run gensim-gaussian`, `alignjax run gensim-quadrilaterals`)
 # are described in [docs/experiments.md](https://github.com/alignjax/alignjax/blob/main/docs/experiments.md).
 
-# %% tags=["skip-execution"]
-# !pip install -q "alignjax @ git+https://github.com/alignjax/alignjax"
+# %%
+# On Colab, installs alignjax: from a wheel you uploaded to the session's files
+# (alignjax-*.whl, the last one uploaded), or else from the repository. Anywhere else
+# it does nothing: the notebook uses the alignjax installed there. Both routes are
+# described in colabs/README.md.
+import glob
+import os
+import subprocess
+import sys
+
+REPOSITORY = "https://github.com/alignjax/alignjax"  # pyproject.toml's [project.urls]
+if "google.colab" in sys.modules:
+    wheels = glob.glob("alignjax-*.whl")
+    source = max(wheels, key=os.path.getmtime) if wheels else f"alignjax @ git+{REPOSITORY}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)
+    print("installed", source)
+else:
+    print("not on Colab: nothing to install")
 
 # %% tags=["parameters"]
 # Small sizes so that CI runs this notebook on a CPU in well under a minute. On Colab

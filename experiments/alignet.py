@@ -7,13 +7,15 @@ The same chain on a user's images and judgments (``alignjax fit alignet``) runs 
 config of :func:`files_config`: a preset's sizes with the user's files as the data.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import os
+from typing import TYPE_CHECKING, Any
 
-from alignjax.data.hierarchy import HierarchyWorld
-from alignjax.data.image_files import ImageFilesConfig
-from alignjax.methods import alignet
-from alignjax.methods.alignet_config import AligNetConfig
+if TYPE_CHECKING:
+    from alignjax.data.image_files import ImageFilesConfig
+    from alignjax.methods.alignet_config import AligNetConfig
 
 PRESETS = {
     "quick": "hierarchy world (64 categories, 32x32 images), 8192 pool images, ViT-mu teacher and "
@@ -28,6 +30,10 @@ PRESETS = {
 
 
 def get_config(preset: str) -> AligNetConfig:
+    # The method's config, and JAX with it, is imported here rather than at the top:
+    # `alignjax list` and `--help` read PRESETS without it.
+    from alignjax.methods.alignet_config import AligNetConfig
+
     config = AligNetConfig()
     if preset == "quick":
         return config
@@ -69,6 +75,8 @@ def _paper(config: AligNetConfig) -> AligNetConfig:
 def _tiny(config: AligNetConfig) -> AligNetConfig:
     def steps(train, n, warmup):
         return dataclasses.replace(train, num_steps=n, warmup_steps=warmup, log_every=10)
+
+    from alignjax.data.hierarchy import HierarchyWorld
 
     ud = config.uncertainty_distillation
     return dataclasses.replace(
@@ -155,4 +163,8 @@ def _absolute(path: str | None) -> str | None:
     return None if path is None else os.path.abspath(os.path.expanduser(path))
 
 
-run = alignet.run
+def run(config: AligNetConfig, workdir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Runs the experiment: :func:`alignjax.methods.alignet.run`."""
+    from alignjax.methods import alignet
+
+    return alignet.run(config, workdir)

@@ -3,9 +3,14 @@
 alignjax run gensim-gaussian --preset quick
 """
 
-import dataclasses
+from __future__ import annotations
 
-from alignjax.methods import gensim_gaussian
+import dataclasses
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alignjax.methods.gensim_gaussian import GaussianConfig
 
 PRESETS = {
     "quick": "8 components in 2-d, 2000 steps per objective; about 1 minute on 2 CPU cores",
@@ -13,7 +18,11 @@ PRESETS = {
 }
 
 
-def get_config(preset: str) -> gensim_gaussian.GaussianConfig:
+def get_config(preset: str) -> GaussianConfig:
+    # The method, and JAX with it, is imported here rather than at the top: `alignjax list`
+    # and `--help` read PRESETS without it.
+    from alignjax.methods import gensim_gaussian
+
     config = gensim_gaussian.GaussianConfig()
     if preset == "quick":
         return config
@@ -25,4 +34,8 @@ def get_config(preset: str) -> gensim_gaussian.GaussianConfig:
     )
 
 
-run = gensim_gaussian.run
+def run(config: GaussianConfig, workdir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Runs the experiment: :func:`alignjax.methods.gensim_gaussian.run`."""
+    from alignjax.methods import gensim_gaussian
+
+    return gensim_gaussian.run(config, workdir)

@@ -3,9 +3,14 @@
 alignjax run gensim-geoclidean --preset quick
 """
 
-import dataclasses
+from __future__ import annotations
 
-from alignjax.methods import gensim_geoclidean
+import dataclasses
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alignjax.methods.gensim_geoclidean import GeoclideanConfig
 
 PRESETS = {
     "quick": "32x32 drawings, 1000 grammar concepts, 350 steps per objective (gensim_nce and three "
@@ -16,7 +21,11 @@ PRESETS = {
 }
 
 
-def get_config(preset: str) -> gensim_geoclidean.GeoclideanConfig:
+def get_config(preset: str) -> GeoclideanConfig:
+    # The method, and JAX with it, is imported here rather than at the top: `alignjax list`
+    # and `--help` read PRESETS without it.
+    from alignjax.methods import gensim_geoclidean
+
     config = gensim_geoclidean.GeoclideanConfig()
     if preset == "quick":
         return config
@@ -30,4 +39,8 @@ def get_config(preset: str) -> gensim_geoclidean.GeoclideanConfig:
     )
 
 
-run = gensim_geoclidean.run
+def run(config: GeoclideanConfig, workdir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Runs the experiment: :func:`alignjax.methods.gensim_geoclidean.run`."""
+    from alignjax.methods import gensim_geoclidean
+
+    return gensim_geoclidean.run(config, workdir)

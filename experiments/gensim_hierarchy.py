@@ -7,9 +7,14 @@ The WordNet tree instead of the balanced one (needs WordNet, e.g. Debian's wordn
     alignjax run gensim-hierarchy --set tree.source=wordnet
 """
 
-import dataclasses
+from __future__ import annotations
 
-from alignjax.methods import gensim_hierarchy
+import dataclasses
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alignjax.methods.gensim_hierarchy import HierarchyConfig
 
 PRESETS = {
     "quick": "4x4x4 tree, 32x32 images, small CNN, 400 steps of 32 per objective; "
@@ -19,7 +24,11 @@ PRESETS = {
 }
 
 
-def get_config(preset: str) -> gensim_hierarchy.HierarchyConfig:
+def get_config(preset: str) -> HierarchyConfig:
+    # The method, and JAX with it, is imported here rather than at the top: `alignjax list`
+    # and `--help` read PRESETS without it.
+    from alignjax.methods import gensim_hierarchy
+
     config = gensim_hierarchy.HierarchyConfig()
     if preset == "quick":
         return config
@@ -34,4 +43,8 @@ def get_config(preset: str) -> gensim_hierarchy.HierarchyConfig:
     )
 
 
-run = gensim_hierarchy.run
+def run(config: HierarchyConfig, workdir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Runs the experiment: :func:`alignjax.methods.gensim_hierarchy.run`."""
+    from alignjax.methods import gensim_hierarchy
+
+    return gensim_hierarchy.run(config, workdir)

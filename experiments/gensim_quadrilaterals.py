@@ -3,9 +3,14 @@
 alignjax run gensim-quadrilaterals --preset quick
 """
 
-import dataclasses
+from __future__ import annotations
 
-from alignjax.methods import gensim_quadrilaterals
+import dataclasses
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alignjax.methods.gensim_quadrilaterals import QuadrilateralsConfig
 
 PRESETS = {
     "quick": "32x32 outlines, 400 steps per objective (gensim_nce and three baselines); "
@@ -15,7 +20,11 @@ PRESETS = {
 }
 
 
-def get_config(preset: str) -> gensim_quadrilaterals.QuadrilateralsConfig:
+def get_config(preset: str) -> QuadrilateralsConfig:
+    # The method, and JAX with it, is imported here rather than at the top: `alignjax list`
+    # and `--help` read PRESETS without it.
+    from alignjax.methods import gensim_quadrilaterals
+
     config = gensim_quadrilaterals.QuadrilateralsConfig()
     if preset == "quick":
         return config
@@ -31,4 +40,8 @@ def get_config(preset: str) -> gensim_quadrilaterals.QuadrilateralsConfig:
     )
 
 
-run = gensim_quadrilaterals.run
+def run(config: QuadrilateralsConfig, workdir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Runs the experiment: :func:`alignjax.methods.gensim_quadrilaterals.run`."""
+    from alignjax.methods import gensim_quadrilaterals
+
+    return gensim_quadrilaterals.run(config, workdir)

@@ -8,9 +8,14 @@ The fits use the world's sizes, not the released THINGS configuration
 500 or 1000 constant-rate Adam steps and a bias starting at 0.
 """
 
-import dataclasses
+from __future__ import annotations
 
-from alignjax.methods import glocal_data
+import dataclasses
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alignjax.methods.glocal_data import GlocalExperimentConfig
 
 PRESETS = {
     "quick": "SimCLR base on 768 rendered 16x16 items, 4+2 fits of 500 steps; "
@@ -20,7 +25,11 @@ PRESETS = {
 }
 
 
-def get_config(preset: str) -> glocal_data.GlocalExperimentConfig:
+def get_config(preset: str) -> GlocalExperimentConfig:
+    # The method, and JAX with it, is imported here rather than at the top: `alignjax list`
+    # and `--help` read PRESETS without it.
+    from alignjax.methods import glocal_data
+
     config = glocal_data.GlocalExperimentConfig()
     if preset == "quick":
         return config
@@ -40,4 +49,8 @@ def get_config(preset: str) -> glocal_data.GlocalExperimentConfig:
     )
 
 
-run = glocal_data.run
+def run(config: GlocalExperimentConfig, workdir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Runs the experiment: :func:`alignjax.methods.glocal_data.run`."""
+    from alignjax.methods import glocal_data
+
+    return glocal_data.run(config, workdir)

@@ -1,8 +1,9 @@
-"""The `alignjax` command: listing, mistakes reported as one line, `eval` on files."""
+"""The `alignjax` command: listing, help, mistakes reported as one line, `eval` on files."""
 
 import concurrent.futures
 import json
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -30,6 +31,80 @@ def test_list_names_every_experiment_and_its_presets(capsys):
             assert f"--preset {preset}" in out
 
 
+def _help(capsys, *argv):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*argv, "--help"])
+    assert exit_.value.code == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [[], ["run"]], ids=["alignjax", "run"])
+def test_help_lists_experiments_presets_and_times_without_markup(capsys, argv):
+    out = _help(capsys, *argv)
+    words = " ".join(out.split())  # the listing is wrapped to the terminal's width
+    for name in runner.experiment_names():
+        experiment = runner.get_experiment(name)
+        assert f"{name}: " in words
+        for preset, description in experiment.presets.items():
+            assert "on 2 CPU cores" in description, f"{name} {preset}: no expected time"
+            assert f"--preset {preset} {' '.join(description.split())}" in words
+    # Plain text, not reStructuredText or Markdown.
+    assert "`" not in out and "**" not in out and ":func:" not in out
+
+
+# Imports the command's module, prints "importing jax" when JAX is first imported, runs
+# the command and prints whether JAX was imported; the output says what came first.
+_SPY = """
+import sys
+
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "jax":
+            print("importing jax", flush=True)
+            sys.meta_path.remove(self)
+
+sys.meta_path.insert(0, Spy())
+from alignjax import cli
+try:
+    status = cli.main(sys.argv[1:])
+except SystemExit as exit_:
+    status = exit_.code
+print("jax imported:", "jax" in sys.modules, flush=True)
+sys.exit(status)
+"""
+
+
+def _spied(*argv):
+    result = subprocess.run(
+        [sys.executable, "-c", _SPY, *argv], capture_output=True, text=True, timeout=300
+    )
+    return result.returncode, result.stdout.splitlines(), result.stderr
+
+
+@pytest.mark.parametrize("argv", [["list"], ["--help"], ["run", "--help"]])
+def test_listing_and_help_import_no_jax(argv):
+    # JAX, flax and the methods take seconds to import; listing what there is to run
+    # must answer at once.
+    status, lines, err = _spied(*argv)
+    assert status == 0, err
+    assert "importing jax" not in lines and lines[-1] == "jax imported: False"
+    assert any("--preset quick" in line for line in lines)
+
+
+def test_a_run_names_what_it_runs_before_importing_jax(tmp_path):
+    # A bad override is found once the config is built, after JAX is imported: the
+    # run stops there, having said what it was starting.
+    status, lines, err = _spied(
+        "run", "gensim-gaussian", "--workdir", str(tmp_path), "--set", "train.num_step=3"
+    )
+    description = runner.get_experiment("gensim-gaussian").presets["quick"]
+    assert lines[:2] == [
+        f"alignjax run gensim-gaussian --preset quick (work directory {tmp_path}): {description}",
+        "importing jax",
+    ]
+    assert status == 2 and "unknown config key 'train.num_step'" in err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -50,8 +125,15 @@ def test_list_names_every_experiment_and_its_presets(capsys):
 )
 def test_mistakes_are_one_line_with_status_2(capsys, argv, message):
     status, out, err = _main(capsys, *argv)
-    assert status == 2 and out == ""
-    assert err.count("\n") == 1 and message in err
+    assert status == 2 and err.count("\n") == 1 and message in err
+    # An unknown experiment or preset is refused before the run starts; a bad override
+    # once its config is built, after the run said what it starts.
+    if "--set" in argv:
+        assert (
+            out.startswith("alignjax run gensim-gaussian --preset quick") and out.count("\n") == 1
+        )
+    else:
+        assert out == ""
 
 
 def test_unwritable_workdir_is_one_line(capsys, tmp_path):
@@ -119,7 +201,7 @@ def test_a_run_that_failed_before_writing_anything_gives_way(tmp_path):
 def test_a_truncated_config_file_is_one_line(capsys, tmp_path):
     (tmp_path / "config.json").write_text('{"seed": ')
     status, out, err = _main(capsys, "run", "gensim-gaussian", "--workdir", str(tmp_path))
-    assert status == 2 and out == "" and err.count("\n") == 1
+    assert status == 2 and out.count("\n") == 1 and err.count("\n") == 1
     assert "config.json is unreadable" in err and "--restart" in err
 
 

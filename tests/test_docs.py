@@ -164,3 +164,29 @@ def test_examples_run(page, tmp_path, monkeypatch):
                 follower = blocks[index + 1] if index + 1 < len(blocks) else None
                 if follower and follower[0] == "text":
                     assert output.getvalue() == follower[1], f"{where}: the output shown differs"
+
+
+def test_readme_states_the_suite_time_and_memory_and_runnable_parts():
+    readme = REPO / "README.md"
+    figures = readme.read_text().split("<!-- suite-figures -->\n", 1)[1].split("\n\n", 1)[0]
+    assert re.search(r"\b\d+ min\b", figures) and re.search(r"\b[\d.]+ GB\b", figures), (
+        "README.md: the paragraph after <!-- suite-figures --> must give the suite's time "
+        f"(N min) and memory (N GB); it reads {figures!r}"
+    )
+    parts = [
+        command
+        for language, code, _ in _blocks(readme)
+        if language == "bash"
+        for command in _commands(code)
+        if command.startswith("pytest ")
+    ]
+    assert len(parts) > 1, "README.md shows no command that runs a part of the suite"
+    for command in parts:
+        for word in shlex.split(command, comments=True)[1:]:
+            if not (word.startswith("-") or word.isdigit()):
+                assert sorted(REPO.glob(word)), f"README.md: `{command}`: {word} matches nothing"
+
+
+def test_pytest_names_the_reason_of_every_skip():
+    options = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]
+    assert "-rs" in options["ini_options"]["addopts"].split()

@@ -3,12 +3,20 @@
 Running them is nbmake's job (``pytest --nbmake``, configured in pyproject.toml); these
 tests check what running cannot: that the ``.ipynb`` a Colab user opens is the ``.py``
 a reviewer read, without stale outputs, with a working badge, install and parameters
-cell, and that the pytest configuration does collect the notebooks.
+cell, and that the pytest configuration does collect the notebooks. The repository the
+notebooks install from and link to is the one pyproject.toml's [project.urls] names.
 """
 
+import contextlib
+import io
+import os
 import pathlib
 import re
+import subprocess
+import sys
 import tomllib
+import types
+import unittest.mock
 
 import jupytext
 import nbformat
@@ -23,14 +31,20 @@ NAMES = sorted({p.stem for p in SOURCES + NOTEBOOKS})
 REGENERATE = "regenerate it with `jupytext --sync colabs/{name}.py`"
 
 
-def _repository() -> str:
-    readme = (COLABS / "README.md").read_text()
-    match = re.search(r"<!-- repository -->\s*`([\w.-]+/[\w.-]+)`", readme)
-    assert match, "colabs/README.md must name the repository after <!-- repository -->"
-    return match.group(1)
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
-REPOSITORY = _repository()
+def _repository_url() -> str:
+    url = PYPROJECT["project"].get("urls", {}).get("Repository", "")
+    assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url), (
+        "pyproject.toml: [project.urls] must name the GitHub Repository (https://github.com/"
+        f"OWNER/REPO); got {url!r}"
+    )
+    return url
+
+
+REPOSITORY_URL = _repository_url()
+REPOSITORY = REPOSITORY_URL.removeprefix("https://github.com/")
 
 
 def _cells(notebook):
@@ -102,19 +116,62 @@ def test_first_cell_has_title_and_colab_badge(name, notebook):
     assert f"]({badge})" in first.source, f"colabs/{name}: the first cell must link to {badge}"
 
 
+def _install_cell() -> str:
+    """The first code cell of every notebook, which installs alignjax on Colab only."""
+    first = jupytext.read(COLABS / f"{NAMES[0]}.py")
+    return next(c.source for c in first.cells if c.cell_type == "code")
+
+
+def test_install_cell_installs_from_the_repository_or_a_wheel_on_colab_only(tmp_path):
+    source = _install_cell()
+    assert f'REPOSITORY = "{REPOSITORY_URL}"' in source, (
+        f"the install cell must install from pyproject.toml's repository, {REPOSITORY_URL}"
+    )
+    commands = []
+
+    def run(argv, check):
+        commands.append(argv[3:])
+
+    def install(on_colab, *wheels):
+        for age, wheel in enumerate(reversed(wheels)):
+            (tmp_path / wheel).write_text("")
+            os.utime(tmp_path / wheel, (1e9 - age, 1e9 - age))  # the last one uploaded last
+        colab = {"google.colab": types.ModuleType("google.colab")} if on_colab else {}
+        commands.clear()
+        with (
+            unittest.mock.patch.dict(sys.modules, colab),
+            unittest.mock.patch.object(subprocess, "run", run),
+            contextlib.chdir(tmp_path),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
+            exec(source, {})
+        return commands
+
+    assert "google.colab" not in sys.modules
+    assert install(False) == []
+    assert install(True) == [["install", "-q", f"alignjax @ git+{REPOSITORY_URL}"]]
+    # An uploaded wheel wins over the repository; of several, the last one uploaded.
+    wheels = ("alignjax-0.10.0-py3-none-any.whl", "alignjax-0.9.0-py3-none-any.whl")
+    assert install(True, *wheels) == [["install", "-q", wheels[1]]]
+    assert install(False, *wheels) == []
+
+
 def test_install_then_parameters_cell(name, notebook):
     code = [c for c in notebook.cells if c.cell_type == "code"]
     install, parameters = code[0], code[1]
-    assert install.source == f'!pip install -q "alignjax @ git+https://github.com/{REPOSITORY}"'
-    assert install.metadata.get("tags") == ["skip-execution"]
+    assert install.source == _install_cell(), (
+        f"colabs/{name}: the first code cell must be the install cell of "
+        f"colabs/{NAMES[0]}.py, word for word"
+    )
     assert parameters.metadata.get("tags") == ["parameters"], (
         f"colabs/{name}: the second code cell must be tagged `parameters`"
     )
     assert re.search(r"^#.*Colab", parameters.source, flags=re.M), (
         f"colabs/{name}: the parameters cell must say in a comment which values to raise on Colab"
     )
-    assert all("skip-execution" not in c.metadata.get("tags", []) for c in code[1:]), (
-        f"colabs/{name}: only the install cell may be skipped by CI"
+    # The install cell skips itself off Colab: CI runs every cell.
+    assert all("skip-execution" not in c.metadata.get("tags", []) for c in code), (
+        f"colabs/{name}: no cell may be skipped by CI"
     )
 
 
@@ -123,7 +180,7 @@ def test_links_name_the_repository(name, notebook):
     for owner_repo in re.findall(r"github(?:\.com)?/([\w.-]+/[\w.-]+)", text):
         assert owner_repo == REPOSITORY, (
             f"colabs/{name} links to {owner_repo}; the repository is {REPOSITORY} "
-            "(colabs/README.md)"
+            "(pyproject.toml's [project.urls])"
         )
 
 
@@ -134,7 +191,7 @@ def test_readme_lists_every_notebook():
 
 
 def test_pytest_runs_the_notebooks():
-    options = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    options = PYPROJECT["tool"]["pytest"]["ini_options"]
     assert "colabs" in options.get("testpaths", []), (
         'pyproject.toml: [tool.pytest.ini_options] testpaths must include "colabs"'
     )
