@@ -136,6 +136,122 @@ def test_jit_and_vmap_agree_with_eager(data):
     np.testing.assert_allclose(mapped, eager, rtol=1e-6)
 
 
+def test_teacher_similarities_are_the_cosines(data):
+    x = data["local"]
+    got = losses.glocal_teacher_similarities(x)
+    np.testing.assert_allclose(got, np_normalize(x) @ np_normalize(x).T, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.diag(got), 1.0, rtol=1e-6)
+
+
+def test_local_loss_from_a_block_of_precomputed_similarities_is_the_local_loss(data):
+    """A batch's block of the whole set's teacher similarities gives the same losses and
+    gradients as the teacher features of the batch."""
+    x = data["local"]
+    rows = np.array([4, 0, 2, 5])
+    block = np.asarray(losses.glocal_teacher_similarities(x))[np.ix_(rows, rows)]
+    student = jnp.asarray(x[rows] @ data["weights"], jnp.float32)
+
+    def from_features(s):
+        return jnp.sum(losses.glocal_local_loss(x[rows], s, temperature=0.5) * jnp.arange(1, 5))
+
+    def from_similarities(s):
+        per_row = losses.glocal_local_loss_from_similarities(block, s, temperature=0.5)
+        return jnp.sum(per_row * jnp.arange(1, 5))
+
+    np.testing.assert_allclose(
+        losses.glocal_local_loss_from_similarities(block, student, temperature=0.5),
+        np_local(x[rows], x[rows] @ data["weights"], 0.5),
+        rtol=1e-4,
+    )
+    np.testing.assert_allclose(from_similarities(student), from_features(student), rtol=1e-5)
+    np.testing.assert_allclose(
+        jax.grad(from_similarities)(student), jax.grad(from_features)(student), rtol=1e-4
+    )
+
+
+def plain_local_loss(teacher_similarities, student, temperature):
+    """The local loss with the student's similarities differentiated as a plain product."""
+    unit = student / jnp.linalg.norm(student, axis=-1, keepdims=True)
+    mask = ~jnp.eye(len(student), dtype=bool)
+    p = jax.nn.softmax(jnp.where(mask, teacher_similarities / temperature, -jnp.inf), axis=-1)
+    log_q = jax.nn.log_softmax(jnp.where(mask, unit @ unit.T / temperature, -jnp.inf), axis=-1)
+    return -jnp.sum(jnp.where(mask, p * log_q, 0.0), axis=-1)
+
+
+def test_symmetric_gradient_of_the_student_similarities(data):
+    """The gradient through ``U U^T`` as ``(G + G^T) U`` is the plain one, forward and
+    reverse, and checks against finite differences."""
+    with jax.enable_x64(True):
+        x = jnp.asarray(data["local"])
+        teacher = losses.glocal_teacher_similarities(x)
+        student = x @ jnp.asarray(data["weights"])
+        weights = jnp.arange(1.0, len(x) + 1)
+
+        def loss(s):
+            return jnp.sum(
+                weights * losses.glocal_local_loss_from_similarities(teacher, s, temperature=0.5)
+            )
+
+        def plain(s):
+            return jnp.sum(weights * plain_local_loss(teacher, s, 0.5))
+
+        np.testing.assert_allclose(jax.grad(loss)(student), jax.grad(plain)(student), rtol=1e-10)
+        np.testing.assert_allclose(
+            jax.jacfwd(loss)(student), jax.jacfwd(plain)(student), rtol=1e-10
+        )
+        check_grads(loss, (student,), order=2, modes=["fwd", "rev"])
+        check_grads(
+            lambda w, b: losses.glocal_objective(
+                w,
+                b,
+                jnp.asarray(data["triplets"]),
+                x,
+                alpha=0.3,
+                penalty_weight=0.5,
+                temperature=0.5,
+                teacher_similarities=teacher,
+            ),
+            (jnp.asarray(data["weights"]), jnp.asarray(data["bias"])),
+            order=1,
+            modes=["rev"],
+        )
+
+
+def test_objective_with_precomputed_similarities_is_the_objective(data):
+    kwargs = dict(alpha=0.25, penalty_weight=0.1, temperature=0.5)
+    args = (data["weights"], data["bias"], data["triplets"], data["local"])
+    teacher = losses.glocal_teacher_similarities(data["local"])
+    np.testing.assert_allclose(
+        losses.glocal_objective(*args, teacher_similarities=teacher, **kwargs),
+        losses.glocal_objective(*args, **kwargs),
+        rtol=1e-6,
+    )
+
+
+def _flops(fn, *args) -> float:
+    cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+    return (cost[0] if isinstance(cost, list) else cost)["flops"]
+
+
+def test_student_similarities_gradient_takes_one_product():
+    """XLA's FLOP count (load-independent) of the local loss's gradient: one ``B^2 q``
+    product fewer than plain differentiation of ``U U^T`` (forward and backward: 2 of
+    them, not 3, of ``2 B^2 q`` FLOPs each)."""
+    b, q = 128, 64
+    rng = np.random.default_rng(0)
+    student = jnp.asarray(rng.normal(size=(b, q)), jnp.float32)
+    teacher = losses.glocal_teacher_similarities(rng.normal(size=(b, q)))
+
+    def grad(loss):
+        return jax.grad(lambda s: jnp.sum(loss(teacher, s)))
+
+    fast = _flops(grad(losses.glocal_local_loss_from_similarities), student)
+    plain = _flops(grad(lambda t, s: plain_local_loss(t, s, 1.0)), student)
+    product = 2 * b * b * q
+    assert plain - fast > 0.9 * product
+    assert fast < 2.5 * product
+
+
 @pytest.fixture(scope="module")
 def objective_and_grad():
     def objective(w, triplets, x, temperature):
@@ -178,6 +294,14 @@ def test_finite_at_extremes(data, objective_and_grad, dtype, norm, temperature):
             r"`temperature`",
         ),
         (lambda d: losses.scaled_identity_penalty(np.ones(3)), r"`weights`.*\[p, q\].*\(3,\)"),
+        (
+            lambda d: losses.glocal_local_loss_from_similarities(np.eye(5), d["local"]),
+            r"`teacher_similarities`.*\[B, B\].*B = 6.*\(5, 5\)",
+        ),
+        (
+            lambda d: losses.glocal_local_loss_from_similarities(np.ones(6), d["local"]),
+            r"`teacher_similarities`.*\(6,\)",
+        ),
         (
             lambda d: losses.glocal_objective(
                 d["weights"], None, d["triplets"], None, alpha=0.25, penalty_weight=1.0
