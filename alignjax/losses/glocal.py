@@ -175,9 +175,7 @@ def glocal_local_loss_from_similarities(
 
     The same per-row cross-entropies, with ``S^t`` precomputed (constant for a fixed set
     of local images: :func:`glocal_teacher_similarities` once, a batch's block gathered
-    on every step). On one device the student's similarities are differentiated as the
-    symmetric product they are: the gradient of ``U U^T`` is ``(G + G^T) U``, one
-    ``B^2 q`` product where plain differentiation takes two.
+    on every step).
 
     Args:
       teacher_similarities: ``[B, B]`` teacher cosine similarities of the batch; under
@@ -215,27 +213,11 @@ def glocal_local_loss_from_similarities(
             f"got shape {jnp.shape(teacher_similarities)}."
         )
     mask = _batch.off_diagonal(*expected, offset)
-    student_similarities = _gram(student) if axis_name is None else student @ student_all.T
     return _batch.soft_cross_entropy(
         v.as_float(teacher_similarities, dtype) / temperature,
-        student_similarities / temperature,
+        student @ student_all.T / temperature,
         mask,
     )
-
-
-@jax.custom_jvp
-def _gram(x: jax.Array) -> jax.Array:
-    """``x x^T`` whose reverse-mode gradient is one product, ``(G + G^T) x``."""
-    return x @ x.T
-
-
-@_gram.defjvp
-def _gram_jvp(primals, tangents):
-    (x,), (dx,) = primals, tangents
-    # d(x x^T) = dx x^T + (dx x^T)^T; transposed, the cotangent G becomes
-    # (G + G^T) x: one matrix product instead of G x + G^T x.
-    half = dx @ x.T
-    return x @ x.T, half + half.T
 
 
 def _check_batch_of_two(name: str, batch: int) -> None:
