@@ -136,6 +136,79 @@ def test_jit_and_vmap_agree_with_eager(data):
     np.testing.assert_allclose(mapped, eager, rtol=1e-6)
 
 
+def test_teacher_similarities_are_the_cosines(data):
+    x = data["local"]
+    got = losses.glocal_teacher_similarities(x)
+    np.testing.assert_allclose(got, np_normalize(x) @ np_normalize(x).T, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.diag(got), 1.0, rtol=1e-6)
+
+
+def test_local_loss_from_a_block_of_precomputed_similarities_is_the_local_loss(data):
+    """A batch's block of the whole set's teacher similarities gives the same losses and
+    gradients as the teacher features of the batch."""
+    x = data["local"]
+    rows = np.array([4, 0, 2, 5])
+    block = np.asarray(losses.glocal_teacher_similarities(x))[np.ix_(rows, rows)]
+    student = jnp.asarray(x[rows] @ data["weights"], jnp.float32)
+
+    def from_features(s):
+        return jnp.sum(losses.glocal_local_loss(x[rows], s, temperature=0.5) * jnp.arange(1, 5))
+
+    def from_similarities(s):
+        per_row = losses.glocal_local_loss_from_similarities(block, s, temperature=0.5)
+        return jnp.sum(per_row * jnp.arange(1, 5))
+
+    np.testing.assert_allclose(
+        losses.glocal_local_loss_from_similarities(block, student, temperature=0.5),
+        np_local(x[rows], x[rows] @ data["weights"], 0.5),
+        rtol=1e-4,
+    )
+    np.testing.assert_allclose(from_similarities(student), from_features(student), rtol=1e-5)
+    np.testing.assert_allclose(
+        jax.grad(from_similarities)(student), jax.grad(from_features)(student), rtol=1e-4
+    )
+
+
+def test_gradients_from_precomputed_similarities(data):
+    with jax.enable_x64(True):
+        x = jnp.asarray(data["local"])
+        teacher = losses.glocal_teacher_similarities(x)
+        weights = jnp.arange(1.0, len(x) + 1)
+
+        def loss(s):
+            return jnp.sum(
+                weights * losses.glocal_local_loss_from_similarities(teacher, s, temperature=0.5)
+            )
+
+        check_grads(loss, (x @ jnp.asarray(data["weights"]),), order=2, modes=["fwd", "rev"])
+        check_grads(
+            lambda w, b: losses.glocal_objective(
+                w,
+                b,
+                jnp.asarray(data["triplets"]),
+                x,
+                alpha=0.3,
+                penalty_weight=0.5,
+                temperature=0.5,
+                teacher_similarities=teacher,
+            ),
+            (jnp.asarray(data["weights"]), jnp.asarray(data["bias"])),
+            order=1,
+            modes=["rev"],
+        )
+
+
+def test_objective_with_precomputed_similarities_is_the_objective(data):
+    kwargs = dict(alpha=0.25, penalty_weight=0.1, temperature=0.5)
+    args = (data["weights"], data["bias"], data["triplets"], data["local"])
+    teacher = losses.glocal_teacher_similarities(data["local"])
+    np.testing.assert_allclose(
+        losses.glocal_objective(*args, teacher_similarities=teacher, **kwargs),
+        losses.glocal_objective(*args, **kwargs),
+        rtol=1e-6,
+    )
+
+
 @pytest.fixture(scope="module")
 def objective_and_grad():
     def objective(w, triplets, x, temperature):
@@ -178,6 +251,14 @@ def test_finite_at_extremes(data, objective_and_grad, dtype, norm, temperature):
             r"`temperature`",
         ),
         (lambda d: losses.scaled_identity_penalty(np.ones(3)), r"`weights`.*\[p, q\].*\(3,\)"),
+        (
+            lambda d: losses.glocal_local_loss_from_similarities(np.eye(5), d["local"]),
+            r"`teacher_similarities`.*\[B, B\].*B = 6.*\(5, 5\)",
+        ),
+        (
+            lambda d: losses.glocal_local_loss_from_similarities(np.ones(6), d["local"]),
+            r"`teacher_similarities`.*\(6,\)",
+        ),
         (
             lambda d: losses.glocal_objective(
                 d["weights"], None, d["triplets"], None, alpha=0.25, penalty_weight=1.0

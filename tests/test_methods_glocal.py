@@ -5,6 +5,7 @@ experiment's simulated people (alignjax.methods.glocal_data)."""
 import dataclasses
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -122,6 +123,41 @@ def test_objectives_wire_the_losses():
         glocal_fit.objective("glocal", setting, x, None)
     with pytest.raises(ValueError, match="kind"):
         glocal_fit.objective("global", setting, x, h)
+
+
+def _objective_and_flops(setting, x, h, batch):
+    """The gLocal objective's value, gradient and compiled FLOPs at ``W = 1.1 I``."""
+    loss_fn = glocal_fit.objective("glocal", setting, x, h)
+
+    def value(weights, batch):
+        transform = AffineTransform(x.shape[1], use_bias=False)
+        transform.weights[...] = weights
+        return loss_fn(transform, batch)[0]
+
+    weights = 1.1 * jnp.eye(x.shape[1])
+    cost = jax.jit(jax.value_and_grad(value)).lower(weights, batch).compile().cost_analysis()
+    loss, grad = jax.value_and_grad(value)(weights, batch)
+    return loss, grad, (cost[0] if isinstance(cost, list) else cost)["flops"]
+
+
+def test_teacher_similarities_of_the_local_set_are_computed_once(monkeypatch):
+    """A step gathers its batch's block of the local set's teacher similarities: the
+    same objective and gradient as computing them from the batch's features, with the
+    ``2 B^2 p`` FLOPs of that product gone from the compiled step."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(50, 16)), jnp.float32)
+    h = jnp.asarray(rng.normal(size=(300, 16)), jnp.float32)
+    batch = {
+        "triplets": jnp.asarray(rng.integers(0, 50, (32, 3)), jnp.int32),
+        "local": jnp.asarray(rng.choice(300, 128, replace=False), jnp.int32),
+    }
+    setting = glocal_fit.GlocalSetting(1e-3, penalty_weight=0.5, alpha=0.25, temperature=0.5)
+    once = _objective_and_flops(setting, x, h, batch)
+    monkeypatch.setattr(glocal_fit, "TEACHER_MATRIX_MAX_IMAGES", 299)  # the set is too large
+    every_step = _objective_and_flops(setting, x, h, batch)
+    np.testing.assert_allclose(once[0], every_step[0], rtol=1e-6)
+    np.testing.assert_allclose(once[1], every_step[1], rtol=1e-5, atol=1e-8)
+    assert every_step[2] - once[2] >= 2 * 128**2 * 16
 
 
 def test_defaults_are_the_released_configuration():

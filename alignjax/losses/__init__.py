@@ -30,7 +30,13 @@ from alignjax.losses.generative_similarity_losses import (
     generative_similarity_margin_loss,
     generative_similarity_softmax_loss,
 )
-from alignjax.losses.glocal import glocal_global_loss, glocal_local_loss, glocal_objective
+from alignjax.losses.glocal import (
+    glocal_global_loss,
+    glocal_local_loss,
+    glocal_local_loss_from_similarities,
+    glocal_objective,
+    glocal_teacher_similarities,
+)
 from alignjax.losses.penalties import frobenius_penalty, scaled_identity_penalty
 from alignjax.losses.triplet import (
     odd_one_out_cross_entropy,
@@ -50,7 +56,9 @@ __all__ = [
     "generative_similarity_softmax_loss",
     "glocal_global_loss",
     "glocal_local_loss",
+    "glocal_local_loss_from_similarities",
     "glocal_objective",
+    "glocal_teacher_similarities",
     "info_nce_loss",
     "odd_one_out_cross_entropy",
     "odd_one_out_log_probs",

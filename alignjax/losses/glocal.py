@@ -97,6 +97,11 @@ def glocal_local_loss(
         \\quad
         \\ell_i = -\\sum_{j \\ne i} p_{ij} \\log q_{ij}.
 
+    The teacher's similarities do not depend on the transform: where the teacher
+    features are a fixed set, compute :func:`glocal_teacher_similarities` once and call
+    :func:`glocal_local_loss_from_similarities` (the same losses, without the ``B^2 p``
+    teacher product on every step).
+
     Args:
       teacher_features: ``[B, p]`` original features.
       student_features: ``[B, q]`` transformed features of the same images.
@@ -125,16 +130,93 @@ def glocal_local_loss(
         (jnp.shape(teacher_features)[0], jnp.shape(student_features)[0]),
         "The batch sizes (axis 0)",
     )
-    v.check_temperature("temperature", temperature)
     dtype = v.compute_dtype(teacher_features, student_features)
     teacher = _kernels.l2_normalize(v.as_float(teacher_features, dtype))
+    teacher_all, _ = _batch.gather_batch(teacher, axis_name)
+    return glocal_local_loss_from_similarities(
+        teacher @ teacher_all.T, student_features, temperature=temperature, axis_name=axis_name
+    )
+
+
+def glocal_teacher_similarities(teacher_features: jax.typing.ArrayLike) -> jax.Array:
+    """The teacher's cosine similarities :math:`S^t` of :func:`glocal_local_loss`.
+
+    .. math::
+
+        S^t_{ij} = \\frac{x_i \\cdot x_j}{\\lVert x_i \\rVert\\, \\lVert x_j \\rVert}.
+
+    Args:
+      teacher_features: ``[n, p]`` features of a fixed set of local images.
+
+    Returns:
+      ``[n, n]`` cosine similarities (at least float32); the teacher similarities of a
+      batch of rows ``idx`` of the set are ``S[idx][:, idx]``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from alignjax.losses import glocal_teacher_similarities
+      >>> print(glocal_teacher_similarities(jnp.array([[3.0, 0.0], [1.0, 1.0]])).round(4))
+      [[1.     0.7071]
+       [0.7071 1.    ]]
+    """
+    v.check_ndim("teacher_features", teacher_features, 2, "[n, p]")
+    unit = _kernels.l2_normalize(v.as_float(teacher_features, v.compute_dtype(teacher_features)))
+    return unit @ unit.T
+
+
+def glocal_local_loss_from_similarities(
+    teacher_similarities: jax.typing.ArrayLike,
+    student_features: jax.typing.ArrayLike,
+    *,
+    temperature: float = 1.0,
+    axis_name: str | None = None,
+) -> jax.Array:
+    """:func:`glocal_local_loss` given the teacher's cosine similarities :math:`S^t`.
+
+    The same per-row cross-entropies, with ``S^t`` precomputed (constant for a fixed set
+    of local images: :func:`glocal_teacher_similarities` once, a batch's block gathered
+    on every step).
+
+    Args:
+      teacher_similarities: ``[B, B]`` teacher cosine similarities of the batch; under
+        ``axis_name``, ``[B_local, B]``: this device's rows against the whole batch.
+      student_features: ``[B, q]`` transformed features of the same images (this
+        device's rows under ``axis_name``).
+      temperature: positive scalar ``tau``.
+      axis_name: inside ``jax.shard_map``/``jax.pmap``, the batch's axis.
+
+    Returns:
+      ``[B]`` per-row losses (the local rows under ``axis_name``).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from alignjax.losses import glocal_local_loss_from_similarities
+      >>> x = jnp.eye(3)
+      >>> print(glocal_local_loss_from_similarities(x @ x.T, x).round(4))
+      [0.6931 0.6931 0.6931]
+
+    References:
+      Muttenthaler et al., NeurIPS 2023 (gLocal), the local contrastive loss.
+    """
+    v.check_ndim("student_features", student_features, 2, "[B, q]")
+    v.check_ndim("teacher_similarities", teacher_similarities, 2, "[B, B]")
+    v.check_temperature("temperature", temperature)
+    dtype = v.compute_dtype(teacher_similarities, student_features)
     student = _kernels.l2_normalize(v.as_float(student_features, dtype))
-    teacher_all, offset = _batch.gather_batch(teacher, axis_name)
-    student_all, _ = _batch.gather_batch(student, axis_name)
-    _check_batch_of_two("teacher_features", teacher_all.shape[0])
-    mask = _batch.off_diagonal(teacher.shape[0], teacher_all.shape[0], offset)
+    student_all, offset = _batch.gather_batch(student, axis_name)
+    _check_batch_of_two("student_features", student_all.shape[0])
+    expected = (student.shape[0], student_all.shape[0])
+    if jnp.shape(teacher_similarities) != expected:
+        raise ValueError(
+            "`teacher_similarities` must be [B, B] for the batch of B = "
+            f"{expected[1]} student rows ([B_local, B] = {list(expected)} under `axis_name`); "
+            f"got shape {jnp.shape(teacher_similarities)}."
+        )
+    mask = _batch.off_diagonal(*expected, offset)
     return _batch.soft_cross_entropy(
-        teacher @ teacher_all.T / temperature, student @ student_all.T / temperature, mask
+        v.as_float(teacher_similarities, dtype) / temperature,
+        student @ student_all.T / temperature,
+        mask,
     )
 
 
@@ -157,6 +239,7 @@ def glocal_objective(
     temperature: float = 1.0,
     penalty: str = "scaled_identity",
     axis_name: str | None = None,
+    teacher_similarities: jax.typing.ArrayLike | None = None,
 ) -> jax.Array:
     """The gLocal objective ``(1 - alpha) global + alpha local + lambda R(W)``.
 
@@ -185,6 +268,10 @@ def glocal_objective(
       axis_name: inside ``jax.shard_map``/``jax.pmap`` with the triplets and the
         local batch sharded along this axis: the local loss compares with the whole
         batch and both means are taken over all devices.
+      teacher_similarities: optional ``[B, B]`` cosine similarities of
+        ``local_features`` (:func:`glocal_teacher_similarities`; ``[B_local, B]`` under
+        ``axis_name``), precomputed since they do not depend on ``W`` and ``b``;
+        ``None`` computes them.
 
     Returns:
       A scalar (the same on every device under ``axis_name``).
@@ -221,9 +308,15 @@ def glocal_objective(
     if local_features is not None:
         v.check_ndim("local_features", local_features, 2, "[B, p]")
         student = _affine("local_features", local_features, weights, bias)
-        local_term = jnp.mean(
-            glocal_local_loss(local_features, student, temperature=temperature, axis_name=axis_name)
-        )
+        if teacher_similarities is None:
+            local = glocal_local_loss(
+                local_features, student, temperature=temperature, axis_name=axis_name
+            )
+        else:
+            local = glocal_local_loss_from_similarities(
+                teacher_similarities, student, temperature=temperature, axis_name=axis_name
+            )
+        local_term = jnp.mean(local)
         if axis_name is not None:
             local_term = jax.lax.pmean(local_term, axis_name)
         objective = objective + alpha * local_term

@@ -44,6 +44,10 @@ LossFn = Callable[[AffineTransform, dict[str, jax.Array]], tuple[jax.Array, dict
 #: The released training length on THINGS: 100 epochs of its 40,000 training triplets
 #: (80 % of the 50,000) in batches of 256, i.e. 157 steps an epoch.
 RELEASED_STEPS = 15_700
+#: The largest set of local images whose teacher similarities are computed once
+#: (``float32 [n, n]``: 64 MiB at 4096); a larger set's batches compute their own on
+#: every step.
+TEACHER_MATRIX_MAX_IMAGES = 4096
 
 
 @configclass
@@ -193,11 +197,25 @@ def objective(
     naive the same with ``alpha = 0``, no local batch and the Frobenius penalty. The
     transform is an :class:`~alignjax.models.AffineTransform`; the metrics are empty
     (the trainer records the loss, the gradient norm and the learning rate).
+
+    A step transforms only the rows its batch touches. The teacher's cosine similarities
+    of the local images do not depend on the transform: for a set of at most
+    :data:`TEACHER_MATRIX_MAX_IMAGES` images they are computed here once
+    (:func:`alignjax.losses.glocal_teacher_similarities`) and a step gathers its batch's
+    ``[B, B]`` block, instead of a ``B^2 p`` product on every step.
     """
     _check_kind(kind)
     naive = kind == "naive"
     if not naive and local_features is None:
         raise ValueError("gLocal needs local_features (the local term's other images); got None.")
+    teacher_similarities = None
+    if not naive and len(local_features) <= TEACHER_MATRIX_MAX_IMAGES:
+        teacher_similarities = jax.jit(losses.glocal_teacher_similarities)(local_features)
+
+    def teacher(rows: jax.Array) -> jax.Array:
+        if teacher_similarities is None:
+            return losses.glocal_teacher_similarities(local_features[rows])
+        return teacher_similarities[rows[:, None], rows]
 
     def loss_fn(transform, batch):
         loss = losses.glocal_objective(
@@ -209,6 +227,7 @@ def objective(
             penalty_weight=setting.penalty_weight,
             temperature=setting.temperature,
             penalty="frobenius" if naive else "scaled_identity",
+            teacher_similarities=None if naive else teacher(batch["local"]),
         )
         return loss, {}
 
