@@ -279,3 +279,12 @@ def test_the_figures_carry_their_legends_and_labels(written):
     for ax in fig.axes:
         assert ax.get_title() and ax.get_xlabel() == "training step"
         assert [t.get_text() for t in ax.get_legend().get_texts()] == ["AligNet student"]
+
+
+def test_the_glossary_explains_only_the_levels_the_run_has():
+    base = {"odd_one_out/levels/coarse": 0.9, "odd_one_out/humans": 0.5}
+    terms = alignet_findings.glossary(AligNetConfig(), base)
+    assert "coarse" in terms and "boundary" not in terms and "fine" not in terms
+    assert terms["mu/8"] == "ViT-mu with 8x8-pixel patches (width 32, 1 block, 2 heads)"
+    terms = alignet_findings.glossary(AligNetConfig(), {})
+    assert "Levels" not in terms and "held-out humans (THINGS-like)" not in terms

@@ -93,7 +93,7 @@ def findings(
     notes = ceiling_notes(metrics, config.evaluation.kernel, counts or {})
     notes += drop_notes(metrics, config.evaluation.kernel)
     notes += setting_notes(config, triplet_spread)
-    return Findings(claims, notes, glossary(config))
+    return Findings(claims, notes, glossary(config, metrics["base"]))
 
 
 def _f(value: float) -> str:
@@ -414,14 +414,17 @@ def _variant_text(variant: str) -> str:
     return f"ViT-{name}" + (f" with {patch}x{patch}-pixel patches" if patch else "") + size
 
 
-def glossary(config: AligNetConfig) -> dict[str, str]:
-    """The report's terms, explained once."""
+def glossary(config: AligNetConfig, base: Mapping[str, Any]) -> dict[str, str]:
+    """The report's terms, explained once (the levels and the held-out humans only where
+    the base student's metrics ``base`` have them)."""
     variants = dict.fromkeys((config.teacher.variant, config.student.variant))
     simulated = isinstance(config.data, SimulatedConfig)
     people = "simulated people" if simulated else "people of your triplet file"
     terms = {
         "Levels": "odd-one-out triplets drawn from the category tree at one abstraction level each",
-        "coarse": "two images of one superordinate category, the odd one from another",
+        "coarse": "two images of one superordinate category, the odd one from another"
+        if simulated
+        else "two images of one class, the odd one from another class",
         "boundary": "two images of one basic category, the odd one from a sibling category",
         "fine": "two images of one subordinate category, the odd one from a sibling within "
         "the same basic category",
@@ -446,6 +449,13 @@ def glossary(config: AligNetConfig) -> dict[str, str]:
         "tau, T": "temperatures dividing the student's and the teacher's similarities",
         "w": "the strength of the decay toward the base student's weights",
     }
+    absent = [lv for lv in LEVELS if f"{LEVELS_ALL}/{lv}" not in base]
+    if len(absent) == len(LEVELS):
+        absent.append("Levels")
+    if HUMANS not in base:
+        absent.append("held-out humans (THINGS-like)")
+    for term in absent:
+        del terms[term]
     for variant in variants:
         terms[variant] = _variant_text(variant)
     return terms
