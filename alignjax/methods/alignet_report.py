@@ -24,16 +24,11 @@ import numpy as np
 
 from alignjax.data.simulated import SimulatedConfig
 from alignjax.data.sources import ImageSource
+from alignjax.methods import alignet_findings
 from alignjax.methods.alignet_config import AligNetConfig
-from alignjax.methods.report import Report
+from alignjax.methods.report import Report, tensorboard_hint
 
-MODEL_NAMES = {
-    "base": "base student",
-    "unalignet": "UnAligNet student",
-    "alignet": "AligNet student",
-    "teacher": "teacher",
-    "teacher_ud": "teacher + UD",
-}
+MODEL_NAMES = alignet_findings.MODEL_NAMES
 MODEL_COLOURS = {
     "base": "#9e9e9e",
     "unalignet": "#f4a259",
@@ -41,8 +36,7 @@ MODEL_COLOURS = {
     "teacher": "#8d99ae",
     "teacher_ud": "#264653",
 }
-DOWNSTREAM = {"anomaly_auc": "anomaly AUC", "neighbour_preservation": "neighbour preservation"}
-CLASSIFIERS = {"logistic": "logistic", "knn": "1-NN"}
+DOWNSTREAM = alignet_findings.DOWNSTREAM
 
 
 def cluster_purity(clusters: np.ndarray, labels: np.ndarray) -> float:
@@ -66,14 +60,6 @@ def _title(column: str) -> str:
     if len(parts) == 2:
         return {"levels": "Levels (all)", "humans": "held-out humans"}.get(parts[1], parts[1])
     return parts[-1]
-
-
-def _downstream_title(name: str) -> str:
-    """``few_shot/knn/5`` -> ``5-shot (1-NN)``; the others by :data:`DOWNSTREAM`."""
-    if name.startswith("few_shot/"):
-        _, classifier, shots = name.split("/")
-        return f"{shots}-shot ({CLASSIFIERS.get(classifier, classifier)})"
-    return DOWNSTREAM[name]
 
 
 def _agreement_title(name: str) -> str:
@@ -144,6 +130,15 @@ def write_report(
     models = [name for name in MODEL_NAMES if name in metrics]
     students = [name for name in ("alignet", "unalignet") if name in metrics]
     report = Report("AligNet: aligning a student with human concepts across abstraction levels")
+    report.findings(
+        *alignet_findings.findings(
+            config,
+            metrics,
+            alignet_findings.triplet_counts(source.triplets),
+            triplet_spread=alignet_findings.triplet_spread(spaces["base"].get("evaluation")),
+        )
+    )
+    report.heading("What was run")
     report.paragraph(f"{_setting(config, source)} {_models_text(config)}")
 
     columns = alignment_columns(metrics)
@@ -154,8 +149,8 @@ def write_report(
             f"{ev.kernel.capitalize()} similarity. Levels: triplets over the evaluation images "
             "split at the coarse, boundary or fine level of the category tree; held-out humans: "
             "the human triplets no model was fitted to. Chance is 0.333; the noise ceiling "
-            "(where the choices' probabilities are known) is the accuracy of the most probable "
-            "choice."
+            "(where the choices' probabilities are known) is the expected accuracy of always "
+            "picking the most probable pair."
         )
         rows = [
             {"model": MODEL_NAMES[m], **{_title(c): metrics[m][c] for c in columns}} for m in models
@@ -167,7 +162,7 @@ def write_report(
         if any(v is not None for v in ceiling.values()):
             rows.append({"model": "noise ceiling", **ceiling})
         report.table(rows, titles)
-        report.paragraph("Change over the base student (accuracy points x 100):")
+        report.paragraph("Change over the base student (percentage points):")
         report.table(
             [
                 {
@@ -191,10 +186,11 @@ def write_report(
             titles,
         )
         report.figure(
-            _accuracy_figure(metrics, models, columns),
+            _accuracy_figure(metrics, models, columns, ev.kernel),
             workdir,
             "accuracy_per_level.png",
-            f"Odd-one-out accuracy ({ev.kernel}); black ticks: noise ceiling, dashed: chance",
+            f"Odd-one-out accuracy ({ev.kernel} similarity) of every model per triplet set, "
+            "against the noise ceiling and chance",
         )
 
     # Agreement in the similarity the students were distilled with, as the teacher chose.
@@ -240,17 +236,18 @@ def write_report(
             [
                 {
                     "model": MODEL_NAMES[m],
-                    **{_downstream_title(n): metrics[m].get(n) for n in downstream},
+                    **{alignet_findings.downstream_title(n): metrics[m].get(n) for n in downstream},
                 }
                 for m in models
             ],
-            ["model"] + [_downstream_title(n) for n in downstream],
+            ["model"] + [alignet_findings.downstream_title(n) for n in downstream],
         )
     report.figure(
         _pca_figure(spaces, models, source),
         workdir,
         "embeddings_pca.png",
-        "2-D PCA of the evaluation images in each space, coloured by category",
+        "The evaluation images in each model's space, projected on its first two principal "
+        "components and coloured by category",
     )
 
     report.heading("Surrogate teacher (uncertainty distillation)")
@@ -299,6 +296,8 @@ def write_report(
             "distillation_curves.png",
             "Student distillation: loss and agreement with the teacher",
         )
+    report.heading("Training curves in TensorBoard")
+    report.paragraph(_tensorboard_text(workdir))
     seconds = metrics.get("stage_seconds", {})
     if seconds:
         report.heading("Stage times")
@@ -316,7 +315,18 @@ def write_report(
     return report.write(workdir)
 
 
-def _accuracy_figure(metrics, models, columns):
+def _tensorboard_text(workdir: pathlib.Path) -> str:
+    """How to open the event files, and which stages wrote them."""
+    runs = sorted(str(p.parent.relative_to(workdir)) for p in workdir.glob("**/tensorboard"))
+    listed = (
+        " One TensorBoard run per training stage: " + ", ".join(f"`{r}`" for r in runs) + "."
+        if runs
+        else ""
+    )
+    return tensorboard_hint(workdir) + listed
+
+
+def _accuracy_figure(metrics, models, columns, kernel):
     fig, ax = plt.subplots(figsize=(1.9 * len(columns) + 2.5, 3.8))
     width = 0.8 / len(models)
     x = np.arange(len(columns))
@@ -324,40 +334,74 @@ def _accuracy_figure(metrics, models, columns):
         values = [metrics[model][c] for c in columns]
         offset = (i - (len(models) - 1) / 2) * width
         ax.bar(x + offset, values, width, label=MODEL_NAMES[model], color=MODEL_COLOURS[model])
-    for j, column in enumerate(columns):
-        ceiling = metrics["base"].get(column.replace("odd_one_out/", "noise_ceiling/"))
-        if ceiling is not None:
-            ax.hlines(ceiling, j - 0.42, j + 0.42, colors="black", linewidth=2)
-    ax.axhline(1 / 3, color="black", linestyle="--", linewidth=0.8)
+    ceilings = [
+        (j, metrics["base"].get(column.replace("odd_one_out/", "noise_ceiling/")))
+        for j, column in enumerate(columns)
+    ]
+    for k, (j, ceiling) in enumerate(c for c in ceilings if c[1] is not None):
+        label = "noise ceiling (best possible, expected)" if k == 0 else None
+        ax.hlines(ceiling, j - 0.42, j + 0.42, colors="black", linewidth=2, label=label)
+    ax.axhline(1 / 3, color="black", linestyle="--", linewidth=0.8, label="chance (1/3)")
     ax.set_xticks(x, [_title(c) for c in columns])
+    ax.set_xlabel("triplet set (Levels: split at that level of the category tree)")
     ax.set_ylim(0.25, 1.0)
-    ax.set_ylabel("odd-one-out accuracy")
-    ax.set_title("Alignment with humans per abstraction level")
+    ax.set_ylabel(f"odd-one-out accuracy\n(fraction correct, {kernel} similarity)")
+    ax.set_title("Alignment with (simulated) humans per abstraction level")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 
 
-def _pca_figure(spaces, models, source: ImageSource):
+def _category_names(source: ImageSource) -> tuple[np.ndarray | None, list[str], str]:
+    """The evaluation images' category codes ``[n]``, the codes' names and what they are
+    (superordinate categories where the source has them, else leaves)."""
     labels = source.labels.get("evaluation", {})
-    category = labels.get("superordinate", labels.get("leaf"))
+    kind = "superordinate" if "superordinate" in labels else "leaf"
+    category = labels.get(kind)
+    if category is None:
+        return None, [], ""
+    values, codes = np.unique(category, return_inverse=True)
+    tree = source.tree
+    names = [tree.names[v] if tree is not None else str(v) for v in values]
+    return codes.reshape(-1), names, f"{kind} category"
+
+
+def _pca_figure(spaces, models, source: ImageSource):
+    codes, names, kind = _category_names(source)
     n = len(source.splits["evaluation"])
-    codes = np.zeros(n, int) if category is None else np.unique(category, return_inverse=True)[1]
+    codes = np.zeros(n, int) if codes is None else codes
     shown = [m for m in ("base", "unalignet", "alignet", "teacher_ud") if m in models]
-    fig, axes = plt.subplots(1, len(shown), figsize=(3.3 * len(shown), 3.4), squeeze=False)
-    colours = plt.get_cmap("tab10")(codes.reshape(-1) % 10)
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.3 * len(shown), 3.6), squeeze=False)
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    colours = cmap(codes % cmap.N)
     for ax, model in zip(axes[0], shown):
         x = spaces[model]["evaluation"]
         x = x - x.mean(axis=0)
-        _, _, vt = np.linalg.svd(x, full_matrices=False)
+        _, singular, vt = np.linalg.svd(x, full_matrices=False)
+        explained = singular**2 / np.sum(singular**2)
         xy = x @ vt[:2].T
         ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=6, alpha=0.7, linewidths=0)
         ax.set_title(MODEL_NAMES[model])
-        ax.set_xlabel("PC 1")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0, 0].set_ylabel("PC 2")
-    fig.suptitle("Evaluation images, coloured by category")
+        ax.set_xlabel(f"PC 1 ({100 * explained[0]:.0f} % of variance)")
+        ax.set_ylabel(f"PC 2 ({100 * explained[1]:.0f} % of variance)")
+        ax.tick_params(labelsize=7)
+    if names and len(names) <= 20:
+        handles = [
+            plt.Line2D([], [], marker="o", linestyle="", color=cmap(i % cmap.N), label=name)
+            for i, name in enumerate(names)
+        ]
+        axes[0, -1].legend(
+            handles=handles,
+            title=kind,
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+            frameon=False,
+            fontsize=8,
+        )
+    fig.suptitle(
+        "Evaluation images in each model's embedding space (2-D PCA)"
+        + (f", coloured by {kind}" if names else "")
+    )
     fig.tight_layout()
     return fig
 
@@ -371,16 +415,19 @@ def _curves_figure(workdir, students):
             records[student] = [r for r in rows if "loss" in r]
     if not records:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.2))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for student, rows in records.items():
         steps = [r["step"] for r in rows]
         style = {"label": MODEL_NAMES[student], "color": MODEL_COLOURS[student]}
         axes[0].plot(steps, [r["loss"] for r in rows], **style)
         axes[1].plot(steps, [r["teacher_agreement"] for r in rows], **style)
-    axes[0].set_ylabel("distillation loss")
-    axes[1].set_ylabel("agreement with the teacher's odd one out")
+    axes[0].set_title("distillation loss")
+    axes[0].set_ylabel("divergence to the teacher (nats)")
+    axes[1].set_title("agreement with the teacher")
+    axes[1].set_ylabel("fraction of a batch's triplets\nwith the teacher's odd one out")
     for ax in axes:
-        ax.set_xlabel("step")
-    axes[1].legend(frameon=False)
+        ax.set_xlabel("training step")
+        ax.legend(frameon=False, fontsize=8)
+    fig.suptitle("Student distillation from each teacher (on the training batches)")
     fig.tight_layout()
     return fig

@@ -19,17 +19,13 @@ import numpy as np
 
 from alignjax.data.levels import LEVELS
 from alignjax.evaluation.suite import EvaluationConfig
-from alignjax.methods.report import Report
+from alignjax.methods import glocal_findings
+from alignjax.methods.report import Report, tensorboard_hint
 
-SPACES = ("base", "naive", "glocal")
+SPACES = glocal_findings.SPACES
 _COLOURS = {"base": "tab:gray", "naive": "tab:orange", "glocal": "tab:blue"}
-_LABELS = {"base": "base model", "naive": "naive transform", "glocal": "gLocal"}
+_LABELS = glocal_findings.LABELS
 _SETTING = ("learning_rate", "penalty_weight", "alpha", "temperature")
-
-
-def _accuracy_set(metrics: dict[str, Any]) -> str:
-    """The triplet set the report's accuracies are of: ``"test"`` when there is one."""
-    return "test" if "odd_one_out/test" in metrics["base"] else "validation"
 
 
 def write_report(
@@ -47,9 +43,11 @@ def write_report(
       description: what the data are and how the triplets were split.
       evaluation: the evaluation's settings (the base features' kernel, neighbours).
     """
-    name = _accuracy_set(metrics)
+    name = glocal_findings.accuracy_set(metrics)
     accuracy = f"odd_one_out/{name}"
     report = Report("gLocal: human alignment that keeps local structure")
+    report.findings(*glocal_findings.findings(metrics, evaluation))
+    report.heading("What was run")
     report.paragraph(
         f"{description} gLocal: global odd-one-out loss + alpha x local neighbourhood loss "
         "+ lambda ||W - mean(diag W) I||^2; naive: global loss + lambda ||W||_F. Settings "
@@ -65,14 +63,8 @@ def write_report(
         f"the naive transform with lr {naive['learning_rate']:g}, lambda "
         f"{naive['penalty_weight']:g}."
     )
-    report.paragraph(
-        "The claim (Muttenthaler et al. 2023): gLocal raises alignment about as much as the naive "
-        "transform while keeping the base model's nearest neighbours, which the naive transform "
-        "breaks, and keeps or improves few-shot and anomaly detection on new categories."
-    )
-    downstream = [key for key in metrics["base"] if key.startswith("few_shot/")]
-    if "anomaly_auc" in metrics["base"]:
-        downstream.append("anomaly_auc")
+    report.heading("Alignment, local structure and held-out categories")
+    downstream = glocal_findings.downstream_keys(metrics["base"])
     columns = [
         accuracy,
         f"noise_ceiling/{name}",
@@ -80,21 +72,24 @@ def write_report(
         "neighbour_preservation",
         *downstream,
     ]
-    rows = [{"space": space, **metrics[space]} for space in SPACES]
-    report.table(rows, ["space", *(c for c in columns if c in metrics["base"])])
+    columns = [c for c in dict.fromkeys(columns) if c in metrics["base"]]
+    report.table(_titled(metrics, SPACES, columns), ["space", *map(_title, columns)])
     levels = [level for level in LEVELS if f"odd_one_out/levels/{level}" in metrics["base"]]
     if levels:
         report.heading("Odd-one-out accuracy per abstraction level")
         keys = [f"odd_one_out/levels/{level}" for level in levels]
         ceiling = {
-            key: metrics["base"].get(key.replace("odd_one_out", "noise_ceiling")) for key in keys
+            _title(key): metrics["base"].get(key.replace("odd_one_out", "noise_ceiling"))
+            for key in keys
         }
-        report.table([*rows, {"space": "noise ceiling", **ceiling}], ["space", *keys])
+        rows = _titled(metrics, SPACES, keys) + [{"space": "noise ceiling", **ceiling}]
+        report.table(rows, ["space", *levels])
         report.figure(
             _levels_figure(metrics, levels),
             workdir,
             "accuracy_per_level.png",
-            "Odd-one-out accuracy per abstraction level",
+            "Odd-one-out accuracy per abstraction level of the base features and both "
+            "selected transforms, against the noise ceiling and chance",
         )
     report.figure(
         _trade_off_figure(metrics, accuracy, evaluation.neighbours),
@@ -111,13 +106,44 @@ def write_report(
             "Few-shot accuracy and anomaly detection on held-out categories",
         )
     report.heading("The grid")
-    grid_columns = ["kind", *_SETTING, "odd_one_out/validation", accuracy, "neighbour_preservation"]
-    report.table(metrics["grid"], [*dict.fromkeys(grid_columns), "selected"])
+    grid_columns = [*_SETTING, "odd_one_out/validation", accuracy, "neighbour_preservation"]
+    grid_columns = list(dict.fromkeys(grid_columns))
+    report.table(
+        [
+            {
+                "kind": row["kind"],
+                **{_title(c): row[c] for c in grid_columns},
+                # The naive transform has no local term: no alpha, no tau.
+                **({"alpha": None, "tau": None} if row["kind"] == "naive" else {}),
+                "selected": "yes" if row["selected"] else "",
+            }
+            for row in metrics["grid"]
+        ],
+        ["kind", *map(_title, grid_columns), "selected"],
+    )
+    report.heading("Training curves in TensorBoard")
+    report.paragraph(
+        tensorboard_hint(workdir) + " One TensorBoard run per fit: the base model (`base`, "
+        "when it was trained here) and every transform of the grid "
+        "(`transforms/<kind>/<setting>`)."
+    )
     return report.write(workdir)
 
 
+def _title(key: str) -> str:
+    """A metric's or a grid setting's column title."""
+    return glocal_findings.SETTINGS.get(key) or glocal_findings.metric_title(key)
+
+
+def _titled(
+    metrics: dict[str, Any], spaces: Sequence[str], keys: Sequence[str]
+) -> list[dict[str, Any]]:
+    """One table row per space: its values of ``keys`` under their titles."""
+    return [{"space": space, **{_title(k): metrics[space][k] for k in keys}} for space in spaces]
+
+
 def _trade_off_figure(metrics: dict[str, Any], accuracy: str, neighbours: int) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    fig, ax = plt.subplots(figsize=(6.8, 4.2))
     for kind in ("naive", "glocal"):
         rows = [r for r in metrics["grid"] if r["kind"] == kind]
         ax.scatter(
@@ -126,7 +152,7 @@ def _trade_off_figure(metrics: dict[str, Any], accuracy: str, neighbours: int) -
             s=25,
             alpha=0.35,
             color=_COLOURS[kind],
-            label=f"{_LABELS[kind]} (grid)",
+            label=f"{_LABELS[kind]} (every grid setting)",
         )
     for name in SPACES:
         ax.scatter(
@@ -141,18 +167,22 @@ def _trade_off_figure(metrics: dict[str, Any], accuracy: str, neighbours: int) -
     ceiling = metrics["base"].get(accuracy.replace("odd_one_out", "noise_ceiling"))
     if ceiling is not None:
         ax.axhline(ceiling, color="black", linestyle="--", linewidth=1, label="noise ceiling")
-    ax.axhline(1 / 3, color="black", linestyle=":", linewidth=1, label="chance")
-    ax.set_xlabel(f"nearest-neighbour preservation (k = {neighbours})")
-    ax.set_ylabel(f"odd-one-out accuracy, {accuracy.split('/')[1]} triplets")
-    ax.set_title("Alignment vs. local structure")
-    ax.legend(fontsize=7, loc="best")
+    ax.axhline(1 / 3, color="black", linestyle=":", linewidth=1, label="chance (1/3)")
+    ax.set_xlabel(
+        f"nearest-neighbour preservation: fraction of each item's {neighbours}\n"
+        "nearest base-model neighbours kept (1 = local structure unchanged)"
+    )
+    ax.set_ylabel(f"odd-one-out accuracy (fraction correct),\n{accuracy.split('/')[1]} triplets")
+    ax.set_title("Alignment with humans vs. local structure kept")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    fig.tight_layout()
     return fig
 
 
 def _space_bars(metrics: dict[str, Any], keys: Sequence[str]) -> tuple[plt.Figure, plt.Axes]:
     """A figure with one group of bars per metric key, one bar per space (base, naive,
     gLocal); returns it and its axes, the keys' groups at x = 0, 1, ..."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig, ax = plt.subplots(figsize=(6.8, 3.6))
     width = 0.25
     x = np.arange(len(keys))
     for i, name in enumerate(SPACES):
@@ -170,25 +200,27 @@ def _levels_figure(metrics: dict[str, Any], levels: Sequence[str]) -> plt.Figure
     fig, ax = _space_bars(metrics, [f"odd_one_out/levels/{level}" for level in levels])
     x = np.arange(len(levels))
     ceilings = [metrics["base"].get(f"noise_ceiling/levels/{level}") for level in levels]
-    if all(c is not None for c in ceilings):
-        ax.scatter(x, ceilings, marker="_", s=900, color="black", zorder=3, label="noise ceiling")
-    ax.axhline(1 / 3, color="black", linestyle=":", linewidth=1, label="chance")
+    for j, ceiling in enumerate(ceilings):
+        if ceiling is not None:
+            label = "noise ceiling (best possible, expected)" if j == 0 else None
+            ax.hlines(ceiling, j - 0.42, j + 0.42, colors="black", linewidth=2, label=label)
+    ax.axhline(1 / 3, color="black", linestyle=":", linewidth=1, label="chance (1/3)")
     ax.set_xticks(x, levels)
-    ax.set_ylabel("odd-one-out accuracy")
+    ax.set_xlabel("abstraction level of the Levels triplets")
+    ax.set_ylabel("odd-one-out accuracy\n(fraction correct)")
     ax.set_ylim(0, 1)
-    ax.set_title("Accuracy per abstraction level")
-    ax.legend(fontsize=7, loc="upper right")
+    ax.set_title("Accuracy per abstraction level (test items)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    fig.tight_layout()
     return fig
 
 
 def _downstream_figure(metrics: dict[str, Any], tasks: Sequence[str]) -> plt.Figure:
-    names = [
-        "anomaly AUC" if task == "anomaly_auc" else "{2}-shot ({1})".format(*task.split("/"))
-        for task in tasks
-    ]
     fig, ax = _space_bars(metrics, tasks)
-    ax.set_xticks(np.arange(len(tasks)), names)
+    ax.set_xticks(np.arange(len(tasks)), [glocal_findings.metric_title(task) for task in tasks])
     ax.set_ylim(0, 1.05)
-    ax.set_title("Held-out categories")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set_ylabel("few-shot: accuracy (fraction correct)\nanomaly detection: ROC-AUC")
+    ax.set_title("Held-out categories (no transform saw them)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    fig.tight_layout()
     return fig
