@@ -66,7 +66,7 @@ def findings(
         values = ", ".join(f"{b} {metrics[b]['spearman']:.3f}" for b in baselines)
         result.append(
             Finding(
-                "it tracks log s_gen more closely than every baseline",
+                f"{method} tracks log s_gen more closely than every baseline",
                 rho > metrics[best]["spearman"],
                 f"Spearman {method} {rho:.3f} against {values}",
             )

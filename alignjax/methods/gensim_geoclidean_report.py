@@ -36,7 +36,7 @@ TERMS = {
     "no longer on the circle)",
     "far foil": "an instance of another concept",
     "2AFC accuracy": "two-alternative forced choice: the fraction of (in-concept, foil) pairs "
-    "whose in-concept item is nearer the five training instances (ROC-AUC; chance 0.5); ± "
+    "whose in-concept item is nearer the task's training instances (ROC-AUC; chance 0.5); ± "
     "standard error over concepts",
 }
 
@@ -77,7 +77,8 @@ def findings(
             evidence += "; " + ", ".join(value(o) for o in others)
         result.append(
             Finding(
-                f"from five examples of an unseen concept, the generative-similarity encoder "
+                f"from {config.num_train} examples of an unseen concept, the generative-similarity "
+                "encoder "
                 f"({method}) tells new instances from {foil} foils better than the baselines",
                 bool(baselines) and all(mine > metrics[b][key] for b in baselines),
                 evidence,
@@ -262,11 +263,19 @@ def _accuracy_figure(metrics, splits, foils):
             )
         ax.axhline(0.5, color="black", linestyle=":", linewidth=1, label="chance")
         ax.set_xticks(x, [f"in-concept vs {foil} foil" for foil in foils])
+        ax.set_xlabel("test items compared")
         ax.set_ylim(0.3, 1.0)
         ax.set_title(f"{split} concepts")
         ax.grid(axis="y", alpha=0.3)
-    axes[0, 0].set_ylabel("2AFC accuracy (ROC-AUC)")
-    axes[0, -1].legend(fontsize=8, loc="lower right")
+    axes[0, 0].set_ylabel("2AFC accuracy (ROC-AUC; chance 0.5)")
+    axes[0, -1].legend(
+        title="objective (± 1 s.e.\nover concepts)",
+        fontsize=8,
+        title_fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        frameon=False,
+    )
     fig.suptitle("Few-shot concept learning: in-concept items against foils")
     fig.tight_layout()
     return fig
@@ -285,12 +294,17 @@ def _per_concept_figure(metrics, split, names):
             label=name,
             color=_COLOURS.get(name),
         )
-    ax.axhline(0.5, color="black", linestyle=":", linewidth=1)
+    ax.axhline(0.5, color="black", linestyle=":", linewidth=1, label="chance")
     ax.set_xticks(x, [n.replace("_", " ") for n in names], rotation=30, ha="right")
+    ax.set_xlabel(f"test concept ({split})")
     ax.set_ylim(0, 1)
     ax.set_ylabel("2AFC accuracy vs close foils")
-    ax.set_title(f"In-concept vs close foils, per concept ({split} concepts)")
-    ax.legend(fontsize=8, ncol=len(metrics), loc="lower left")
+    ax.set_title(
+        f"In-concept items against close foils (one constraint relaxed), per {split} concept"
+    )
+    ax.legend(
+        title="objective", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False
+    )
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -313,9 +327,16 @@ def _training_concepts_figure(world, seed, num_concepts=8, num_instances=3):
             _show(axes[row, column], image, "tab:orange" if column == num_instances else None)
         axes[row, -1].yaxis.set_label_position("right")
         axes[row, -1].set_ylabel(
-            "\n".join(world.concepts[row].program), fontsize=5, rotation=0, ha="left", va="center"
+            "\n".join(world.concepts[row].program), fontsize=6, rotation=0, ha="left", va="center"
         )
-    fig.suptitle("Grammar concepts (orange frame: close variant)", fontsize=8)
+    for column in range(num_instances):
+        axes[0, column].set_title(f"instance {column + 1}", fontsize=7)
+    axes[0, -1].set_title("close variant", fontsize=7, color="tab:orange")
+    fig.suptitle(
+        "Training concepts sampled from the grammar, one per row: three instances, one "
+        "instance of a close variant (one constraint relaxed), and the concept's program",
+        fontsize=8,
+    )
     fig.tight_layout()
     return fig
 
@@ -353,8 +374,10 @@ def _task_figure(config, tasks, example_scores):
             ax.set_title(f"{scores[item]:.2f}", fontsize=6, pad=1)
         axes[r, 0].set_ylabel(name, fontsize=8)
     fig.suptitle(
-        f"'{config.example_concept.replace('_', ' ')}': test items ranked by score (highest left); "
-        "frame green = in-concept, orange = close foil, blue = far foil",
+        f"Few-shot task '{config.example_concept.replace('_', ' ')}': each objective's ranking of "
+        "the test items by score (highest left; the number above each image: its mean\n"
+        f"similarity to the {config.num_train} training instances). "
+        "Frame: green = in-concept, orange = close foil, blue = far foil",
         fontsize=8,
     )
     fig.tight_layout()

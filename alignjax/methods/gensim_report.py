@@ -20,8 +20,9 @@ OBJECTIVE_TERMS: dict[str, str] = {
     "gensim": "the paper's method: the softmax triplet loss on Monte Carlo triplets of the "
     "generative model (anchor and positive from one distribution, negative from an "
     "independent one); its optimal critic is log s_gen(x, y) + c(x)",
-    "gensim_nce": "the same triplets with many negatives (each anchor-positive pair contrasted "
-    "with the other pairs of a batch); the same optimal critic",
+    "gensim_nce": "the many-negatives form of the paper's triplet loss: Monte Carlo pairs of "
+    "the generative model (two draws of one distribution), each pair contrasted with the other "
+    "pairs of a batch; the same optimal critic log s_gen(x, y) + c(x)",
     "gensim_contrastive": "the soft-target loss on the exact s_gen (where it is computable)",
     "simclr": "InfoNCE between two augmented views of one item",
     "supcon": "supervised contrastive learning on category labels",
