@@ -5,6 +5,7 @@ import json
 import pytest
 
 from alignjax import runner
+from alignjax.methods import gensim_gaussian_report
 
 # One device (see test_experiments_gensim_hierarchy.py: the simulated devices' collectives
 # abort when a loaded 2-core machine stalls one of them).
@@ -38,6 +39,19 @@ def test_run_writes_its_artefacts(run):
     assert "| gensim |" in report and "similarity_vs_sgen.png" in report
     assert (workdir / "similarity_vs_sgen.png").stat().st_size > 10_000
     assert (workdir / "gensim" / "checkpoints").is_dir()
+
+
+def test_report_opens_with_findings_that_follow_the_metrics(run):
+    workdir, metrics = run
+    report = (workdir / "report.md").read_text()
+    assert report.split("\n## ")[1].startswith("Findings\n")
+    config = runner.get_experiment("gensim-gaussian").config("quick", SMALL)
+    claims, _ = gensim_gaussian_report.findings(config, metrics)
+    for claim in claims:
+        assert claim.markdown() in report
+    # The run meets the 0.9 target and beats every baseline (the first test).
+    assert [c.held for c in claims] == [True, True]
+    assert "Terms: " in report and "tensorboard --logdir" in report
 
 
 def test_rerun_in_the_same_workdir_restores_instead_of_retraining(run):

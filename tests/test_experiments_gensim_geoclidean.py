@@ -8,7 +8,7 @@ import pytest
 
 from alignjax import runner
 from alignjax.data.geoclidean import CONCEPT_NAMES
-from alignjax.methods import gensim_geoclidean
+from alignjax.methods import gensim_geoclidean, gensim_geoclidean_report
 
 # One device (see test_experiments_gensim_hierarchy.py), a narrower CNN than the quick
 # preset's and fewer tasks; SimCLR, whose margin on far foils is small at any size, is
@@ -71,6 +71,19 @@ def test_run_writes_its_artefacts(run):
     for split in gensim_geoclidean.SPLITS:
         scores = np.load(workdir / "gensim_nce" / f"scores_{split}.npy")
         assert scores.shape == (10, 10, 15)  # concepts, tasks, 5 in-concept + 5 close + 5 far
+
+
+def test_report_opens_with_findings_that_follow_the_metrics(run):
+    workdir, metrics = run
+    report = (workdir / "report.md").read_text()
+    assert report.split("\n## ")[1].startswith("Findings\n")
+    config = runner.get_experiment("gensim-geoclidean").config("quick", SMALL)
+    claims, _ = gensim_geoclidean_report.findings(config, metrics, gensim_geoclidean.FOILS)
+    for claim in claims:
+        assert claim.markdown() in report
+    # Far foils of unseen concepts: ahead of SupCon and the untrained encoder (the first test).
+    assert "far foils" in claims[1].claim and claims[1].held
+    assert "Terms: " in report and "tensorboard --logdir" in report
 
 
 def test_rerun_in_the_same_workdir_restores_instead_of_retraining(run):

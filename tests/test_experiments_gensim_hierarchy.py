@@ -7,7 +7,7 @@ import pytest
 
 from alignjax import runner
 from alignjax.data.hierarchy import HierarchyWorld, Tree
-from alignjax.methods import gensim_hierarchy
+from alignjax.methods import gensim_hierarchy, gensim_hierarchy_report
 
 # One device: the 8 simulated devices' in-process collectives abort when a loaded
 # 2-core machine stalls one of them for 40 s; sharded training is tested in the
@@ -70,6 +70,19 @@ def test_run_writes_its_artefacts(run):
     for objective in ("gensim", "gensim_contrastive", "simclr", "supcon"):
         assert (workdir / objective / "checkpoints").is_dir()
     assert np.load(workdir / "gensim" / "embeddings.npy").shape == (64 * 2, 32)
+
+
+def test_report_opens_with_findings_that_follow_the_metrics(run):
+    workdir, metrics = run
+    report = (workdir / "report.md").read_text()
+    assert report.split("\n## ")[1].startswith("Findings\n")
+    config = runner.get_experiment("gensim-hierarchy").config("quick", SMALL)
+    claims, _ = gensim_hierarchy_report.findings(config, metrics, "exact s_gen")
+    for claim in claims:
+        assert claim.markdown() in report
+    # Coarse accuracy and RSA ahead of every baseline (the first test); no human judgments.
+    assert [claims[0].held, claims[1].held, claims[3].held] == [True, True, None]
+    assert "Terms: " in report and "tensorboard --logdir" in report
 
 
 def test_rerun_in_the_same_workdir_restores_instead_of_retraining(run):

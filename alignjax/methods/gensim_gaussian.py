@@ -13,15 +13,13 @@ import os
 import pathlib
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 from scipy import stats
 
 from alignjax.config import checked, configclass
 from alignjax.data import augmentations
 from alignjax.data.gaussian_mixture import GaussianMixtureWorld
-from alignjax.methods import objectives
-from alignjax.methods.report import Report
+from alignjax.methods import gensim_gaussian_report, objectives
 from alignjax.models import encoders
 from alignjax.training import TrainConfig
 
@@ -101,36 +99,5 @@ def run(config: GaussianConfig, workdir: str | os.PathLike[str]) -> dict[str, An
             "spearman": float(stats.spearmanr(similarities[objective], log_s)[0]),
             "pearson": float(stats.pearsonr(similarities[objective], log_s)[0]),
         }
-    _write_report(config, workdir, metrics, similarities, log_s)
+    gensim_gaussian_report.write_report(config, workdir, metrics, similarities, log_s)
     return metrics
-
-
-def _write_report(config, workdir, metrics, similarities, log_s) -> None:
-    report = Report("gensim-gaussian: learned similarity against exact generative similarity")
-    report.paragraph(
-        f"A mixture of {config.world.num_components} isotropic Gaussians in {config.world.dim} "
-        f"dimensions. Correlation between the embedding similarity (dot product for the triplet "
-        "objective, cosine for the contrastive baselines, as each was trained) and the exact "
-        f"log s_gen(x, y) on {config.num_eval_pairs} held-out pairs; the claim is that the "
-        "generative-similarity objective tracks log s_gen (Spearman >= 0.9)."
-    )
-    report.table(
-        [{"objective": name, **values} for name, values in metrics.items()],
-        ["objective", "spearman", "pearson"],
-    )
-    fig, axes = plt.subplots(
-        1, len(similarities), figsize=(3.2 * len(similarities), 3.2), squeeze=False
-    )
-    for ax, (name, sim) in zip(axes[0], similarities.items()):
-        ax.scatter(log_s, sim, s=2, alpha=0.3)
-        ax.set_title(f"{name}: ρ = {metrics[name]['spearman']:.2f}")
-        ax.set_xlabel("exact log s_gen(x, y)")
-    axes[0, 0].set_ylabel("learned similarity")
-    fig.tight_layout()
-    report.figure(
-        fig,
-        workdir,
-        "similarity_vs_sgen.png",
-        "Learned similarity against exact log s_gen, held-out pairs",
-    )
-    report.write(workdir)
