@@ -108,11 +108,12 @@ def curve(config, source, base, surrogate, pool_features, data_dir, directory, m
     return points, clock["compile"]
 
 
-def time_to(points, target: float) -> float | None:
-    """Wall seconds of the first point whose coarse accuracy is at least ``target``."""
-    for _, wall, accuracy in points:
+def first_at(points, target: float) -> tuple[int, float] | None:
+    """``(step, wall seconds)`` of the first point whose coarse accuracy is at least
+    ``target``."""
+    for step, wall, accuracy in points:
         if accuracy["coarse"] >= target:
-            return wall
+            return step, wall
     return None
 
 
@@ -147,6 +148,13 @@ def main(argv=None) -> None:
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--target", type=float, help="coarse accuracy to reach")
     parser.add_argument("--plot", default="time_to_accuracy.png")
+    parser.add_argument(
+        "--modes",
+        nargs=2,
+        default=list(TRIPLET_MODES),
+        choices=TRIPLET_MODES,
+        help="the order the modes train in (swap it to see the effect of a changing load)",
+    )
     args = parser.parse_args(argv)
 
     config = experiment.get_config(args.preset)
@@ -173,7 +181,7 @@ def main(argv=None) -> None:
             mode,
             train,
         )
-        for mode in TRIPLET_MODES
+        for mode in args.modes
     }
     curves = {mode: points for mode, (points, _) in runs.items()}
     compile_seconds = {mode: seconds for mode, (_, seconds) in runs.items()}
@@ -191,12 +199,17 @@ def main(argv=None) -> None:
     target = args.target
     if target is None:
         target = min(max(p[2]["coarse"] for p in points) for points in curves.values())
-    times = {mode: time_to(points, target) for mode, points in curves.items()}
+    reached = {mode: first_at(points, target) for mode, points in curves.items()}
+    times = {mode: None if r is None else r[1] for mode, r in reached.items()}
     for mode, points in curves.items():
         final = points[-1][2]
         print(
-            f"{mode}: time to coarse accuracy {target:.4f}: "
-            + ("not reached" if times[mode] is None else f"{times[mode]:.1f} s")
+            f"{mode}: coarse accuracy {target:.4f} "
+            + (
+                "not reached"
+                if reached[mode] is None
+                else "at step {}, {:.1f} s".format(*reached[mode])
+            )
             + "; final accuracy "
             + ", ".join(f"{k} {final[k]:.4f}" for k in LEVELS)
         )
@@ -210,6 +223,8 @@ def main(argv=None) -> None:
         "time-to-accuracy ratio without compilation (sampled / all-triplets): "
         f"{_ratio(times, compile_seconds):.2f}"
     )
+    steps = {mode: None if r is None else float(r[0]) for mode, r in reached.items()}
+    print(f"steps-to-accuracy ratio (sampled / all-triplets): {_ratio(steps):.2f}")
     print(f"time-to-accuracy ratio (sampled / all-triplets): {_ratio(times):.2f}")
 
 

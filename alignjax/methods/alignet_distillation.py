@@ -53,6 +53,8 @@ from alignjax.training import fit
 
 #: The triplets a step distils: the stored sampled ones, or all of the batch's images.
 TRIPLET_MODES: tuple[str, ...] = ("sampled", "all")
+#: Pool images per record of :func:`pool_stream` (as many as a sampled triplet reads).
+IMAGES_PER_RECORD = 3
 
 
 @configclass
@@ -223,10 +225,6 @@ def pool_stream(
         process_count=process_count,
     )
     return stream.map(_images_of_groups)
-
-
-#: Pool images per record of :func:`pool_stream` (as many as a sampled triplet reads).
-IMAGES_PER_RECORD = 3
 
 
 class _PoolGroups(Sequence):
