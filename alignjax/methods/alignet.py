@@ -184,6 +184,7 @@ def run(config: AligNetConfig, workdir: str | os.PathLike[str]) -> dict[str, Any
                 train=config.student_train,
                 input_range=config.input_range,
                 seed=config.seed + 2,
+                teacher_features=s.transform.apply(features["pool"]),
             ),
         )
         alignet_backbones.export_student(students[variant], workdir / variant / "student.npz")
