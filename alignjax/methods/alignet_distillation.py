@@ -142,10 +142,7 @@ def all_triplets_loss(
     low, high = (np.float32(v) for v in input_range)
 
     def loss_fn(model, batch):
-        images = jnp.asarray(batch["images"])
-        if images.dtype == jnp.uint8:
-            images = images.astype(jnp.float32) / np.float32(255)
-        z = model(low + (high - low) * images)
+        z = model(low + (high - low) * pipeline.unit_interval(batch["images"]))
         teacher = batch["teacher_features"]
         if config.kernel == "cosine":
             z = z * jax.lax.rsqrt(jnp.maximum(jnp.sum(z * z, axis=-1, keepdims=True), 1e-24))
