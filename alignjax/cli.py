@@ -125,6 +125,11 @@ def _eval(args: argparse.Namespace) -> None:
 
 
 def _fit_glocal(args: argparse.Namespace) -> None:
+    print(
+        f"alignjax fit glocal: features {args.features}, triplets {args.triplets}, "
+        f"grid {args.grid} (work directory {args.workdir})",
+        flush=True,
+    )
     from alignjax.methods import glocal_files
 
     config = glocal_files.files_config(
@@ -164,6 +169,12 @@ def _apply_glocal(args: argparse.Namespace) -> None:
 
 
 def _fit_alignet(args: argparse.Namespace) -> None:
+    images = args.images or f"TFDS {args.tfds}"
+    print(
+        f"alignjax fit alignet: images {images}, triplets {args.triplets or 'none'} "
+        f"(work directory {args.workdir})",
+        flush=True,
+    )
     import importlib
 
     from alignjax.config import ConfigError, apply_overrides

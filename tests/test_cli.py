@@ -106,6 +106,27 @@ def test_a_run_names_what_it_runs_before_importing_jax(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("argv", "first"),
+    [
+        (
+            ["fit", "glocal", "--features", "f.npy", "--triplets", "t.txt"],
+            "alignjax fit glocal: features f.npy, triplets t.txt, grid quick",
+        ),
+        (
+            ["fit", "alignet", "--images", "imgs", "--teacher-features", "f.npy"],
+            "alignjax fit alignet: images imgs, triplets none",
+        ),
+    ],
+)
+def test_a_fit_names_its_inputs_before_importing_jax(tmp_path, argv, first):
+    # The inputs do not exist: the fit stops at its first check, after saying what it
+    # was starting and before JAX took seconds to import.
+    status, lines, err = _spied(*argv, "--workdir", str(tmp_path / "w"))
+    assert lines[0] == f"{first} (work directory {tmp_path / 'w'})"
+    assert status == 2 and err
+
+
+@pytest.mark.parametrize(
     ("argv", "message"),
     [
         (
