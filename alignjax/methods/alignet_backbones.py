@@ -39,6 +39,8 @@ from alignjax.data.sources import IMAGE_KEY, Images, ImageSource, read_images
 from alignjax.methods import objectives
 from alignjax.methods.alignet_config import AligNetConfig
 from alignjax.models import encoders
+from alignjax.training.progress import tracked
+from alignjax.training.stages import restored
 
 # Images per batch of the embedding (every batch is padded to it, one compiled shape).
 EMBED_BATCH = 256
@@ -75,7 +77,7 @@ def embed_images(
         .batch(batch)
     )
     outputs = []
-    for chunk in stream:
+    for chunk in tracked(stream, total=-(-n // batch), unit="batch"):
         x = to_inputs(chunk, input_range)
         pad = batch - len(x)
         if pad:
@@ -267,6 +269,7 @@ def teacher_features(
     if model is None:
         return features_from_file(config.teacher_features, source)
     if path.exists():
+        restored()
         with np.load(path) as stored:
             return {split: stored[split] for split in stored.files}
     if source.images is not None:
