@@ -3,6 +3,7 @@
 import io
 import json
 import sys
+import time
 
 import jax.numpy as jnp
 import numpy as np
@@ -136,9 +137,11 @@ def test_a_fit_in_a_stage_labels_its_bar_and_a_finished_one_is_restored_without_
 def test_an_explicit_description_wins_over_the_stage(monkeypatch):
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     with Stages(["teacher"])("teacher"):
-        assert progress.progress_bar(10).desc.startswith("teacher")
-        assert progress.progress_bar(10, description="probe").desc.startswith("probe")
-    assert progress.progress_bar(10).desc == ""
+        bars = [progress.progress_bar(10), progress.progress_bar(10, description="probe")]
+    bars.append(progress.progress_bar(10))
+    assert [bar.desc for bar in bars] == ["teacher", "probe", ""]
+    for bar in bars:
+        bar.close()
 
 
 def test_the_bars_clock_restarts_after_the_compiling_first_step(tmp_path, monkeypatch):
@@ -150,6 +153,7 @@ def test_the_bars_clock_restarts_after_the_compiling_first_step(tmp_path, monkey
     progress.restart_clock(bar)
     bar.update(1)
     assert bar.format_dict["elapsed"] < 50.0
+    bar.close()
 
     # fit restarts it once, after the first step and before the bar counts that step.
     seen = []
@@ -160,3 +164,17 @@ def test_the_bars_clock_restarts_after_the_compiling_first_step(tmp_path, monkey
     monkeypatch.setattr(trainer, "restart_clock", record)
     fit(_Linear(), _loss, _batches(4), _config(tmp_path / "run"))
     assert seen == [0]
+
+
+def test_a_compiling_bar_is_redrawn_until_its_clock_restarts(monkeypatch):
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    monkeypatch.setattr(progress, "LOG_INTERVAL_SECONDS", 0.01)  # redrawn every second
+    bar = progress.progress_bar(10)
+    time.sleep(2.5)
+    compiling = log.getvalue().count(progress.COMPILING)
+    assert compiling >= 2  # the first draw and at least one while compiling
+    progress.restart_clock(bar)
+    time.sleep(1.5)
+    assert log.getvalue().count(progress.COMPILING) == compiling
+    bar.close()

@@ -40,7 +40,7 @@ from alignjax.methods import objectives
 from alignjax.methods.alignet_config import AligNetConfig
 from alignjax.models import encoders
 from alignjax.training.progress import tracked
-from alignjax.training.stages import restored
+from alignjax.training.stages import note, restored
 
 # Images per batch of the embedding (every batch is padded to it, one compiled shape).
 EMBED_BATCH = 256
@@ -92,8 +92,9 @@ def embed_splits(
     """:func:`embed_images` of every split; a collection that two splits share (the same
     object) is embedded once."""
     embedded: dict[int, np.ndarray] = {}
-    for images in splits.values():
+    for split, images in splits.items():
         if id(images) not in embedded:
+            note(f"embedding the {split} images ({len(images)})")
             embedded[id(images)] = embed_images(model, images, input_range)
     return {split: embedded[id(images)] for split, images in splits.items()}
 

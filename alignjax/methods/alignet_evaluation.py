@@ -36,7 +36,7 @@ from alignjax.data.triplet_set import TripletSet
 from alignjax.evaluation.suite import Benchmark, EvaluationConfig, HeldOut, evaluate
 from alignjax.methods.alignet_backbones import embed_splits
 from alignjax.methods.alignet_surrogate import SurrogateTeacher
-from alignjax.training.stages import note
+from alignjax.training.stages import note, part
 
 TEACHER_TRIPLETS = "teacher_triplets"
 # Where neighbour preservation is measured.
@@ -103,6 +103,7 @@ def evaluate_model(
     other = dataclasses.replace(config, kernel="dot" if config.kernel == "cosine" else "cosine")
     metrics: dict[str, float] = {}
     for split, benchmark in splits.items():
+        note(f"scoring on {split}")
         base = reference[split] if reference is not None and split == NEIGHBOUR_SPLIT else None
         metrics.update(evaluate(features[split], benchmark, config, reference=base))
         if benchmark.triplets:
@@ -151,13 +152,12 @@ def evaluate_models(
     if "alignet" in surrogates:
         transform = surrogates["alignet"].transform
         spaces["teacher_ud"] = {split: transform.apply(x) for split, x in raw.items()}
-    count = sum(len(x) for x in raw.values())
     for name, model in {"base": base, **students}.items():
-        note(f"embedding {count} images with the {name} student")
-        spaces[name] = embed_splits(model, images, input_range)
+        with part(name):
+            spaces[name] = embed_splits(model, images, input_range)
     metrics = {}
     for name, space in spaces.items():
-        note(f"scoring {name} on {', '.join(splits)}")
-        reference = spaces["base"] if name in students else None
-        metrics[name] = evaluate_model(space, splits, config, reference=reference)
+        with part(name):
+            reference = spaces["base"] if name in students else None
+            metrics[name] = evaluate_model(space, splits, config, reference=reference)
     return metrics, spaces

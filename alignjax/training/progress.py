@@ -11,6 +11,7 @@ enough to add only a few kilobytes an hour.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -41,6 +42,14 @@ def _live() -> bool:
 COMPILING = "compiling the train step"
 
 
+def _redraw_while_compiling(bar: tqdm.auto.tqdm, done: threading.Event) -> None:
+    """Redraws ``bar`` (its elapsed time) until ``done`` is set or the bar closes: a
+    compile can take a minute on a loaded machine, and a bar silent for that long looks
+    hung."""
+    while not done.wait(max(bar.mininterval, 1.0)) and not bar.disable:
+        bar.refresh()
+
+
 def progress_bar(
     total: int,
     *,
@@ -51,7 +60,8 @@ def progress_bar(
 ) -> tqdm.auto.tqdm:
     """A bar counting training steps from ``initial`` to ``total``.
 
-    Until :func:`restart_clock` it shows that the first step is compiling (:data:`COMPILING`).
+    Until :func:`restart_clock` it shows that the first step is compiling
+    (:data:`COMPILING`), redrawn as often as the steps would be.
 
     Args:
       total: the run's number of steps.
@@ -66,7 +76,7 @@ def progress_bar(
       every :data:`LOG_INTERVAL_SECONDS` otherwise.
     """
     interval = LIVE_INTERVAL_SECONDS if _live() else LOG_INTERVAL_SECONDS
-    return tqdm.auto.tqdm(
+    bar = tqdm.auto.tqdm(
         total=total,
         initial=initial,
         desc=description if description is not None else current_stage(),
@@ -75,6 +85,12 @@ def progress_bar(
         disable=not enabled,
         postfix=COMPILING,
     )
+    bar.compiled = threading.Event()
+    if enabled:
+        threading.Thread(
+            target=_redraw_while_compiling, args=(bar, bar.compiled), daemon=True
+        ).start()
+    return bar
 
 
 def restart_clock(bar: tqdm.auto.tqdm) -> None:
@@ -85,6 +101,7 @@ def restart_clock(bar: tqdm.auto.tqdm) -> None:
     longer than hundreds of steps, and a rate that counted it would promise an ETA of
     hours for a run of minutes.
     """
+    bar.compiled.set()
     bar.set_postfix_str("", refresh=False)
     bar.unpause()
 
