@@ -226,4 +226,5 @@ def run(config: AligNetConfig, workdir: str | os.PathLike[str]) -> dict[str, Any
             }
         metrics.update(stages.record())
         alignet_report.write_report(config, workdir, metrics, spaces, source)
+    metrics.update(stages.record())  # with the report's own time
     return metrics

@@ -263,7 +263,6 @@ def uncertainty_distillation(
         )
     aligned, aligned_info = SurrogateTeacher.load(aligned_dir)
     raw, _ = SurrogateTeacher.load(raw_dir)
-    note("both teachers' KL divergence on the validation and test triplets")
     summary = {
         "temperature": aligned.temperature,
         "penalty": aligned_info["penalty"],
@@ -271,6 +270,7 @@ def uncertainty_distillation(
         "validation_grid": aligned_info["validation_kl"],
     }
     for name, teacher in (("untransformed", raw), ("aligned", aligned)):
+        note(f"the {name} teacher's KL divergence on the validation and test triplets")
         summary[f"{name}/validation_kl"] = teacher.kl(humans, validation)
         summary[f"{name}/test_kl"] = teacher.kl(humans, test)
     return aligned, raw, summary
