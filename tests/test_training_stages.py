@@ -178,3 +178,10 @@ def test_a_compiling_bar_is_redrawn_until_its_clock_restarts(monkeypatch):
     time.sleep(1.5)
     assert log.getvalue().count(progress.COMPILING) == compiling
     bar.close()
+
+
+def test_a_run_that_fails_in_its_first_stage_writes_nothing(tmp_path):
+    with pytest.raises(ValueError, match="bad input"):
+        with Stages(["data", "training"], tmp_path)("data"):
+            raise ValueError("bad input")
+    assert list(tmp_path.iterdir()) == []

@@ -17,7 +17,9 @@ that
 A stage's times are those of the run that first finished it: a rerun restores the stage
 in about 0 s, and its times go to a separate record (:attr:`Stages.resumed_seconds`)
 instead of replacing them. The seconds a stage spent in runs that stopped inside it
-(interrupted, failed) are added to the run that finishes it.
+(interrupted, failed) are added to the run that finishes it, once the directory holds
+the times of a finished stage (a run that failed in its first stage writes nothing, so a
+corrected command may start afresh: :func:`alignjax.runner.prepare_workdir`).
 
 Example:
     >>> stages = Stages(["data", "training"])
@@ -172,7 +174,9 @@ class Stages:
             self._save()
 
     def _save(self) -> None:
-        if self.path is None or jax.process_index() != 0:
+        # Nothing is written before a stage finished: a run that failed in its first stage
+        # leaves its work directory as empty as it found it.
+        if self.path is None or not self._finished or jax.process_index() != 0:
             return
         record = {
             "stage_seconds": self.seconds,
