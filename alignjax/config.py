@@ -478,7 +478,7 @@ class TrainConfig:
             TensorBoard events (``tensorboard/``) and ``train_config.json``; ``None``
             keeps nothing on disk.
         progress_bar: show a tqdm progress bar on stderr (process 0 only): redrawn live
-            on a terminal or in a notebook, every 30 s when stderr is a log file or a
+            on a terminal or in a notebook, every 5 s when stderr is a log file or a
             pipe (:mod:`alignjax.training.progress`).
     """
 

@@ -16,6 +16,11 @@ in the same work directory with the same config resumes (the training engine res
 its last checkpoint and finished stages are not redone); another experiment or a
 different config in a used work directory is refused rather than mixed with the old run,
 unless that run failed before writing anything, or ``--restart`` discards it.
+
+``wall_time_seconds`` in ``metrics.json`` is the time the run took until it first
+finished, the runs that stopped before (interrupted, failed) included (``run.json`` keeps
+their sum); a rerun of a finished run keeps it and adds its own seconds as
+``resumed_wall_time_seconds``.
 """
 
 from __future__ import annotations
@@ -288,21 +293,48 @@ def run_config(
     user's files (``alignjax fit alignet``, ``alignjax fit glocal``): the work directory
     is checked (:func:`prepare_workdir`), ``run.json`` says whether the run is
     ``running``, ``finished``, ``failed`` (with the error) or ``interrupted``, and
-    ``metrics.json`` is written once it finished.
+    ``metrics.json`` is written once it finished (with ``wall_time_seconds`` and, on a
+    rerun of a finished run, ``resumed_wall_time_seconds``: the module docstring).
     """
     path = prepare_workdir(workdir, config, experiment=name, restart=restart)
-    _record_status(path, name, preset, "running")
+    first, earlier = _earlier_wall_time(path)
+    _record_status(path, name, preset, "running", wall_time_seconds=first or earlier)
     start = time.perf_counter()
+
+    def seconds() -> float:
+        return round(time.perf_counter() - start, 1)
+
+    def stopped(status: str, **extra: Any) -> None:
+        spent = first or round(earlier + seconds(), 1)
+        _record_status(path, name, preset, status, wall_time_seconds=spent, **extra)
+
     try:
         metrics = run(config, path)
     except KeyboardInterrupt:
-        _record_status(path, name, preset, "interrupted")
+        stopped("interrupted")
         raise
     except Exception as error:
-        stopped = isinstance(error, TrainingInterrupted)
-        _record_status(path, name, preset, "interrupted" if stopped else "failed", error=str(error))
+        interrupted = isinstance(error, TrainingInterrupted)
+        stopped("interrupted" if interrupted else "failed", error=str(error))
         raise
-    metrics = json_ready(dict(metrics, wall_time_seconds=round(time.perf_counter() - start, 1)))
+    if first is None:
+        times = {"wall_time_seconds": round(earlier + seconds(), 1)}
+    else:
+        times = {"wall_time_seconds": first, "resumed_wall_time_seconds": seconds()}
+    metrics = json_ready(dict(metrics, **times))
     _write_json(path / METRICS_FILE, metrics)
-    _record_status(path, name, preset, "finished")
+    _record_status(path, name, preset, "finished", wall_time_seconds=times["wall_time_seconds"])
     return metrics
+
+
+def _earlier_wall_time(path: pathlib.Path) -> tuple[float | None, float]:
+    """``(first, earlier)``: the wall time of the run in ``path`` if it has finished
+    (``metrics.json``'s), else ``None``; and the seconds of the runs there that stopped
+    before finishing (``run.json``'s)."""
+    if (path / METRICS_FILE).exists():
+        finished = _read_json(path / METRICS_FILE)
+        if isinstance(finished, dict) and finished.get("wall_time_seconds") is not None:
+            return float(finished["wall_time_seconds"]), 0.0
+    status = _read_json(path / RUN_FILE) if (path / RUN_FILE).exists() else {}
+    earlier = status.get("wall_time_seconds") if isinstance(status, dict) else None
+    return None, float(earlier or 0.0)

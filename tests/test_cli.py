@@ -319,3 +319,34 @@ def test_processes_of_one_run_check_the_work_directory_at_once(tmp_path):
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         list(pool.map(check, range(8)))
     assert list(workdir.iterdir()) == []
+
+
+def test_a_rerun_keeps_the_wall_time_of_the_run_that_finished(tmp_path, monkeypatch):
+    clock = {"now": 0.0}
+    monkeypatch.setattr(runner.time, "perf_counter", lambda: clock["now"])
+    config = runner.get_experiment("gensim-gaussian").config("quick")
+
+    def taking(seconds, error=None):
+        def run(config, workdir):
+            clock["now"] += seconds
+            if error is not None:
+                raise error
+            return {"accuracy": 0.5}
+
+        return run
+
+    def run_config(run):
+        return runner.run_config("gensim-gaussian", config, run, preset="quick", workdir=tmp_path)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_config(taking(30.0, KeyboardInterrupt()))
+    assert json.loads((tmp_path / "run.json").read_text())["wall_time_seconds"] == 30.0
+    with pytest.raises(ValueError):
+        run_config(taking(20.0, ValueError("boom")))
+    # The run that finishes counts the seconds of those that stopped before it.
+    assert run_config(taking(12.5)) == {"accuracy": 0.5, "wall_time_seconds": 62.5}
+    again = run_config(taking(1.5))
+    assert again == {"accuracy": 0.5, "wall_time_seconds": 62.5, "resumed_wall_time_seconds": 1.5}
+    assert json.loads((tmp_path / "metrics.json").read_text()) == again
+    status = json.loads((tmp_path / "run.json").read_text())
+    assert status["status"] == "finished" and status["wall_time_seconds"] == 62.5

@@ -149,3 +149,7 @@ def test_killed_during_student_distillation_resumes_to_the_uninterrupted_result(
     steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == config.student_train.num_steps
     assert resumed["alignet"] == pytest.approx(expected["alignet"], rel=1e-6, abs=1e-9)
+    # The copied stage_seconds.json is the uninterrupted run's: its times are kept, and
+    # the stages this run went through again are timed apart.
+    assert resumed["stage_seconds"] == expected["stage_seconds"]
+    assert list(resumed["resumed_stage_seconds"]) == list(expected["stage_seconds"])

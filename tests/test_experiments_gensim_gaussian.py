@@ -54,13 +54,26 @@ def test_report_opens_with_findings_that_follow_the_metrics(run):
     assert "Terms: " in report and "tensorboard --logdir" in report
 
 
-def test_rerun_in_the_same_workdir_restores_instead_of_retraining(run):
+def test_rerun_in_the_same_workdir_restores_instead_of_retraining(run, capsys):
     workdir, metrics = run
     log = workdir / "gensim" / "metrics.jsonl"
     records = log.read_text()
+    capsys.readouterr()
     again = runner.run_experiment("gensim-gaussian", workdir=workdir, overrides=SMALL)
     assert again["gensim"] == metrics["gensim"]
     assert log.read_text() == records  # no training step ran again
+    stages = ["gensim", "simclr", "supcon", "untrained", "report"]
+    assert capsys.readouterr().err.splitlines()[:3] == [
+        "stage 1/5: gensim",
+        "restored gensim (step 1000)",
+        "stage 2/5: simclr",
+    ]
+    # The first run's times are kept; the rerun's are recorded apart.
+    assert list(metrics["stage_seconds"]) == stages
+    for key in ("stage_seconds", "wall_time_seconds"):
+        assert again[key] == metrics[key]
+    assert list(again["resumed_stage_seconds"]) == stages
+    assert again["resumed_wall_time_seconds"] >= 0
 
 
 @pytest.mark.parametrize(

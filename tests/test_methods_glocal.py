@@ -369,7 +369,8 @@ def test_align_selects_evaluates_and_writes_the_artefacts(task, tmp_path):
         FAST, penalty_weights=(30.0, 1e-3), train=dataclasses.replace(FAST.train, num_steps=150)
     )
     metrics = glocal.align(alignment, config, EvaluationConfig(kernel="dot"), tmp_path)
-    assert set(metrics) == {"base", "naive", "glocal", "grid"}
+    assert set(metrics) == {"base", "naive", "glocal", "grid", "stage_seconds"}
+    assert list(metrics["stage_seconds"]) == list(glocal.ALIGN_STAGES)
     assert set(metrics["glocal"]) == {
         "odd_one_out/validation",
         "noise_ceiling/validation",

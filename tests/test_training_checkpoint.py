@@ -32,6 +32,7 @@ from alignjax.training import (
 )
 from alignjax.training.nonfinite import NonFiniteLossError
 from alignjax.training.signals import TrainingInterrupted
+from alignjax.training.stages import Stages
 
 ONE_DEVICE = MeshConfig(data=1)
 DATA_PARALLEL = MeshConfig(data=8)
@@ -374,11 +375,12 @@ def test_resume_and_finished_messages(saved_run, tmp_path, capsys):
     directory = workdir / "checkpoints"
     capsys.readouterr()
     fit(make_mlp(), regression_loss, make_dataset(), config(workdir, num_steps=4))
-    assert capsys.readouterr().err == f"already finished (step 4 of 4), restored from {directory}\n"
+    assert capsys.readouterr().err == f"restored {directory} (step 4)\n"
     fit(make_mlp(), regression_loss, make_dataset(), config(workdir, num_steps=5))
     assert capsys.readouterr().err == f"resuming from step 4 of 5 ({directory})\n"
-    fit(make_mlp(), regression_loss, make_dataset(), config(workdir, num_steps=5))
-    assert capsys.readouterr().err == f"already finished (step 5 of 5), restored from {directory}\n"
+    with Stages(["teacher"])("teacher"):
+        fit(make_mlp(), regression_loss, make_dataset(), config(workdir, num_steps=5))
+    assert capsys.readouterr().err == "stage 1/1: teacher\nrestored teacher (step 5)\n"
 
 
 def test_checkpoint_of_another_model_is_an_error_not_damage(saved_run):

@@ -307,5 +307,6 @@ def test_fit_draws_its_bar_in_a_log_at_the_start_and_the_end(monkeypatch):
     monkeypatch.setattr(sys, "stderr", log)
     config = TrainConfig(num_steps=60, mesh=ONE_DEVICE, progress_bar=True, **SGD)
     fit(make_mlp(), regression_loss, regression_batches(60), config)
-    draws = [d for d in log.getvalue().split("\r") if "/60" in d]
+    # (A compile longer than the interval redraws the first draw, which says so.)
+    draws = [d for d in log.getvalue().split("\r") if "/60" in d and progress.COMPILING not in d]
     assert len(draws) <= 3 and "60/60" in draws[-1]

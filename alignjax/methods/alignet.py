@@ -44,10 +44,17 @@ in the work directory (``alignjax run alignet`` on the simulated setting,
    detection, for the base student, the AligNet student, the UnAligNet student
    (distilled from the untransformed teacher through the same chain) and the teachers.
 
+**Stages.** :func:`run` runs the stages of :func:`stage_names` through
+:class:`~alignjax.training.stages.Stages`: each is announced on stderr (``stage 2/11:
+teacher``), labels its progress bars, and its wall and CPU seconds are kept in
+``stage_seconds.json`` and ``metrics["stage_seconds"]``.
+
 **Resuming.** Every stage skips work whose artefact exists: the data sets, the feature
 files, the transform, the clusters and triplet sets; training stages checkpoint through
 the trainer (``<stage>/checkpoints``) and resume there, so a killed run continues where
-it stopped and a finished run is restored rather than retrained.
+it stopped and a finished run is restored rather than retrained. A restored stage says
+so in one line (``restored teacher (step 150)``, ``restored teacher_features``), and its
+times of the first run are kept (a rerun's go to ``resumed_stage_seconds``).
 
 **Scale.** Every training stage has its own ``TrainConfig`` and so its own mesh
 (``MeshConfig(data=-1, fsdp=1)``: data parallel over all devices); ``--set
@@ -69,14 +76,14 @@ from __future__ import annotations
 
 import os
 import pathlib
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from alignjax.data import simulated, tfds_builders
 from alignjax.data.image_files import files_source
-from alignjax.data.simulated import SimulatedConfig, simulated_source
+from alignjax.data.simulated import SimulatedConfig
 from alignjax.data.sources import ImageSource
 from alignjax.methods import (
     alignet_backbones,
@@ -88,12 +95,38 @@ from alignjax.methods import (
 from alignjax.methods.alignet_config import AligNetConfig
 from alignjax.methods.alignet_distillation import distill_student
 from alignjax.methods.alignet_surrogate import SurrogateTeacher
+from alignjax.training.stages import Stages, note, restored
+
+
+def stage_names(config: AligNetConfig) -> list[str]:
+    """The stages :func:`run` runs, in order (the keys of its ``stage_seconds``)."""
+    per_variant = [f"{v}_{stage}" for v in config.variants for stage in ("triplets", "student")]
+    return [
+        "data",
+        "teacher",
+        "teacher_features",
+        "student_pretraining",
+        "uncertainty_distillation",
+        *per_variant,
+        "evaluation",
+        "report",
+    ]
 
 
 def image_source(config: AligNetConfig, workdir: pathlib.Path) -> ImageSource:
     """Stage 1: the simulated setting (stored in ``workdir/data``) or the user's files."""
     if isinstance(config.data, SimulatedConfig):
-        return simulated_source(config.data, workdir / "data")
+        data_dir = workdir / "data"
+        # The two data sets build_simulated skips building when they are there.
+        stored = [
+            data_dir / name / tfds_builders.VERSION / "dataset_info.json"
+            for name in (simulated.IMAGES_NAME, simulated.HUMAN_TRIPLETS_NAME)
+        ]
+        if all(path.exists() for path in stored):
+            restored()
+        else:
+            note("rendering the images and simulating the people's triplets")
+        return simulated.simulated_source(config.data, data_dir)
     return files_source(config.data)
 
 
@@ -121,23 +154,6 @@ def surrogate_teachers(
     return {"alignet": aligned, "unalignet": raw}, summary
 
 
-class _Timer:
-    """Wall and CPU seconds of each stage (CPU time, of all threads, depends less on
-    the machine's load than wall time)."""
-
-    def __init__(self):
-        self.seconds: dict[str, dict[str, float]] = {}
-
-    def __call__(self, stage: str, fn: Callable[[], Any]) -> Any:
-        start, cpu = time.perf_counter(), time.process_time()
-        result = fn()
-        self.seconds[stage] = {
-            "wall": round(time.perf_counter() - start, 1),
-            "cpu": round(time.process_time() - cpu, 1),
-        }
-        return result
-
-
 def run(config: AligNetConfig, workdir: str | os.PathLike[str]) -> dict[str, Any]:
     """Runs (or resumes) every stage, writes ``report.md`` and plots; returns the metrics.
 
@@ -147,53 +163,48 @@ def run(config: AligNetConfig, workdir: str | os.PathLike[str]) -> dict[str, Any
     (checkpoints, ``metrics.jsonl``) and ``<variant>/student.npz`` (big_vision).
     """
     workdir = pathlib.Path(workdir)
-    timer = _Timer()
-    source = timer("data", lambda: image_source(config, workdir))
-    teacher = timer("teacher", lambda: alignet_backbones.teacher(config, source, workdir))
-    features = timer(
-        "teacher_features",
-        lambda: alignet_backbones.teacher_features(
+    stages = Stages(stage_names(config), workdir)
+    with stages("data"):
+        source = image_source(config, workdir)
+    with stages("teacher"):
+        teacher = alignet_backbones.teacher(config, source, workdir)
+    with stages("teacher_features"):
+        features = alignet_backbones.teacher_features(
             config, teacher, source, workdir / "teacher" / "features.npz"
-        ),
-    )
-    base = timer(
-        "student_pretraining", lambda: alignet_backbones.base_student(config, source, workdir)
-    )
-    surrogates, ud_summary = timer(
-        "uncertainty_distillation",
-        lambda: surrogate_teachers(config, source, features, workdir / "uncertainty_distillation"),
-    )
+        )
+    with stages("student_pretraining"):
+        base = alignet_backbones.base_student(config, source, workdir)
+    with stages("uncertainty_distillation"):
+        surrogates, ud_summary = surrogate_teachers(
+            config, source, features, workdir / "uncertainty_distillation"
+        )
     students, clusters, tests = {}, {}, {}
     for variant in config.variants:
         surrogate = surrogates[variant]
-        clusters[variant] = timer(
-            f"{variant}_triplets",
-            lambda s=surrogate, v=variant: alignet_triplets.make_triplets(
-                config.sampling, s.transform.apply(features["pool"]), workdir / v
-            ),
-        )
-        students[variant] = timer(
-            f"{variant}_student",
-            lambda s=surrogate, v=variant: distill_student(
+        pool_features = surrogate.transform.apply(features["pool"])
+        with stages(f"{variant}_triplets"):
+            clusters[variant] = alignet_triplets.make_triplets(
+                config.sampling, pool_features, workdir / variant
+            )
+            test = alignet_triplets.read_test_triplets(clusters[variant]["data_dir"])
+            if test is not None:
+                tests[variant] = test
+        with stages(f"{variant}_student"):
+            students[variant] = distill_student(
                 base,
                 source.splits["pool"],
-                clusters[v]["data_dir"],
-                s.temperature,
-                workdir / v / "student",
+                clusters[variant]["data_dir"],
+                surrogate.temperature,
+                workdir / variant / "student",
                 distillation=config.distillation,
                 train=config.student_train,
                 input_range=config.input_range,
                 seed=config.seed + 2,
-                teacher_features=s.transform.apply(features["pool"]),
-            ),
-        )
-        alignet_backbones.export_student(students[variant], workdir / variant / "student.npz")
-        test = alignet_triplets.read_test_triplets(clusters[variant]["data_dir"])
-        if test is not None:
-            tests[variant] = test
-    results, spaces = timer(
-        "evaluation",
-        lambda: alignet_evaluation.evaluate_models(
+                teacher_features=pool_features,
+            )
+            alignet_backbones.export_student(students[variant], workdir / variant / "student.npz")
+    with stages("evaluation"):
+        results, spaces = alignet_evaluation.evaluate_models(
             config.evaluation,
             source,
             features,
@@ -202,19 +213,20 @@ def run(config: AligNetConfig, workdir: str | os.PathLike[str]) -> dict[str, Any
             students,
             tests,
             config.input_range,
-        ),
-    )
-    metrics: dict[str, Any] = dict(results)
-    metrics["uncertainty_distillation"] = ud_summary
-    pool_labels = source.labels.get("pool", {})
-    if pool_labels:
-        metrics["cluster_purity"] = {
-            variant: {
-                name: alignet_report.cluster_purity(c["labels"], labels)
-                for name, labels in pool_labels.items()
+        )
+    with stages("report"):
+        metrics: dict[str, Any] = dict(results)
+        metrics["uncertainty_distillation"] = ud_summary
+        pool_labels = source.labels.get("pool", {})
+        if pool_labels:
+            metrics["cluster_purity"] = {
+                variant: {
+                    name: alignet_report.cluster_purity(c["labels"], labels)
+                    for name, labels in pool_labels.items()
+                }
+                for variant, c in clusters.items()
             }
-            for variant, c in clusters.items()
-        }
-    metrics["stage_seconds"] = timer.seconds
-    alignet_report.write_report(config, workdir, metrics, spaces, source)
+        metrics.update(stages.record())
+        alignet_report.write_report(config, workdir, metrics, spaces, source)
+    metrics.update(stages.record())  # with the report's own time
     return metrics

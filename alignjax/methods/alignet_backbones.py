@@ -39,6 +39,8 @@ from alignjax.data.sources import IMAGE_KEY, Images, ImageSource, read_images
 from alignjax.methods import objectives
 from alignjax.methods.alignet_config import AligNetConfig
 from alignjax.models import encoders
+from alignjax.training.progress import tracked
+from alignjax.training.stages import note, restored
 
 # Images per batch of the embedding (every batch is padded to it, one compiled shape).
 EMBED_BATCH = 256
@@ -75,7 +77,7 @@ def embed_images(
         .batch(batch)
     )
     outputs = []
-    for chunk in stream:
+    for chunk in tracked(stream, total=-(-n // batch), unit="batch"):
         x = to_inputs(chunk, input_range)
         pad = batch - len(x)
         if pad:
@@ -90,8 +92,9 @@ def embed_splits(
     """:func:`embed_images` of every split; a collection that two splits share (the same
     object) is embedded once."""
     embedded: dict[int, np.ndarray] = {}
-    for images in splits.values():
+    for split, images in splits.items():
         if id(images) not in embedded:
+            note(f"embedding the {split} images ({len(images)})")
             embedded[id(images)] = embed_images(model, images, input_range)
     return {split: embedded[id(images)] for split, images in splits.items()}
 
@@ -267,6 +270,7 @@ def teacher_features(
     if model is None:
         return features_from_file(config.teacher_features, source)
     if path.exists():
+        restored()
         with np.load(path) as stored:
             return {split: stored[split] for split in stored.files}
     if source.images is not None:

@@ -36,6 +36,7 @@ from alignjax.data.triplet_set import TripletSet
 from alignjax.evaluation.suite import Benchmark, EvaluationConfig, HeldOut, evaluate
 from alignjax.methods.alignet_backbones import embed_splits
 from alignjax.methods.alignet_surrogate import SurrogateTeacher
+from alignjax.training.stages import note, part
 
 TEACHER_TRIPLETS = "teacher_triplets"
 # Where neighbour preservation is measured.
@@ -102,6 +103,7 @@ def evaluate_model(
     other = dataclasses.replace(config, kernel="dot" if config.kernel == "cosine" else "cosine")
     metrics: dict[str, float] = {}
     for split, benchmark in splits.items():
+        note(f"scoring on {split}")
         base = reference[split] if reference is not None and split == NEIGHBOUR_SPLIT else None
         metrics.update(evaluate(features[split], benchmark, config, reference=base))
         if benchmark.triplets:
@@ -151,11 +153,11 @@ def evaluate_models(
         transform = surrogates["alignet"].transform
         spaces["teacher_ud"] = {split: transform.apply(x) for split, x in raw.items()}
     for name, model in {"base": base, **students}.items():
-        spaces[name] = embed_splits(model, images, input_range)
-    metrics = {
-        name: evaluate_model(
-            space, splits, config, reference=spaces["base"] if name in students else None
-        )
-        for name, space in spaces.items()
-    }
+        with part(name):
+            spaces[name] = embed_splits(model, images, input_range)
+    metrics = {}
+    for name, space in spaces.items():
+        with part(name):
+            reference = spaces["base"] if name in students else None
+            metrics[name] = evaluate_model(space, splits, config, reference=reference)
     return metrics, spaces

@@ -47,6 +47,8 @@ from alignjax.data.triplet_set import TripletSet
 from alignjax.models import AffineParams, AffineTransform, standardize
 from alignjax.training import fit
 from alignjax.training.metrics_writer import MetricsWriter
+from alignjax.training.progress import tracked
+from alignjax.training.stages import note, part, restored
 
 # A hard choice of the pair 01 (the odd one out last) as choice probabilities.
 CHOSEN = np.array([1.0, 0.0, 0.0], np.float32)
@@ -79,7 +81,6 @@ class UncertaintyDistillationConfig:
         clip_norm=1.0,
         mesh=MeshConfig(data=1),
         log_every=50,
-        progress_bar=False,
     )
     raw_temperatures: tuple[float, ...] = checked(
         tuple(float(t) for t in np.geomspace(0.01, 100.0, 41)), gt=0
@@ -219,28 +220,34 @@ def uncertainty_distillation(
     """
     aligned_dir, raw_dir = directory / "aligned", directory / "untransformed"
     train, validation, test = (triplets[s] for s in ("train", "validation", "test"))
-    if not (aligned_dir / "teacher.json").exists() or not (raw_dir / "teacher.json").exists():
+    done = (aligned_dir / "teacher.json").exists() and (raw_dir / "teacher.json").exists()
+    if done:
+        restored()
+    else:
         _, mean, std = standardize(humans)
         identity = _identity(humans.shape[1], mean, std)
+        note(f"the untransformed teacher's temperature ({len(ud.raw_temperatures)} values)")
         raw_grid = {
-            t: SurrogateTeacher(identity, t).kl(humans, validation) for t in ud.raw_temperatures
+            t: SurrogateTeacher(identity, t).kl(humans, validation)
+            for t in tracked(ud.raw_temperatures, unit="temperature")
         }
         raw_t = min(raw_grid, key=raw_grid.get)
         x = jnp.asarray(standardize(humans, mean=mean, std=std)[0])
         grid = {}
         for t in ud.temperatures:
             for penalty in ud.penalties:
-                transform = _fit_transform(
-                    ud,
-                    x,
-                    train,
-                    t,
-                    penalty,
-                    mean=mean,
-                    std=std,
-                    seed=seed,
-                    workdir=directory / "fits" / f"T={t:g}_lambda={penalty:g}",
-                )
+                with part(f"T={t:g} lambda={penalty:g}"):
+                    transform = _fit_transform(
+                        ud,
+                        x,
+                        train,
+                        t,
+                        penalty,
+                        mean=mean,
+                        std=std,
+                        seed=seed,
+                        workdir=directory / "fits" / f"T={t:g}_lambda={penalty:g}",
+                    )
                 candidate = SurrogateTeacher(transform, t)
                 grid[(t, penalty)] = (candidate, candidate.kl(humans, validation))
         (best_t, best_penalty), (aligned, _) = min(grid.items(), key=lambda item: item[1][1])
@@ -263,6 +270,7 @@ def uncertainty_distillation(
         "validation_grid": aligned_info["validation_kl"],
     }
     for name, teacher in (("untransformed", raw), ("aligned", aligned)):
+        note(f"the {name} teacher's KL divergence on the validation and test triplets")
         summary[f"{name}/validation_kl"] = teacher.kl(humans, validation)
         summary[f"{name}/test_kl"] = teacher.kl(humans, test)
     return aligned, raw, summary
@@ -289,7 +297,9 @@ def untransformed_teacher(
     """The teacher without human judgments: ``W = I`` on the standardised pool features
     ``[n, d]``, at :func:`spread_temperature`; saved in ``directory/untransformed``."""
     raw_dir = directory / "untransformed"
-    if not (raw_dir / "teacher.json").exists():
+    if (raw_dir / "teacher.json").exists():
+        restored()
+    else:
         _, mean, std = standardize(pool)
         SurrogateTeacher(_identity(pool.shape[1], mean, std), spread_temperature(pool)).save(
             raw_dir, rule="spread of the similarities (no human triplets)"

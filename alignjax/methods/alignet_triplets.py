@@ -53,6 +53,7 @@ from alignjax import losses
 from alignjax.config import checked, configclass
 from alignjax.data import tfds_builders
 from alignjax.data.triplet_set import TripletSet
+from alignjax.training.stages import note, restored
 
 SAMPLING_KINDS: tuple[str, ...] = ("within", "border", "between")
 TRIPLETS_NAME = "alignet_triplets"
@@ -285,7 +286,11 @@ def make_triplets(
     """
     clusters_path = directory / "clusters.npz"
     tfds_dir = directory / "tfds"
+    triplets_info = tfds_dir / TRIPLETS_NAME / tfds_builders.VERSION / "dataset_info.json"
+    if clusters_path.exists() and triplets_info.exists():
+        restored()
     if not clusters_path.exists():
+        note(f"k-means, {sampling.num_clusters} clusters of {len(features)} pool images")
         labels, centroids = kmeans_clusters(
             features, sampling.num_clusters, seed=sampling.seed, n_init=sampling.kmeans_init
         )
@@ -294,7 +299,8 @@ def make_triplets(
             np.savez(file, labels=labels, centroids=centroids)
     with np.load(clusters_path) as stored:
         labels, centroids = stored["labels"], stored["centroids"]
-    if not (tfds_dir / TRIPLETS_NAME / tfds_builders.VERSION / "dataset_info.json").exists():
+    if not triplets_info.exists():
+        note(f"{sampling.num_triplets} triplets, pseudo-labelled by the teacher")
         rng = np.random.default_rng(sampling.seed)
 
         def sample(n):

@@ -22,6 +22,7 @@ from alignjax.data.gaussian_mixture import GaussianMixtureWorld
 from alignjax.methods import gensim_gaussian_report, objectives
 from alignjax.models import encoders
 from alignjax.training import TrainConfig
+from alignjax.training.stages import Stages
 
 
 @configclass
@@ -79,25 +80,29 @@ def run(config: GaussianConfig, workdir: str | os.PathLike[str]) -> dict[str, An
     y = world.sample(rng, config.num_eval_pairs)["inputs"]
     log_s = world.log_generative_similarity(x, y)
 
+    stages = Stages([*config.objectives, "report"], workdir)
     metrics: dict[str, Any] = {}
     similarities = {}
     for objective in config.objectives:
-        model = objectives.train_encoder(
-            objective,
-            sources(config),
-            config.encoder,
-            (world.dim,),
-            config.train,
-            config.objective,
-            workdir=workdir / objective,
-            seed=config.seed,
-        )
-        fx, fy = encoders.embed(model, x), encoders.embed(model, y)
-        kernel = objectives.similarity_kernel(objective, config.objective)
-        similarities[objective] = objectives.pair_similarity(fx, fy, kernel)
-        metrics[objective] = {
-            "spearman": float(stats.spearmanr(similarities[objective], log_s)[0]),
-            "pearson": float(stats.pearsonr(similarities[objective], log_s)[0]),
-        }
-    gensim_gaussian_report.write_report(config, workdir, metrics, similarities, log_s)
-    return metrics
+        with stages(objective):
+            model = objectives.train_encoder(
+                objective,
+                sources(config),
+                config.encoder,
+                (world.dim,),
+                config.train,
+                config.objective,
+                workdir=workdir / objective,
+                seed=config.seed,
+            )
+            fx, fy = encoders.embed(model, x), encoders.embed(model, y)
+            kernel = objectives.similarity_kernel(objective, config.objective)
+            similarities[objective] = objectives.pair_similarity(fx, fy, kernel)
+            metrics[objective] = {
+                "spearman": float(stats.spearmanr(similarities[objective], log_s)[0]),
+                "pearson": float(stats.pearsonr(similarities[objective], log_s)[0]),
+            }
+    with stages("report"):
+        gensim_gaussian_report.write_report(config, workdir, metrics, similarities, log_s)
+    return {**metrics, **stages.record()}
+

@@ -79,6 +79,7 @@ from alignjax.data.geoclidean_grammar import ConceptGrammar
 from alignjax.methods import gensim_geoclidean_report, objectives
 from alignjax.models import encoders
 from alignjax.training import TrainConfig
+from alignjax.training.stages import Stages, note, restored
 
 #: Test-item kinds of :meth:`GeoclideanWorld.sample_task`, in order.
 KINDS: tuple[str, ...] = ("in_concept", "close", "far")
@@ -287,6 +288,7 @@ def objective_scores(
     directory = workdir / objective
     paths = {split: directory / f"scores_{split}.npy" for split in tasks}
     if all(path.exists() for path in paths.values()):
+        restored()
         return {split: np.load(path) for split, path in paths.items()}
     item_shape = next(iter(tasks.values()))["train_images"].shape[3:]
     model = objectives.train_encoder(
@@ -304,6 +306,7 @@ def objective_scores(
     scores = {}
     for split, split_tasks in tasks.items():
         train_images, test_images = split_tasks["train_images"], split_tasks["test_images"]
+        note(f"scoring the few-shot tasks of the {split} concepts")
         z_train = encoders.embed(model, train_images.reshape(-1, *item_shape))
         z_test = encoders.embed(model, test_images.reshape(-1, *item_shape))
         scores[split] = task_scores(
@@ -318,16 +321,20 @@ def objective_scores(
 def run(config: GeoclideanConfig, workdir: str | os.PathLike[str]) -> dict[str, Any]:
     """Train every objective on the grammar's concepts, score the few-shot tasks, report."""
     workdir = pathlib.Path(workdir)
-    world = training_world(config)
-    worlds = evaluation_worlds(config, world)
-    tasks = {
-        split: sample_tasks(config, worlds[split], f"few-shot tasks ({split})") for split in SPLITS
-    }
+    stages = Stages(["tasks", *config.objectives, "report"], workdir)
+    with stages("tasks"):
+        world = training_world(config)
+        worlds = evaluation_worlds(config, world)
+        tasks = {
+            split: sample_tasks(config, worlds[split], f"few-shot tasks ({split})")
+            for split in SPLITS
+        }
     metrics: dict[str, Any] = {}
     example_scores = {}
     example = config.world.concept_index(config.example_concept)
     for objective in config.objectives:
-        scores = objective_scores(objective, config, world, tasks, workdir)
+        with stages(objective):
+            scores = objective_scores(objective, config, world, tasks, workdir)
         example_scores[objective] = scores["unseen"][example, 0]
         metrics[objective] = {}
         for split in SPLITS:
@@ -342,7 +349,8 @@ def run(config: GeoclideanConfig, workdir: str | os.PathLike[str]) -> dict[str, 
                 metrics[objective][f"{split}/{foil}_per_concept"] = dict(
                     zip(names, per_concept.tolist())
                 )
-    gensim_geoclidean_report.write_report(
-        config, workdir, metrics, tasks["unseen"], example_scores, worlds, foils=FOILS
-    )
-    return metrics
+    with stages("report"):
+        gensim_geoclidean_report.write_report(
+            config, workdir, metrics, tasks["unseen"], example_scores, worlds, foils=FOILS
+        )
+    return {**metrics, **stages.record()}

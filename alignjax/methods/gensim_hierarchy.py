@@ -83,6 +83,7 @@ from alignjax.data.levels import LEVELS, level_triplet_set
 from alignjax.methods import gensim_hierarchy_report, objectives
 from alignjax.models import encoders
 from alignjax.training import TrainConfig
+from alignjax.training.stages import Stages, note, restored
 
 #: The reference row of the tables: the world's exact generative similarity.
 EXACT = "exact s_gen"
@@ -232,6 +233,12 @@ class RenderingPool:
         return self.images[rows, rng.integers(0, self.images.shape[1], rows.shape)]
 
 
+def training_pool(config: HierarchyConfig, world: HierarchyWorld) -> RenderingPool:
+    """The renderings the encoders train on, ``train_renderings_per_leaf`` of each leaf."""
+    note(f"rendering {config.train_renderings_per_leaf} training images of every leaf")
+    return RenderingPool.render(world, config.train_renderings_per_leaf, config.seed)
+
+
 def sources(
     config: HierarchyConfig, world: HierarchyWorld, pool: RenderingPool
 ) -> objectives.Sources:
@@ -303,9 +310,10 @@ def embeddings(
     """
     path = workdir / objective / "embeddings.npy"
     if path.exists():
+        restored()
         return np.load(path)
     if pool is None:
-        pool = RenderingPool.render(world, config.train_renderings_per_leaf, config.seed)
+        pool = training_pool(config, world)
     model = objectives.train_encoder(
         objective,
         sources(config, world, pool),
@@ -316,6 +324,7 @@ def embeddings(
         workdir=workdir / objective,
         seed=config.seed,
     )
+    note(f"embedding the {len(items['images'])} held-out items")
     z = encoders.embed(model, items["images"])
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, z)
@@ -381,33 +390,37 @@ def exact_reference(
 def run(config: HierarchyConfig, workdir: str | os.PathLike[str]) -> dict[str, Any]:
     """Train every objective, measure Levels accuracy and RSA with the tree, report."""
     workdir = pathlib.Path(workdir)
-    world = build_world(config)
-    items = evaluation_items(config, world)
-    table = leaf_log_similarity(world)
-    tree_rdm = tree_dissimilarity(world, table, items["leaves"])
+    stages = Stages(["world", *config.objectives, "report"], workdir)
+    with stages("world"):
+        world = build_world(config)
+        items = evaluation_items(config, world)
+        table = leaf_log_similarity(world)
+        tree_rdm = tree_dissimilarity(world, table, items["leaves"])
     pool = None
     metrics: dict[str, Any] = {}
     features, rdms = {}, {}
     for objective in config.objectives:
-        if pool is None and not (workdir / objective / "embeddings.npy").exists():
-            pool = RenderingPool.render(world, config.train_renderings_per_leaf, config.seed)
-        features[objective] = embeddings(objective, config, world, pool, items, workdir)
-        kernel = objectives.similarity_kernel(objective, config.objective)
-        rdms[objective] = kernel_dissimilarity(features[objective], kernel)
-        metrics[objective] = evaluate(features[objective], kernel, items, tree_rdm)
-    metrics[EXACT] = exact_reference(world, table, items, tree_rdm)
-    label_depth = supcon_depth(config, world)
-    gensim_hierarchy_report.write_report(
-        config,
-        world,
-        workdir,
-        metrics,
-        reference=EXACT,
-        features=features,
-        rdms=rdms,
-        tree_rdm=tree_rdm,
-        superordinate=category_at_depth(world.tree, items["leaves"], 1),
-        basic=category_at_depth(world.tree, items["leaves"], label_depth),
-        label_depth=label_depth,
-    )
-    return metrics
+        with stages(objective):
+            if pool is None and not (workdir / objective / "embeddings.npy").exists():
+                pool = training_pool(config, world)
+            features[objective] = embeddings(objective, config, world, pool, items, workdir)
+            kernel = objectives.similarity_kernel(objective, config.objective)
+            rdms[objective] = kernel_dissimilarity(features[objective], kernel)
+            metrics[objective] = evaluate(features[objective], kernel, items, tree_rdm)
+    with stages("report"):
+        metrics[EXACT] = exact_reference(world, table, items, tree_rdm)
+        label_depth = supcon_depth(config, world)
+        gensim_hierarchy_report.write_report(
+            config,
+            world,
+            workdir,
+            metrics,
+            reference=EXACT,
+            features=features,
+            rdms=rdms,
+            tree_rdm=tree_rdm,
+            superordinate=category_at_depth(world.tree, items["leaves"], 1),
+            basic=category_at_depth(world.tree, items["leaves"], label_depth),
+            label_depth=label_depth,
+        )
+    return {**metrics, **stages.record()}

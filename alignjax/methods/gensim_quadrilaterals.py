@@ -85,6 +85,7 @@ from alignjax.evaluation import oddball_choices, oddball_error_rates
 from alignjax.methods import gensim_quadrilaterals_report, objectives
 from alignjax.models import encoders
 from alignjax.training import TrainConfig
+from alignjax.training.stages import Stages, note, restored
 
 #: Shapes at each end of the regularity order whose mean errors are compared.
 NUM_EXTREME_SHAPES = 3
@@ -237,6 +238,7 @@ def trial_embeddings(
     """
     path = workdir / objective / "oddball_embeddings.npy"
     if path.exists():
+        restored()
         return np.load(path)
     images = trials["inputs"]
     model = objectives.train_encoder(
@@ -249,6 +251,7 @@ def trial_embeddings(
         workdir=workdir / objective,
         seed=config.seed,
     )
+    note(f"embedding the {images.shape[0]} trials' {images.shape[0] * images.shape[1]} shapes")
     z = encoders.embed(model, images.reshape(-1, *images.shape[2:])).reshape(*images.shape[:2], -1)
     if objectives.similarity_kernel(objective, config.objective) == "cosine":
         z = z / np.linalg.norm(z, axis=-1, keepdims=True)
@@ -260,25 +263,29 @@ def trial_embeddings(
 def run(config: QuadrilateralsConfig, workdir: str | os.PathLike[str]) -> dict[str, Any]:
     """Train every objective, measure its intruder errors per shape, report."""
     workdir = pathlib.Path(workdir)
-    trials = oddball_trials(config)
+    stages = Stages(["trials", *config.objectives, "report"], workdir)
+    with stages("trials"):
+        trials = oddball_trials(config)
     metrics: dict[str, Any] = {}
     choices = {}
     for objective in config.objectives:
-        z = trial_embeddings(objective, config, trials, workdir)
-        result = oddball_error_rates(
-            z,
-            trials["intruder"],
-            trials["shape"],
-            shape_names=SHAPE_NAMES,
-            human_error_rates=config.human_error_rates,
-        )
-        metrics[objective] = {
-            "error_rate": result.error_rate,
-            "per_shape_error": result.per_shape_error_rate,
-            **regularity_summary(result.per_shape_error_rate),
-        }
-        if result.human_correlation is not None:
-            metrics[objective]["human_correlation"] = result.human_correlation.to_dict()
-        choices[objective] = oddball_choices(z)
-    gensim_quadrilaterals_report.write_report(config, workdir, metrics, trials, choices)
-    return metrics
+        with stages(objective):
+            z = trial_embeddings(objective, config, trials, workdir)
+            result = oddball_error_rates(
+                z,
+                trials["intruder"],
+                trials["shape"],
+                shape_names=SHAPE_NAMES,
+                human_error_rates=config.human_error_rates,
+            )
+            metrics[objective] = {
+                "error_rate": result.error_rate,
+                "per_shape_error": result.per_shape_error_rate,
+                **regularity_summary(result.per_shape_error_rate),
+            }
+            if result.human_correlation is not None:
+                metrics[objective]["human_correlation"] = result.human_correlation.to_dict()
+            choices[objective] = oddball_choices(z)
+    with stages("report"):
+        gensim_quadrilaterals_report.write_report(config, workdir, metrics, trials, choices)
+    return {**metrics, **stages.record()}

@@ -49,9 +49,12 @@ from alignjax.data.triplet_set import TripletSet
 from alignjax.evaluation.suite import Benchmark, EvaluationConfig, HeldOut, evaluate
 from alignjax.methods import glocal_report
 from alignjax.methods.glocal_fit import GlocalConfig, grid_search
+from alignjax.training.stages import Stages, note
 
 #: The files :func:`align` writes the selected transforms to.
 TRANSFORM_FILES = {"glocal": "transform.npz", "naive": "naive.npz"}
+#: The stages of :func:`align`, in order.
+ALIGN_STAGES = ("naive_grid", "glocal_grid", "evaluation", "report")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -99,14 +102,16 @@ def align(
     workdir: str | os.PathLike[str],
     *,
     seed: int = 0,
+    stages: Stages | None = None,
 ) -> dict[str, Any]:
     """Fits naive and gLocal transforms over the grid, keeps the validation-best of each,
     evaluates the base and both selected spaces, and writes the artefacts.
 
-    Stages (each resumes): the grid (``workdir/transforms/<kind>/*.npz`` and each fit's
-    ``metrics.jsonl``), the selected transforms (``transform.npz`` for gLocal,
-    ``naive.npz``), ``grid.json`` (every grid point's validation and test accuracy and
-    neighbour preservation) and ``report.md`` with its plots.
+    Stages (:data:`ALIGN_STAGES`, each resumes): each kind's grid
+    (``workdir/transforms/<kind>/*.npz`` and each fit's ``metrics.jsonl``) and selected
+    transform (``transform.npz`` for gLocal, ``naive.npz``), the evaluation, and
+    ``grid.json`` (every grid point's validation and test accuracy and neighbour
+    preservation) with ``report.md`` and its plots.
 
     Args:
       data: features, triplets, local features, held-out categories.
@@ -115,12 +120,16 @@ def align(
         transformed ones are judged by dot products, the similarity they were fitted for.
       workdir: the run's directory.
       seed: seed of every fit's batch sampler.
+      stages: the run's stages, which must include :data:`ALIGN_STAGES` (a chain that
+        prepares ``data`` in stages of its own); by default just those.
 
     Returns:
       ``{"base" | "naive" | "glocal": metrics, "grid": [one dict per grid point]}`` in
-      the vocabulary of :mod:`alignjax.evaluation.suite`.
+      the vocabulary of :mod:`alignjax.evaluation.suite`, and the stages' times
+      (``stage_seconds``: :meth:`~alignjax.training.stages.Stages.record`).
     """
     workdir = pathlib.Path(workdir)
+    stages = stages or Stages(ALIGN_STAGES, workdir)
     # The transforms see the fit rows only; their triplets index those rows' positions.
     position = np.full(len(data.features), -1)
     position[data.fit_rows] = np.arange(len(data.fit_rows))
@@ -130,45 +139,45 @@ def align(
     spaces = {"base": data.features}
     grid_rows = []
     for kind in ("naive", "glocal"):
-        best, results = grid_search(
-            fit_features,
-            position[data.train.indices],
-            position[data.validation.indices],
-            data.local_features,
-            config,
-            kind=kind,
-            workdir=workdir / "transforms",
-            seed=seed,
-        )
-        params = best.load()
-        params.save_npz(workdir / TRANSFORM_FILES[kind])
-        spaces[kind] = params.apply(data.features)
-        for result in results:
-            space = result.load().apply(data.features)
-            grid_rows.append(
-                {
-                    "kind": kind,
-                    **dataclasses.asdict(result.setting),
-                    **evaluate(space, points, dot, reference=data.features),
-                    "selected": result is best,
-                }
+        with stages(f"{kind}_grid"):
+            best, results = grid_search(
+                fit_features,
+                position[data.train.indices],
+                position[data.validation.indices],
+                data.local_features,
+                config,
+                kind=kind,
+                workdir=workdir / "transforms",
+                seed=seed,
             )
+            params = best.load()
+            params.save_npz(workdir / TRANSFORM_FILES[kind])
+            spaces[kind] = params.apply(data.features)
+            note(f"scoring the {len(results)} transforms on {', '.join(points.triplets)}")
+            for result in results:
+                space = result.load().apply(data.features)
+                grid_rows.append(
+                    {
+                        "kind": kind,
+                        **dataclasses.asdict(result.setting),
+                        **evaluate(space, points, dot, reference=data.features),
+                        "selected": result is best,
+                    }
+                )
     benchmark = data.benchmark()
-    metrics: dict[str, Any] = {
-        name: evaluate(
-            space,
-            benchmark,
-            evaluation if name == "base" else dot,
-            reference=data.features,
-        )
-        for name, space in spaces.items()
-    }
+    metrics: dict[str, Any] = {}
+    with stages("evaluation"):
+        for name, space in spaces.items():
+            note(f"scoring the {name} features")
+            kernel = evaluation if name == "base" else dot
+            metrics[name] = evaluate(space, benchmark, kernel, reference=data.features)
     metrics["grid"] = grid_rows
-    glocal_report.write_report(
-        metrics,
-        workdir,
-        description=data.description,
-        evaluation=evaluation,
-    )
-    (workdir / "grid.json").write_text(json.dumps(grid_rows, indent=2))
-    return metrics
+    with stages("report"):
+        glocal_report.write_report(
+            metrics,
+            workdir,
+            description=data.description,
+            evaluation=evaluation,
+        )
+        (workdir / "grid.json").write_text(json.dumps(grid_rows, indent=2))
+    return {**metrics, **stages.record()}

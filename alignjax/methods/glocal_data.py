@@ -32,10 +32,11 @@ from alignjax.data.observers import LuceObserver, simulate_triplet_dataset
 from alignjax.data.triplet_set import TripletSet
 from alignjax.evaluation.suite import EvaluationConfig, HeldOut
 from alignjax.methods import objectives
-from alignjax.methods.glocal import AlignmentData, align
+from alignjax.methods.glocal import ALIGN_STAGES, AlignmentData, align
 from alignjax.methods.glocal_fit import GlocalConfig
 from alignjax.models import encoders
 from alignjax.training import TrainConfig
+from alignjax.training.stages import Stages
 
 THINGS_FEATURES = "minilm_l6_v2_concept_names.npy"
 THINGS_TRIPLETS = "triplets_things_test10_sample50k.txt"
@@ -138,11 +139,14 @@ class GlocalExperimentConfig:
 def run(config: GlocalExperimentConfig, workdir: str | os.PathLike[str]) -> dict[str, Any]:
     """Fit naive and gLocal transforms of the base features, evaluate all three, report.
 
-    Stages (each resumes): the base model (``workdir/base``, synthetic world only), then
-    those of :func:`alignjax.methods.glocal.align`.
+    Stages (each resumes): the base model (``workdir/base``) and its features, or the
+    THINGS files, then those of :func:`alignjax.methods.glocal.align`.
     """
-    data = things_data(config) if config.things_dir else synthetic_data(config, workdir)
-    return align(data, config.fit, config.evaluation, workdir, seed=config.seed)
+    first = "things_data" if config.things_dir else "base_model"
+    stages = Stages([first, *ALIGN_STAGES], workdir)
+    with stages(first):
+        data = things_data(config) if config.things_dir else synthetic_data(config, workdir)
+    return align(data, config.fit, config.evaluation, workdir, seed=config.seed, stages=stages)
 
 
 def human_similarity(

@@ -37,6 +37,7 @@ from alignjax.evaluation.odd_one_out import odd_one_out_accuracy
 from alignjax.models import AffineParams, AffineTransform, standardize
 from alignjax.training import TrainConfig, fit
 from alignjax.training.metrics_writer import MetricsWriter
+from alignjax.training.stages import part, restored
 
 Kind = Literal["glocal", "naive"]
 KINDS: tuple[Kind, ...] = ("glocal", "naive")
@@ -417,21 +418,24 @@ def grid_search(
     results = []
     for setting in grid(config, kind):
         path = directory / f"{setting.name}.npz"
-        if not path.exists():
-            params = fit_transform(
-                features,
-                train_triplets,
-                local_features,
-                setting,
-                config,
-                kind=kind,
-                seed=seed,
-                workdir=directory / setting.name,
-                validation_triplets=validation,
-            )
-            partial = path.with_suffix(".partial.npz")
-            params.save_npz(partial)
-            partial.replace(path)
+        with part(setting.name):  # labels the fit's progress bar
+            if path.exists():
+                restored()
+            else:
+                params = fit_transform(
+                    features,
+                    train_triplets,
+                    local_features,
+                    setting,
+                    config,
+                    kind=kind,
+                    seed=seed,
+                    workdir=directory / setting.name,
+                    validation_triplets=validation,
+                )
+                partial = path.with_suffix(".partial.npz")
+                params.save_npz(partial)
+                partial.replace(path)
         params = AffineParams.load_npz(path)
         accuracy = odd_one_out_accuracy(params.apply(features), validation, kernel="dot").accuracy
         results.append(GridResult(kind, setting, float(accuracy), str(path)))

@@ -12,6 +12,8 @@ The trainer is ``fit(model, loss_fn, batches, config) -> model`` with
 - `signals`: ``TrainingInterrupted`` (a run stopped by SIGTERM/SIGINT before its last
   step) and the deferral of those signals until a checkpoint is written.
 - `nonfinite`: ``NonFiniteLossError`` (the loss, gradient or state stopped being finite).
+- `stages`: ``Stages``, the named stages of a long run (announced, timed, their times
+  kept across resumes), whose names label the progress bars of `progress`.
 - `metrics_writer`, `train_state`: the other parts `fit` is made of.
 
 Names are imported on first use, so ``from alignjax.training.optimizer import
@@ -26,6 +28,7 @@ _MODULE_EXPORTS = {
     "nonfinite": ("NonFiniteLossError",),
     "optimizer": ("decay_to_init", "learning_rate_schedule", "make_optimizer"),
     "signals": ("TrainingInterrupted",),
+    "stages": ("Stages",),
     "train_state": ("TrainState",),
     "trainer": ("Trainer", "fit"),
 }

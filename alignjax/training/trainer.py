@@ -69,8 +69,9 @@ from alignjax.training.nonfinite import (
     first_nonfinite,
 )
 from alignjax.training.optimizer import learning_rate_schedule, make_optimizer
-from alignjax.training.progress import progress_bar
+from alignjax.training.progress import progress_bar, restart_clock
 from alignjax.training.signals import DeferredSignals, TrainingInterrupted
+from alignjax.training.stages import current_stage, restored
 from alignjax.training.train_state import TrainState, abstract_state
 
 LossFn = Callable[[nnx.Module, Any], tuple[jax.Array, Mapping[str, jax.Array]]]
@@ -285,10 +286,12 @@ def fit(
     stopping early (on SIGTERM or SIGINT, or when the batches run out). When
     ``<workdir>/checkpoints`` already holds a checkpoint, training continues
     from it, and says so on stderr (``resuming from step 40 of 100
-    (<directory>)``, or ``already finished (step 100 of 100), restored from
-    <directory>``): parameters, optimizer state, model RNG state and, for a
-    Grain iterator, the data position (other iterables continue from wherever
-    they are).
+    (<directory>)``, or, for a finished run, ``restored <stage> (step 100)``
+    without a progress bar; <stage> is the `~alignjax.training.stages` stage
+    running, or the checkpoint directory outside one): parameters, optimizer
+    state, model RNG state and, for a Grain iterator, the data position (other
+    iterables continue from wherever they are). The progress bar is labelled
+    with the stage running.
 
     The loss and the gradient norm of every step are checked for NaN and
     infinity when metrics are fetched (every ``log_every`` steps and before each
@@ -358,10 +361,7 @@ def fit(
                 for _ in range(last_saved):
                     next(iterator)
             if last_saved >= config.num_steps:
-                _announce(
-                    f"already finished (step {last_saved} of {config.num_steps}), "
-                    f"restored from {checkpointer.directory}"
-                )
+                restored(last_saved, name=current_stage() or str(checkpointer.directory))
             else:
                 _announce(
                     f"resuming from step {last_saved} of {config.num_steps} "
@@ -369,10 +369,11 @@ def fit(
                 )
     start = int(trainer.state.step)
     writer = MetricsWriter(config.workdir)
+    # A finished run restored says so in one line (above) instead of drawing a full bar.
     progress = progress_bar(
         config.num_steps,
         initial=start,
-        enabled=config.progress_bar and jax.process_index() == 0,
+        enabled=config.progress_bar and jax.process_index() == 0 and start < config.num_steps,
     )
 
     def record(step: int, metrics: Mapping[str, float]) -> None:
@@ -419,14 +420,15 @@ def fit(
                     break
                 metrics = trainer.train_step(batch)
                 pending.append(metrics)
-                progress.update(1)
                 if timer_start is None:
                     # The first step compiles; rates are measured from its end.
                     jax.block_until_ready(metrics)
                     timer_start = time.perf_counter()
+                    restart_clock(progress)
                 else:
                     timed_steps += 1
                     timed_examples += _batch_size(batch)
+                progress.update(1)
 
                 if step % config.log_every == 0 or step == config.num_steps:
                     fetched = jax.device_get(pending)
