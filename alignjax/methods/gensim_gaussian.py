@@ -105,4 +105,3 @@ def run(config: GaussianConfig, workdir: str | os.PathLike[str]) -> dict[str, An
     with stages("report"):
         gensim_gaussian_report.write_report(config, workdir, metrics, similarities, log_s)
     return {**metrics, **stages.record()}
-
