@@ -153,3 +153,4 @@ def test_killed_during_student_distillation_resumes_to_the_uninterrupted_result(
     # the stages this run went through again are timed apart.
     assert resumed["stage_seconds"] == expected["stage_seconds"]
     assert list(resumed["resumed_stage_seconds"]) == list(expected["stage_seconds"])
+    assert "| stage | wall | CPU | rerun wall |" in (workdir / "report.md").read_text()

@@ -300,18 +300,25 @@ def write_report(
     report.paragraph(_tensorboard_text(workdir))
     seconds = metrics.get("stage_seconds", {})
     if seconds:
+        resumed = metrics.get("resumed_stage_seconds", {})
         report.heading("Stage times")
         report.paragraph(
-            "Seconds of this run (restored stages take about 0 s); CPU time sums all threads."
+            "Seconds of the run that first finished each stage (with those of earlier runs "
+            "stopped inside it); CPU time sums all threads."
+            + (
+                " A later rerun's seconds (restoring, not retraining) are beside them."
+                if resumed
+                else ""
+            )
         )
-        report.table(
-            [
-                {"stage": k, "wall": float(v["wall"]), "CPU": float(v["cpu"])}
-                for k, v in seconds.items()
-            ],
-            ["stage", "wall", "CPU"],
-            digits=1,
-        )
+        rows = []
+        for k, v in seconds.items():
+            row = {"stage": k, "wall": float(v["wall"]), "CPU": float(v["cpu"])}
+            if k in resumed:
+                row["rerun wall"] = float(resumed[k]["wall"])
+            rows.append(row)
+        columns = ["stage", "wall", "CPU"] + (["rerun wall"] if resumed else [])
+        report.table(rows, columns, digits=1)
     return report.write(workdir)
 
 
