@@ -404,7 +404,6 @@ def _is_json(text: str) -> bool:
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("warmup_cosine", "warmup_constant", "constant")
-COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
 @configclass
@@ -439,6 +438,12 @@ class TrainConfig:
     The trainer itself draws no random numbers: dropout keys live in the model's
     ``nnx.Rngs`` and shuffling in the data pipeline, and both are checkpointed.
 
+    Precision is the model's: the trainer keeps parameters and optimizer state in
+    the parameters' dtype and computes as the model's layers do. For bfloat16
+    compute with float32 parameters and optimizer state (accelerators), build
+    the model with ``dtype=jnp.bfloat16`` and ``param_dtype=jnp.float32`` (an
+    :class:`~alignjax.models.EncoderConfig` with ``dtype="bfloat16"``).
+
     Attributes:
         num_steps: train steps of the whole run (a resumed run stops there too).
         learning_rate: peak learning rate.
@@ -460,13 +465,6 @@ class TrainConfig:
         decay_to_init: weight ``w`` of the decoupled decay toward the initial
             parameters, ``update += w (theta - theta_init)`` (AligNet); 0 disables it.
         accumulation_steps: micro-batches whose gradients are averaged per update.
-        compute_dtype: ``"float32"`` or ``"bfloat16"``; with bfloat16 the forward
-            and backward pass use bfloat16 copies of the parameters and of the
-            floating inputs, while parameters, gradients and optimizer state stay
-            float32. Layers built with their own computation dtype (Flax's
-            ``dtype=`` argument, e.g. ``ViT(..., dtype=jnp.float32)``, the
-            default) promote back to it: build the model with
-            ``dtype=jnp.bfloat16`` to compute in bfloat16 throughout.
         mesh: the device mesh.
         log_every: steps between metric records.
         checkpoint_every: steps between checkpoints; 0 saves only at the end (and
@@ -496,7 +494,6 @@ class TrainConfig:
     clip_norm: float | None = checked(1.0, gt=0)
     decay_to_init: float = checked(0.0, ge=0)
     accumulation_steps: int = checked(1, ge=1)
-    compute_dtype: str = "float32"
     mesh: MeshConfig = MeshConfig()
     log_every: int = checked(10, ge=1)
     checkpoint_every: int = checked(0, ge=0)
@@ -511,7 +508,6 @@ class TrainConfig:
         for name, allowed in (
             ("optimizer", OPTIMIZERS),
             ("schedule", SCHEDULES),
-            ("compute_dtype", COMPUTE_DTYPES),
         ):
             value = getattr(self, name)
             if value not in allowed:

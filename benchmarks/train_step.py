@@ -12,7 +12,20 @@ product) on this machine's devices, and reports:
 
 Times are the fastest of ``--steps`` steps, and the matmul rate the fastest of
 10 matmuls before and after every row: on a machine shared with other work,
-slower repetitions measure the other work.
+slower repetitions measure the other work. With several ``--dtypes`` the
+column ``vs float32`` is a row's steps/s over its float32 row's (the ViT built
+with ``dtype=bfloat16``: bfloat16 compute, float32 parameters and optimizer
+state; XLA's CPU bfloat16 matmuls are no faster than float32, it is for
+accelerators).
+
+A second table, the trainer's overhead: steps/s of `alignjax.training.fit`
+(host batches from an iterator, placed while the previous step runs, metrics
+fetched every ``log_every`` steps, the gradient norm on those steps only) over
+steps/s of a bare jitted step (loss, gradient, the same optax update, nothing
+else) on a batch placed beforehand. The two run interleaved, ``--repeats``
+times each, at ``--overhead-configs`` (default mu/8@32 with 64 triplets and
+Ti/16@64 with 16, AligNet's student shapes); goal >= 0.97. fit's rate is the
+one it records (from the end of its first, compiling, step).
 
 The FLOPs count everything XLA executes in the step (forward, backward, AdamW,
 layer norms, softmax), so the MFU is that of the whole step relative to the
@@ -24,6 +37,7 @@ Run (one CPU device, all cores):
     python benchmarks/train_step.py --configs Ti/16@64 --batches 8 32 64 \\
         --dtypes float32 bfloat16
     python benchmarks/train_step.py --configs Ti/16@64 --profile   # where the time goes
+    python benchmarks/train_step.py --configs --overhead-configs mu/8@32:64 --repeats 5
 
 ``XLA_FLAGS`` and the thread settings apply as usual, e.g.
 ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false python benchmarks/train_step.py``.
@@ -35,15 +49,18 @@ import argparse
 import collections
 import glob
 import gzip
+import itertools
 import json
 import os
 import re
+import statistics
 import tempfile
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 
 from alignjax.losses.triplet import (
@@ -52,9 +69,10 @@ from alignjax.losses.triplet import (
     triplet_similarities,
 )
 from alignjax.models.vit import ViT
-from alignjax.training import MeshConfig, TrainConfig, Trainer
+from alignjax.training import MeshConfig, TrainConfig, Trainer, fit
 
 DEFAULT_CONFIGS = ("mu/8@32", "mu/8@64", "Ti/16@32", "Ti/16@64", "Ti/8@32", "Ti/8@64")
+DEFAULT_OVERHEAD_CONFIGS = ("mu/8@32:64", "Ti/16@64:16")
 
 
 def triplet_loss(model, batch):
@@ -90,15 +108,9 @@ def step_flops(compiled) -> float:
 
 
 def benchmark(variant: str, image: int, batch: int, dtype: str, steps: int, profile: bool) -> dict:
-    # The ViT's own dtype decides its matmuls' dtype; compute_dtype casts the
-    # parameters and inputs to match, keeping float32 master weights.
+    # bfloat16 compute, float32 parameters (and so optimizer state).
     model = ViT(variant, image_size=image, dtype=jnp.dtype(dtype), rngs=nnx.Rngs(0))
-    config = TrainConfig(
-        num_steps=steps + 1,
-        mesh=MeshConfig(data=1),
-        compute_dtype=dtype,
-        progress_bar=False,
-    )
+    config = TrainConfig(num_steps=steps + 1, mesh=MeshConfig(data=1), progress_bar=False)
     trainer = Trainer(model, triplet_loss, config)
     rng = np.random.default_rng(0)
     images = rng.normal(size=(batch, 3, image, image, 3)).astype(np.float32)
@@ -131,6 +143,81 @@ def benchmark(variant: str, image: int, batch: int, dtype: str, steps: int, prof
         "triplets/s": batch / seconds,
         "images/s": 3 * batch / seconds,
         "flop/s": flops / seconds,
+    }
+
+
+def bare_steps_per_second(trainer: Trainer, loss_fn, placed, steps: int) -> float:
+    """Steps/s of a jitted step that computes the loss, its gradient and the
+    trainer's optax update, and nothing else, on an already placed batch."""
+    graphdef, tx = trainer.graphdef, trainer.tx
+
+    def step(state, batch):
+        def objective(params):
+            return loss_fn(nnx.merge(graphdef, params, state.model_state), batch)[0]
+
+        loss, grads = jax.value_and_grad(objective)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return state._replace(step=state.step + 1, params=params, opt_state=opt_state), loss
+
+    step = jax.jit(step, donate_argnums=0)
+    state = jax.tree.map(jnp.copy, trainer.state)
+    state, loss = step(state, placed)  # compiles
+    jax.block_until_ready(loss)
+    start = time.perf_counter()
+    for _ in range(steps):
+        state, loss = step(state, placed)
+    jax.block_until_ready((state, loss))
+    return steps / (time.perf_counter() - start)
+
+
+def fit_steps_per_second(model, loss_fn, host_batch, steps: int, log_every: int) -> float:
+    """Steps/s that `fit` records over ``steps`` steps after its first."""
+    config = TrainConfig(
+        num_steps=steps + 1,
+        mesh=MeshConfig(data=1),
+        log_every=min(log_every, steps + 1),
+        progress_bar=False,
+    )
+    records = []
+    fit(
+        nnx.clone(model),
+        loss_fn,
+        itertools.repeat(host_batch, steps + 1),
+        config,
+        callbacks=[lambda step, metrics: records.append((step, metrics["steps_per_second"]))],
+    )
+    # Each record's rate covers the steps since the previous record (the first
+    # one from the end of step 1).
+    seconds, previous = 0.0, 1
+    for step, rate in records:
+        seconds += (step - previous) / rate
+        previous = step
+    return (previous - 1) / seconds
+
+
+def overhead(variant, image, batch, dtype, steps, repeats, log_every) -> dict:
+    """fit's steps/s over a bare step's, measured interleaved ``repeats`` times."""
+    model = ViT(variant, image_size=image, dtype=jnp.dtype(dtype), rngs=nnx.Rngs(0))
+    rng = np.random.default_rng(0)
+    host_batch = {"inputs": rng.normal(size=(batch, 3, image, image, 3)).astype(np.float32)}
+    config = TrainConfig(num_steps=steps + 1, mesh=MeshConfig(data=1), progress_bar=False)
+    trainer = Trainer(nnx.clone(model), triplet_loss, config)
+    placed = trainer.place(host_batch)
+    bare, fitted = [], []
+    for _ in range(repeats):
+        bare.append(bare_steps_per_second(trainer, triplet_loss, placed, steps))
+        fitted.append(fit_steps_per_second(model, triplet_loss, host_batch, steps, log_every))
+    ratios = [f / b for f, b in zip(fitted, bare)]
+    return {
+        "model": f"{variant}@{image}",
+        "dtype": dtype,
+        "batch": batch,
+        "bare steps/s": max(bare),
+        "fit steps/s": max(fitted),
+        "fit/bare (best)": max(fitted) / max(bare),
+        "fit/bare (median)": statistics.median(ratios),
+        "ratios": " ".join(f"{r:.3f}" for r in ratios),
     }
 
 
@@ -188,11 +275,26 @@ def print_table(rows: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--configs", nargs="+", default=DEFAULT_CONFIGS, help="variant@image_size, e.g. Ti/16@64"
+        "--configs", nargs="*", default=DEFAULT_CONFIGS, help="variant@image_size, e.g. Ti/16@64"
     )
     parser.add_argument("--batches", nargs="+", type=int, default=[32], help="triplets per step")
     parser.add_argument("--dtypes", nargs="+", default=["float32"], choices=["float32", "bfloat16"])
     parser.add_argument("--steps", type=int, default=5, help="timed steps per row")
+    parser.add_argument(
+        "--overhead-configs",
+        nargs="*",
+        default=DEFAULT_OVERHEAD_CONFIGS,
+        help="variant@image_size:triplets of the fit-versus-bare-step table (none: skip it)",
+    )
+    parser.add_argument(
+        "--overhead-steps",
+        type=int,
+        nargs="+",
+        default=[200, 40],
+        help="timed steps of fit and of the bare step, per overhead config (last one repeats)",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved fit/bare repeats")
+    parser.add_argument("--log-every", type=int, default=50, help="fit's log_every")
     parser.add_argument(
         "--profile", action="store_true", help="print where each row's op time goes (jax.profiler)"
     )
@@ -208,13 +310,37 @@ def main() -> None:
                 row = benchmark(variant, int(image), batch, dtype, args.steps, args.profile)
                 rows.append(row)
                 peaks.append(matmul_flops_per_second())
-    # The machine's matmul rate is the best one seen in the whole run: a slower
-    # measurement only saw other processes' load.
-    peak = max(peaks)
-    for row in rows:
-        row["mfu"] = row.pop("flop/s") / peak
-    print(f"float32 matmul 2048x2048: {peak / 1e9:.1f} GFLOP/s (MFU denominator)\n")
-    print_table(rows)
+    if rows:
+        # The machine's matmul rate is the best one seen in the whole run: a
+        # slower measurement only saw other processes' load.
+        peak = max(peaks)
+        float32_rates = {
+            (row["model"], row["batch"]): row["steps/s"]
+            for row in rows
+            if row["dtype"] == "float32"
+        }
+        for row in rows:
+            row["mfu"] = row.pop("flop/s") / peak
+            if len(args.dtypes) > 1 and (row["model"], row["batch"]) in float32_rates:
+                row["vs float32"] = row["steps/s"] / float32_rates[row["model"], row["batch"]]
+        print(f"float32 matmul 2048x2048: {peak / 1e9:.1f} GFLOP/s (MFU denominator)\n")
+        print_table(rows)
+
+    overhead_rows = []
+    for index, spec in enumerate(args.overhead_configs):
+        model, batch = spec.split(":")
+        variant, image = model.split("@")
+        steps = args.overhead_steps[min(index, len(args.overhead_steps) - 1)]
+        for dtype in args.dtypes:
+            overhead_rows.append(
+                overhead(
+                    variant, int(image), int(batch), dtype, steps, args.repeats, args.log_every
+                )
+            )
+            print(overhead_rows[-1], flush=True)
+    if overhead_rows:
+        print(f"\ntrainer overhead: fit (log_every={args.log_every}) against a bare step")
+        print_table(overhead_rows)
 
 
 if __name__ == "__main__":

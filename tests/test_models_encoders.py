@@ -1,6 +1,7 @@
 """ConvEncoder and MLPEncoder: shapes, closed forms, state, annotations, jit."""
 
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +10,7 @@ import pytest
 from flax import nnx
 
 from alignjax.models.cnn import ConvEncoder, max_pool_2x2
+from alignjax.models.encoders import EncoderConfig, build_encoder
 from alignjax.models.mlp import MLPEncoder
 
 
@@ -117,3 +119,34 @@ def test_fsdp_annotations(build):
             assert shape[spec.index("fsdp")] == max(shape), (path, shape, spec)
         elif path[-1] != "kernel":
             assert "fsdp" not in spec, (path, spec)
+
+
+@pytest.mark.parametrize(
+    "kind, item_shape",
+    [("mlp", (6,)), ("cnn", (16, 16, 3)), ("vit", (16, 16, 3))],
+)
+def test_encoder_config_precision_reaches_every_kind(kind, item_shape):
+    common = dict(kind=kind, widths=(8, 16), variant="mu/8", embed_dim=4)
+    f32 = build_encoder(EncoderConfig(**common), item_shape)
+    mixed = build_encoder(EncoderConfig(**common, dtype="bfloat16"), item_shape)
+    low = build_encoder(EncoderConfig(**common, param_dtype="bfloat16"), item_shape)
+    # The same initial values; mixed precision keeps float32 parameters.
+    for a, b in zip(jax.tree.leaves(nnx.state(f32)), jax.tree.leaves(nnx.state(mixed))):
+        assert b.dtype == jnp.float32
+        np.testing.assert_array_equal(a, b)
+    assert {x.dtype for x in jax.tree.leaves(nnx.state(low, nnx.Param))} == {jnp.dtype("bfloat16")}
+    x = np.random.default_rng(0).normal(size=(2, *item_shape)).astype(np.float32)
+    text = jax.jit(lambda m, x: m(x)).lower(mixed, x).as_text()
+    # Its matmuls (convolutions) take and give bfloat16.
+    matmul = r"stablehlo\.(dot_general|convolution).*: \(tensor<[\dx]+xbf16>, tensor<[\dx]+xbf16>\)"
+    assert re.search(matmul + r" -> tensor<[\dx]+xbf16>", text)
+    out32, out16 = np.asarray(_forward(f32, x)), np.asarray(_forward(mixed, x))
+    assert out16.dtype == np.float32 and not np.array_equal(out16, out32)
+    # bfloat16's relative rounding is 2^-9; a few layers keep the outputs within
+    # a few percent of their scale.
+    np.testing.assert_allclose(out16, out32, atol=0.05 * np.abs(out32).max())
+
+
+def test_encoder_config_refuses_other_dtypes():
+    with pytest.raises(ValueError, match="dtype must be 'float32' or 'bfloat16', got 'float16'"):
+        EncoderConfig(dtype="float16")

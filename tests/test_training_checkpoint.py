@@ -82,10 +82,9 @@ def config(workdir, **overrides) -> TrainConfig:
         warmup_steps=2,
         decay_to_init=0.1,
         log_every=1,
-        workdir=str(workdir),
         progress_bar=False,
     )
-    return TrainConfig(**{**values, **overrides})
+    return TrainConfig(**{**values, "workdir": workdir and str(workdir), **overrides})
 
 
 def params_of(model) -> dict:
@@ -484,3 +483,103 @@ def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path):
     lines = (workdir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines[-2:]] == [saved + 1, saved + 2]
     assert saved_steps(workdir) == [saved, saved + 2]
+
+
+@jax.custom_vjp
+def nan_gradient_where(x, flag):
+    """``x`` itself, with a NaN gradient where ``flag`` is nonzero."""
+    return x
+
+
+def _nan_gradient_fwd(x, flag):
+    return x, flag
+
+
+def _nan_gradient_bwd(flag, g):
+    return jnp.where(flag.mean() > 0, jnp.nan, g), jnp.zeros_like(flag)
+
+
+nan_gradient_where.defvjp(_nan_gradient_fwd, _nan_gradient_bwd)
+
+
+def gradient_flagged_batches(n: int, bad_step: int):
+    """Regression batches whose loss has a NaN gradient (not value) at ``bad_step``."""
+    rng = np.random.default_rng(0)
+    for step in range(1, n + 1):
+        x = rng.normal(size=(8, 4)).astype(np.float32)
+        flag = np.full(8, float(step == bad_step), np.float32)
+        yield {"x": x, "y": x[:, :2], "flag": flag}
+
+
+def nan_gradient_loss(model, batch):
+    return jnp.mean((nan_gradient_where(model(batch["x"]), batch["flag"]) - batch["y"]) ** 2), {}
+
+
+def test_a_nan_gradient_of_a_step_without_a_gradient_norm_is_caught(tmp_path):
+    # Step 4 logs nothing (log_every=5) and saves nothing (checkpoint_every=3):
+    # its NaN gradient turns the parameters, and so step 5's loss, into NaN.
+    with pytest.raises(NonFiniteLossError) as error:
+        fit(
+            make_mlp(),
+            nan_gradient_loss,
+            gradient_flagged_batches(10, bad_step=4),
+            config(tmp_path, num_steps=10, checkpoint_every=3, log_every=5),
+        )
+    assert (error.value.step, error.value.checkpoint_step) == (5, 3)
+    assert str(error.value).startswith("the loss became nan at step 5 of 10")
+    assert saved_steps(tmp_path) == [3]
+
+
+@jax.custom_vjp
+def zero_with_nan_gradient_where(x, flag):
+    """0 whatever ``x`` is (NaN included), with a NaN gradient where ``flag`` is nonzero."""
+    return jnp.zeros((), jnp.float32)
+
+
+zero_with_nan_gradient_where.defvjp(
+    lambda x, flag: (jnp.zeros((), jnp.float32), (x, flag)),
+    lambda saved, g: (
+        jnp.where(saved[1].mean() > 0, jnp.nan, g) * jnp.ones_like(saved[0]),
+        jnp.zeros_like(saved[1]),
+    ),
+)
+
+
+class WithUnseenParameter(nnx.Module):
+    """An MLP and a parameter whose value the loss never shows."""
+
+    def __init__(self):
+        self.mlp = make_mlp()
+        self.unseen = nnx.Param(jnp.ones(()))
+
+
+def unseen_nan_gradient_loss(model, batch):
+    loss, _ = regression_loss(model.mlp, batch)
+    return loss + zero_with_nan_gradient_where(model.unseen[...], batch["flag"]), {}
+
+
+# Without clipping Adam turns only the unseen parameter into NaN: every loss stays
+# finite, and step 2's gradient norm is never computed (log_every=3), so only
+# the state check before the checkpoint of step 4, or before fit returns, finds it.
+@pytest.mark.parametrize("workdir, step", [(False, 6), (True, 4)], ids=["no_workdir", "workdir"])
+def test_a_nan_the_loss_never_shows_is_caught_in_the_state(tmp_path, workdir, step):
+    model = WithUnseenParameter()
+    before = params_of(model)
+    checkpoints = dict(checkpoint_every=4) if workdir else {}
+    with pytest.raises(NonFiniteLossError) as error:
+        fit(
+            model,
+            unseen_nan_gradient_loss,
+            gradient_flagged_batches(6, bad_step=2),
+            config(
+                tmp_path if workdir else None,
+                num_steps=6,
+                log_every=3,
+                clip_norm=None,
+                **checkpoints,
+            ),
+        )
+    assert str(error.value).startswith(
+        f"the train state became non-finite at step {step} of 6; no checkpoint was written"
+    )
+    assert_trees_equal(before, params_of(model))  # the model is left as it was

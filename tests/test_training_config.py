@@ -13,7 +13,6 @@ from alignjax.training import MeshConfig, TrainConfig
         (dict(num_steps=0), r"TrainConfig.num_steps=0: must be an integer >= 1"),
         (dict(optimizer="lion"), "TrainConfig.optimizer='lion': must be one of"),
         (dict(schedule="linear"), "TrainConfig.schedule='linear': must be one of"),
-        (dict(compute_dtype="float16"), "TrainConfig.compute_dtype='float16': must be one of"),
         (dict(optimizer="sgd", weight_decay=0.1), "TrainConfig.weight_decay=0.1: needs optimizer="),
         (dict(clip_norm=0.0), "TrainConfig.clip_norm=0.0: must be a finite number > 0"),
         (dict(warmup_steps=10), "TrainConfig.warmup_steps=10: must be smaller"),

@@ -1,6 +1,7 @@
 """Tests of alignjax.training.mesh: the (data, fsdp) mesh and the shardings."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -75,6 +76,12 @@ def test_shard_batch_splits_the_leading_axis_over_all_devices():
     np.testing.assert_array_equal(placed["y"], np.arange(16))
     assert placed["x"].sharding.spec == PartitionSpec(("data", "fsdp"))
     assert {s.data.shape for s in placed["x"].addressable_shards} == {(2, 3)}
+    # Placed arrays pass through untouched (a prefetched batch costs no copy);
+    # others are placed, even jax arrays on one device.
+    again = shard_batch(placed, mesh)
+    assert again["x"] is placed["x"] and again["y"] is placed["y"]
+    moved = shard_batch({"x": jnp.asarray(x)}, mesh)["x"]
+    assert moved.sharding.spec == PartitionSpec(("data", "fsdp"))
 
 
 def test_shard_batch_rejects_a_batch_the_mesh_cannot_split():

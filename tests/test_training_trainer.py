@@ -125,32 +125,6 @@ def test_data_parallel_hlo_all_reduces_gradients_and_gathers_nothing(mlp_runs):
     assert _collectives(hlo, "all-gather") == []
 
 
-def test_bfloat16_compute_keeps_float32_master_state():
-    batches = regression_batches(2)
-    seen = []
-
-    def loss_fn(model, batch):
-        seen.append((model.l1.kernel[...].dtype, batch["x"].dtype))
-        return regression_loss(model, batch)
-
-    config = TrainConfig(
-        num_steps=2, mesh=ONE_DEVICE, compute_dtype="bfloat16", progress_bar=False, **SGD
-    )
-    reference = train(make_mlp(), ONE_DEVICE, batches, **SGD)
-    trainer = Trainer(make_mlp(), loss_fn, config)
-    for batch in batches:
-        metrics = trainer.train_step(batch)
-    assert seen == [(jnp.bfloat16, jnp.bfloat16)]
-    for leaf in jax.tree.leaves((trainer.state.params, trainer.state.opt_state)):
-        assert leaf.dtype in (jnp.float32, jnp.int32)
-    jax.tree.map(
-        lambda a, b: np.testing.assert_allclose(a, b, atol=3e-2),
-        jax.device_get(reference.state.params),
-        jax.device_get(trainer.state.params),
-    )
-    assert np.isfinite(float(metrics["loss"]))
-
-
 def test_fit_writes_metrics_jsonl_tensorboard_and_callbacks(tmp_path):
     batches = regression_batches(4)
     model = make_mlp()
@@ -192,7 +166,8 @@ def test_fit_writes_metrics_jsonl_tensorboard_and_callbacks(tmp_path):
     for line, steps in zip(lines[:2], [slice(0, 2), slice(2, 4)]):
         assert line["loss"] == pytest.approx(np.mean(losses[steps]), rel=1e-5)
         assert line["mae"] == pytest.approx(np.mean(maes[steps]), rel=1e-5)
-        assert line["grad_norm"] == pytest.approx(np.mean(grad_norms[steps]), rel=1e-4)
+        # The gradient norm is computed on logging steps only: the interval's last.
+        assert line["grad_norm"] == pytest.approx(grad_norms[steps.stop - 1], rel=1e-4)
         assert line["learning_rate"] == pytest.approx(1e-30)
         assert line["examples_per_second"] > 0 and line["steps_per_second"] > 0
     assert lines[2]["eval/mse"] == pytest.approx(losses[0], rel=1e-5)
@@ -310,3 +285,79 @@ def test_fit_draws_its_bar_in_a_log_at_the_start_and_the_end(monkeypatch):
     # (A compile longer than the interval redraws the first draw, which says so.)
     draws = [d for d in log.getvalue().split("\r") if "/60" in d and progress.COMPILING not in d]
     assert len(draws) <= 3 and "60/60" in draws[-1]
+
+
+def test_the_gradient_norm_is_computed_on_logging_steps_only():
+    batch = regression_batches(1)[0]
+    config = TrainConfig(num_steps=2, mesh=ONE_DEVICE, progress_bar=False, **SGD)
+    trainer = Trainer(make_mlp(), regression_loss, config)
+    quiet = trainer.train_step(batch, logging=False)
+    assert sorted(quiet) == ["learning_rate", "loss", "mae"]
+    model = trainer.model
+    grads = nnx.grad(lambda m: regression_loss(m, batch)[0])(model)
+    logged = trainer.train_step(batch)
+    assert float(logged["grad_norm"]) == pytest.approx(float(optax.tree.norm(grads)), rel=1e-5)
+    # One compiled step serves both: the norm sits in a conditional branch.
+    hlo = trainer.lower(batch).compile().as_text()
+    assert "conditional" in hlo
+
+
+def test_a_placed_batch_trains_like_a_host_batch():
+    batches = regression_batches(2)
+    host = train(make_mlp(), DATA_PARALLEL, batches, **SGD)
+    config = TrainConfig(num_steps=2, mesh=DATA_PARALLEL, progress_bar=False, **SGD)
+    trainer = Trainer(make_mlp(), regression_loss, config)
+    for batch in batches:
+        trainer.train_step(trainer.place(batch))
+    jax.tree.map(
+        np.testing.assert_array_equal,
+        jax.device_get(host.state.params),
+        jax.device_get(trainer.state.params),
+    )
+
+
+def test_fit_draws_exactly_num_steps_batches():
+    drawn = []
+
+    def counted(batches):
+        for batch in batches:
+            drawn.append(batch)
+            yield batch
+
+    config = TrainConfig(num_steps=3, log_every=2, progress_bar=False, **SGD)
+    fit(make_mlp(), regression_loss, counted(regression_batches(5)), config)
+    # The prefetch stops at the last step: a shared iterator loses no batch.
+    assert len(drawn) == 3
+
+
+def vit_triplet_batches(n: int, size: int = 16):
+    rng = np.random.default_rng(0)
+    return [{"images": rng.normal(size=(8, 3, size, size, 3)).astype(np.float32)} for _ in range(n)]
+
+
+def test_bfloat16_compute_trains_like_float32_with_float32_state():
+    batches = vit_triplet_batches(4)
+    config = TrainConfig(
+        num_steps=4, mesh=ONE_DEVICE, learning_rate=1e-3, progress_bar=False, log_every=1
+    )
+    losses, trainers = {}, {}
+    for dtype in (jnp.float32, jnp.bfloat16):
+        model = ViT("mu/8", image_size=16, head_dim=8, dtype=dtype, rngs=nnx.Rngs(0))
+        trainer = Trainer(model, triplet_loss, config)
+        losses[dtype] = [float(trainer.train_step(b)["loss"]) for b in batches]
+        trainers[dtype] = trainer
+    bf16 = trainers[jnp.bfloat16]
+    # The matmuls run in bfloat16, the parameters, gradients' updates and Adam's
+    # moments stay float32.
+    assert re.search(
+        r"bf16\[[\d,]+\]\{[\d,]+\} (dot|convolution)\(", bf16.lower(batches[0]).as_text("hlo")
+    )
+    for leaf in jax.tree.leaves((bf16.state.params, bf16.state.opt_state)):
+        assert leaf.dtype in (jnp.float32, jnp.int32)
+    # bfloat16 keeps 8 significant bits (relative rounding 2^-9 = 0.2%); through
+    # the patch embedding, the block and the head the embeddings differ by 0.65%
+    # of their scale, and the four losses (about 1.4 each) by 1.3e-3 to 3.4e-3
+    # (measured). 1e-2 leaves room for other CPUs and XLA versions yet is far
+    # below the 0.08 to 0.23 between consecutive steps' losses.
+    np.testing.assert_allclose(losses[jnp.bfloat16], losses[jnp.float32], atol=1e-2)
+    assert losses[jnp.bfloat16] != losses[jnp.float32]

@@ -14,9 +14,10 @@ in their config and build it here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -24,6 +25,8 @@ from alignjax.config import checked, configclass
 from alignjax.models.cnn import ConvEncoder
 from alignjax.models.mlp import MLPEncoder
 from alignjax.models.vit import ViT, decode_variant
+
+DTYPES = ("float32", "bfloat16")
 
 
 @configclass
@@ -40,6 +43,10 @@ class EncoderConfig:
       pool: ViT pooling, ``"gap"``, ``"cls"`` or ``"map"``.
       posemb: ViT position embeddings, ``"learn"`` (a parameter) or ``"sincos2d"``
         (fixed, as big_vision's "plain ViT" checkpoints have: no ``pos_embedding``).
+      dtype: computation dtype, ``"float32"`` or ``"bfloat16"`` (for accelerators: the
+        matmuls, convolutions and activations; the output embeddings are float32).
+      param_dtype: dtype of the parameters, and so of the optimizer state the trainer
+        keeps for them; float32 with ``dtype="bfloat16"`` is mixed precision.
       seed: initialisation seed.
     """
 
@@ -50,6 +57,8 @@ class EncoderConfig:
     depth: int | None = checked(None, ge=1)
     pool: Literal["gap", "cls", "map"] = "gap"
     posemb: Literal["learn", "sincos2d"] = "learn"
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    param_dtype: Literal["float32", "bfloat16"] = "float32"
     seed: int = checked(0, ge=0)
 
     def __post_init__(self):
@@ -59,10 +68,19 @@ class EncoderConfig:
             raise ValueError(f"pool must be 'gap', 'cls' or 'map', got {self.pool!r}")
         if self.posemb not in ("learn", "sincos2d"):
             raise ValueError(f"posemb must be 'learn' or 'sincos2d', got {self.posemb!r}")
+        for name in ("dtype", "param_dtype"):
+            if getattr(self, name) not in DTYPES:
+                raise ValueError(
+                    f"{name} must be 'float32' or 'bfloat16', got {getattr(self, name)!r}"
+                )
         if self.kind != "vit" and not self.widths:
             raise ValueError(f"a {self.kind} encoder needs at least one width, got ()")
         if self.kind == "vit":
             decode_variant(self.variant)  # A bad variant is refused here.
+
+
+def _precision(config: EncoderConfig) -> dict[str, Any]:
+    return dict(dtype=jnp.dtype(config.dtype), param_dtype=jnp.dtype(config.param_dtype))
 
 
 def build_encoder(config: EncoderConfig, input_shape: Sequence[int]) -> nnx.Module:
@@ -73,7 +91,9 @@ def build_encoder(config: EncoderConfig, input_shape: Sequence[int]) -> nnx.Modu
             raise ValueError(
                 f"an mlp encoder needs vector items, got item shape {tuple(input_shape)}"
             )
-        return MLPEncoder(input_shape[0], config.widths, config.embed_dim, rngs=rngs)
+        return MLPEncoder(
+            input_shape[0], config.widths, config.embed_dim, **_precision(config), rngs=rngs
+        )
     if len(input_shape) != 3:
         raise ValueError(
             f"a {config.kind} encoder needs [H, W, C] images, got item shape {tuple(input_shape)}"
@@ -81,16 +101,23 @@ def build_encoder(config: EncoderConfig, input_shape: Sequence[int]) -> nnx.Modu
     height, width, channels = input_shape
     if config.kind == "cnn":
         groups = min(8, *config.widths)
-        return ConvEncoder(channels, config.widths, config.embed_dim, num_groups=groups, rngs=rngs)
+        return ConvEncoder(
+            channels,
+            config.widths,
+            config.embed_dim,
+            num_groups=groups,
+            **_precision(config),
+            rngs=rngs,
+        )
     if config.kind == "vit":
         return build_vit(config, input_shape, head_dim=config.embed_dim)
     raise ValueError(f"EncoderConfig.kind must be 'mlp', 'cnn' or 'vit', got {config.kind!r}")
 
 
 def build_vit(config: EncoderConfig, image_shape: Sequence[int], *, head_dim: int | None) -> ViT:
-    """The ViT of ``config`` (variant, depth, pooling, position embeddings, seed) for
-    ``[H, W, C]`` images, with a linear head of ``head_dim`` outputs (``None``: none, the
-    pooled features are the output)."""
+    """The ViT of ``config`` (variant, depth, pooling, position embeddings, precision,
+    seed) for ``[H, W, C]`` images, with a linear head of ``head_dim`` outputs (``None``:
+    none, the pooled features are the output)."""
     height, width, channels = image_shape
     return ViT(
         config.variant,
@@ -100,6 +127,7 @@ def build_vit(config: EncoderConfig, image_shape: Sequence[int], *, head_dim: in
         pool_type=config.pool,
         posemb=config.posemb,
         head_dim=head_dim,
+        **_precision(config),
         rngs=nnx.Rngs(config.seed),
     )
 

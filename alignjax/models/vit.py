@@ -317,8 +317,11 @@ class ViT(nnx.Module):
       num_classes: output size of a zero-initialised classifier head.
       dropout: dropout rate after the embeddings, attention and MLP (default off;
         when on, switch with ``model.train()`` / ``model.eval()``).
-      dtype: computation dtype (e.g. ``jnp.bfloat16``).
-      param_dtype: parameter dtype.
+      dtype: computation dtype of every layer (e.g. ``jnp.bfloat16``: the matmuls,
+        attention and activations; the outputs are float32 whatever it is).
+      param_dtype: parameter dtype. ``dtype=jnp.bfloat16`` with float32 parameters is
+        mixed precision: the gradients, and the optimizer state the trainer keeps,
+        are float32 too.
       rngs: ``nnx.Rngs`` for initialisation (and ``dropout`` when on).
 
     Example:

@@ -3,12 +3,12 @@
 Once a NaN or an infinity enters the parameters, every later step is wasted and
 every later checkpoint useless, so `fit` stops with `NonFiniteLossError`. Testing
 each step on the host would wait for every step to finish; instead the per-step
-loss and gradient norm, which the train step returns anyway, stay on the device
-until `fit` fetches them (every ``log_every`` steps and before each checkpoint)
-and are examined then. The first bad step is still found exactly, and a
-checkpoint is written only of a state whose every floating array is finite, so
-the last good checkpoint is never replaced by a bad one.
-"""
+loss (and, on logging steps, the gradient norm), which the train step returns
+anyway, stay on the device until `fit` fetches them (every ``log_every`` steps
+and before each checkpoint) and are examined then. The first bad loss is still
+found exactly, and a checkpoint is written (or a model returned) only of a state
+whose every floating array is finite, so the last good checkpoint is never
+replaced by a bad one."""
 
 from __future__ import annotations
 
@@ -61,7 +61,9 @@ def first_nonfinite(metrics: Sequence[Mapping[str, float]]) -> tuple[int, str, s
     """The first record of per-step ``metrics`` with a non-finite checked metric.
 
     Args:
-        metrics: one mapping per step, on the host, holding ``CHECKED_METRICS``.
+        metrics: one mapping per step, on the host, holding some of
+            ``CHECKED_METRICS`` (the loss always, the gradient norm on logging
+            steps).
 
     Returns:
         ``(index, quantity, value)`` of the first bad step, e.g.
@@ -69,6 +71,8 @@ def first_nonfinite(metrics: Sequence[Mapping[str, float]]) -> tuple[int, str, s
     """
     for index, record in enumerate(metrics):
         for name, quantity in CHECKED_METRICS.items():
+            if name not in record:
+                continue
             value = float(record[name])
             if not math.isfinite(value):
                 return index, quantity, str(value)

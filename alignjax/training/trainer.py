@@ -78,12 +78,6 @@ LossFn = Callable[[nnx.Module, Any], tuple[jax.Array, Mapping[str, jax.Array]]]
 Callback = Callable[[int, Mapping[str, float]], None]
 
 
-def _cast_floating(tree: Any, dtype: Any) -> Any:
-    return jax.tree.map(
-        lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree
-    )
-
-
 def _copy_to(tree: Any, shardings: Any) -> Any:
     # A copy, never an alias: the train step donates its input buffers, which
     # must not be the caller's model arrays. (device_put moves the arrays onto
@@ -168,22 +162,24 @@ class Trainer:
         self.state = TrainState(step, params, model_state, opt_state)
         self._step = jax.jit(
             self._make_step(loss_fn),
-            in_shardings=(self.shardings, batch_sharding(self.mesh)),
+            in_shardings=(self.shardings, batch_sharding(self.mesh), replicated(self.mesh)),
             out_shardings=(self.shardings, replicated(self.mesh)),
             donate_argnums=0,
         )
+        # The logging flag as device scalars, so that a step uploads nothing but
+        # its batch.
+        self._logging = {
+            flag: jax.device_put(jnp.asarray(flag), replicated(self.mesh)) for flag in (False, True)
+        }
 
     def _make_step(self, loss_fn: LossFn):
         graphdef, tx, schedule = self.graphdef, self.tx, self.schedule
         k = self.config.accumulation_steps
-        compute_dtype = jnp.dtype(self.config.compute_dtype)
 
-        def train_step(state: TrainState, batch: Any):
+        def train_step(state: TrainState, batch: Any, logging: jax.Array):
             def objective(params):
-                model = nnx.merge(
-                    graphdef, _cast_floating(params, compute_dtype), state.model_state
-                )
-                loss, metrics = loss_fn(model, _cast_floating(batch, compute_dtype))
+                model = nnx.merge(graphdef, params, state.model_state)
+                loss, metrics = loss_fn(model, batch)
                 if jnp.shape(loss) != ():
                     raise ValueError(
                         f"loss_fn must return a scalar loss, got shape {jnp.shape(loss)}."
@@ -194,8 +190,8 @@ class Trainer:
             (loss, (metrics, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(
                 state.params
             )
-            # Variables the forward pass updates (batch statistics) return in
-            # the compute dtype; they are stored in their own.
+            # Variables the forward pass updates (batch statistics) may come back
+            # in a model's compute dtype; they are stored in their own.
             model_state = jax.tree.map(
                 lambda new, old: (
                     new.astype(old.dtype) if jnp.issubdtype(old.dtype, jnp.floating) else new
@@ -212,7 +208,14 @@ class Trainer:
                     )
             metrics = {name: jnp.asarray(v, jnp.float32) for name, v in metrics.items()}
             metrics["loss"] = loss
-            metrics["grad_norm"] = optax.tree.norm(grads)
+            # One reduction per parameter array: on a small model a few percent of
+            # the step, so only logging steps pay for it (0 on the others).
+            metrics["grad_norm"] = jax.lax.cond(
+                logging,
+                lambda g: optax.tree.norm(g).astype(jnp.float32),
+                lambda g: jnp.zeros((), jnp.float32),
+                grads,
+            )
             learning_rate = schedule(state.step // k)
             metrics["learning_rate"] = jnp.asarray(learning_rate, jnp.float32)
             new_state = TrainState(state.step + 1, params, model_state, opt_state)
@@ -220,16 +223,32 @@ class Trainer:
 
         return train_step
 
-    def train_step(self, batch: Any) -> dict[str, jax.Array]:
-        """Runs one step on a host batch; returns its metrics (still on device)."""
+    def place(self, batch: Any) -> Any:
+        """A host batch placed on the mesh (`shard_batch`), ready for `train_step`."""
+        return shard_batch(batch, self.mesh)
+
+    def train_step(self, batch: Any, *, logging: bool = True) -> dict[str, jax.Array]:
+        """Runs one step on a batch; returns its metrics (still on device).
+
+        Args:
+            batch: a host batch, or one already placed by `place` (then the step
+                uploads nothing and can follow the previous one without waiting).
+            logging: also compute the gradient's global norm (``"grad_norm"``);
+                without it the metrics are the loss, ``loss_fn``'s metrics and
+                the learning rate.
+        """
         with jax.set_mesh(self.mesh):
-            self.state, metrics = self._step(self.state, shard_batch(batch, self.mesh))
+            self.state, metrics = self._step(
+                self.state, shard_batch(batch, self.mesh), self._logging[bool(logging)]
+            )
+        if not logging:
+            del metrics["grad_norm"]
         return metrics
 
     def lower(self, batch: Any) -> jax.stages.Lowered:
         """The train step lowered for ``batch`` (``.compile()``, ``.as_text()``)."""
         with jax.set_mesh(self.mesh):
-            return self._step.lower(self.state, shard_batch(batch, self.mesh))
+            return self._step.lower(self.state, shard_batch(batch, self.mesh), self._logging[True])
 
     def abstract_state(self) -> TrainState:
         """Shapes, dtypes and shardings of the state: a restore target."""
@@ -278,9 +297,11 @@ def fit(
 ) -> nnx.Module:
     """Trains ``model`` on ``batches`` to minimise ``loss_fn``; resumes if it can.
 
-    Every ``config.log_every`` steps the mean of each metric over the interval is
-    recorded, with the learning rate, the gradient's global norm (before
-    clipping), steps and examples per second; records go to the progress bar,
+    Every ``config.log_every`` steps (and at the last step) the mean of the loss,
+    of each of ``loss_fn``'s metrics and of the learning rate over the interval is
+    recorded, with the gradient's global norm (before clipping) of that logging
+    step (computed on logging steps only), steps and examples per second; records
+    go to the progress bar,
     ``<workdir>/metrics.jsonl``, TensorBoard and each callback. Checkpoints are
     written every ``config.checkpoint_every`` steps, at the end, and before
     stopping early (on SIGTERM or SIGINT, or when the batches run out). When
@@ -293,9 +314,27 @@ def fit(
     iterables continue from wherever they are). The progress bar is labelled
     with the stage running.
 
-    The loss and the gradient norm of every step are checked for NaN and
-    infinity when metrics are fetched (every ``log_every`` steps and before each
-    checkpoint), so the check costs no host synchronisation per step.
+    Batch ``k + 1`` is drawn from ``batches`` and placed on the mesh while step
+    ``k`` runs, but only after step ``k``'s checkpoint: a checkpoint's data
+    position is that of the steps it holds.
+
+    Non-finite numbers (NaN or infinity) are caught without a host
+    synchronisation per step:
+
+    - the loss of every step is checked when metrics are fetched (every
+      ``log_every`` steps, before each checkpoint and at the end);
+    - the gradient norm of every logging step is checked with it;
+    - every floating array of the train state (parameters, optimizer state,
+      model state) is checked before each checkpoint is written and before
+      ``fit`` returns.
+
+    A non-finite gradient of a step whose gradient norm is not computed is
+    caught too: the update carries it into the parameters (with gradient
+    clipping, into all of them), so the loss of the next step is non-finite and
+    reported (the error names that step, one after the gradient's; with gradient
+    accumulation, the step after the update), and a parameter that leaves the
+    loss finite is caught in the state. So no checkpoint, and no returned model,
+    ever holds a non-finite number.
 
     Args:
         model: the NNX module to train.
@@ -320,9 +359,10 @@ def fit(
         TrainingInterrupted: SIGTERM or SIGINT arrived before the last step
             (even one whose disposition was to be ignored); a checkpoint of the
             steps done is kept and ``model`` holds them.
-        NonFiniteLossError: the loss or the gradient norm of a step, or the
-            state to be checkpointed, was NaN or infinite; the last good
-            checkpoint is kept and ``model`` is left as it was.
+        NonFiniteLossError: the loss of a step, the gradient norm of a logging
+            step, or the state to be checkpointed or returned, was NaN or
+            infinite; the last good checkpoint is kept and ``model`` is left as it
+            was.
         ValueError: if the batches ran out before ``config.num_steps`` steps (a
             checkpoint of the steps done is kept and ``model`` holds them), a
             batch does not split over the mesh, or ``loss_fn`` returns
@@ -384,8 +424,11 @@ def fit(
     pending: list[dict[str, jax.Array]] = []
 
     def check_finite(step: int) -> None:
-        # pending holds the metrics of the steps since the last fetch, up to step.
-        checked = jax.device_get([{name: m[name] for name in CHECKED_METRICS} for m in pending])
+        # pending holds the metrics of the steps since the last fetch, up to step;
+        # only logging steps have a gradient norm.
+        checked = jax.device_get(
+            [{name: m[name] for name in CHECKED_METRICS if name in m} for m in pending]
+        )
         bad = first_nonfinite(checked)
         if bad is not None:
             index, quantity, value = bad
@@ -397,28 +440,42 @@ def fit(
                 value=value,
             )
 
-    def save(step: int) -> None:
-        nonlocal last_saved
+    def verify(step: int) -> None:
         check_finite(step)
-        # A finite loss and gradient norm can still overflow in the update (a
-        # huge learning rate): the state itself is checked before it is kept.
+        # A finite loss can hide a non-finite gradient (of a step whose gradient
+        # norm was not computed, or one the loss does not show yet), and a finite
+        # gradient can still overflow in the update (a huge learning rate): the
+        # state itself is checked before it is kept or returned.
         if not all_finite(trainer.state):
             raise NonFiniteLossError(
                 step, config.num_steps, last_saved, quantity="train state", value="non-finite"
             )
+
+    def save(step: int) -> None:
+        nonlocal last_saved
+        verify(step)
         checkpointer.save(trainer.state, data_iterator=data_iterator, config=config.to_dict())
         last_saved = step
+
+    def next_batch() -> tuple[Any, int] | None:
+        batch = next(iterator, _EXHAUSTED)
+        if batch is _EXHAUSTED:
+            return None
+        return trainer.place(batch), _batch_size(batch)
 
     timer_start, timed_steps, timed_examples = None, 0, 0
     deferred = DeferredSignals()
     stopped_by = 0
     try:
         with deferred:
+            upcoming = next_batch() if start < config.num_steps else None
             for step in range(start + 1, config.num_steps + 1):
-                batch = next(iterator, _EXHAUSTED)
-                if batch is _EXHAUSTED:
+                if upcoming is None:
                     break
-                metrics = trainer.train_step(batch)
+                placed, batch_size = upcoming
+                at_end = step == config.num_steps
+                logging = step % config.log_every == 0 or at_end
+                metrics = trainer.train_step(placed, logging=logging)
                 pending.append(metrics)
                 if timer_start is None:
                     # The first step compiles; rates are measured from its end.
@@ -427,13 +484,14 @@ def fit(
                     restart_clock(progress)
                 else:
                     timed_steps += 1
-                    timed_examples += _batch_size(batch)
+                    timed_examples += batch_size
                 progress.update(1)
 
-                if step % config.log_every == 0 or step == config.num_steps:
+                if logging:
                     fetched = jax.device_get(pending)
                     means = {
-                        name: float(np.mean([m[name] for m in fetched])) for name in fetched[0]
+                        name: float(np.mean([m[name] for m in fetched if name in m]))
+                        for name in fetched[-1]
                     }
                     if timed_steps:
                         elapsed = time.perf_counter() - timer_start
@@ -445,7 +503,6 @@ def fit(
                     check_finite(step)
                     pending = []
 
-                at_end = step == config.num_steps
                 if evaluate is not None and (
                     at_end or (config.eval_every and step % config.eval_every == 0)
                 ):
@@ -458,11 +515,18 @@ def fit(
                 periodic = every and step % every == 0
                 if checkpointer is not None and (stopped_by or at_end or periodic):
                     save(step)
-                if stopped_by:
+                if stopped_by or at_end:
                     break
+                # Batch step + 1 is drawn and placed while this step still runs
+                # (dispatch is asynchronous; only logging, evaluation and
+                # checkpoints wait for it), and after this step's checkpoint, so
+                # the data position saved is that of the steps done.
+                upcoming = next_batch()
             done = int(trainer.state.step)
             if checkpointer is not None and done > start and done != last_saved:
                 save(done)
+            elif done > start:
+                verify(done)
             if checkpointer is not None:
                 checkpointer.wait_until_finished()
     finally:
