@@ -4,6 +4,7 @@ import concurrent.futures
 import json
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -75,8 +76,15 @@ sys.exit(status)
 
 
 def _spied(*argv):
+    # Run outside the checkout: `python -c` puts the working directory first on sys.path,
+    # where the repository's alignjax/ (without its experiments, installed from
+    # experiments/) would shadow the installed package.
     result = subprocess.run(
-        [sys.executable, "-c", _SPY, *argv], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", _SPY, *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tempfile.gettempdir(),
     )
     return result.returncode, result.stdout.splitlines(), result.stderr
 
