@@ -38,6 +38,12 @@ def _live() -> bool:
     return bool(isatty and isatty())
 
 
+def _interval() -> float:
+    """Seconds between redraws: :data:`LIVE_INTERVAL_SECONDS` when watched live,
+    :data:`LOG_INTERVAL_SECONDS` otherwise."""
+    return LIVE_INTERVAL_SECONDS if _live() else LOG_INTERVAL_SECONDS
+
+
 #: What a training bar shows until its first step, which compiles the train step, is done.
 COMPILING = "compiling the train step"
 
@@ -75,13 +81,12 @@ def progress_bar(
       the ``tqdm`` bar, redrawn every :data:`LIVE_INTERVAL_SECONDS` when watched live,
       every :data:`LOG_INTERVAL_SECONDS` otherwise.
     """
-    interval = LIVE_INTERVAL_SECONDS if _live() else LOG_INTERVAL_SECONDS
     bar = tqdm.auto.tqdm(
         total=total,
         initial=initial,
         desc=description if description is not None else current_stage(),
         unit=unit,
-        mininterval=interval,
+        mininterval=_interval(),
         disable=not enabled,
         postfix=COMPILING,
     )
@@ -111,13 +116,12 @@ def tracked(
 ) -> Iterator[T]:
     """``iterable``, with a bar labelled with the current stage if it takes more than
     ``delay`` seconds (a short loop draws nothing)."""
-    interval = LIVE_INTERVAL_SECONDS if _live() else LOG_INTERVAL_SECONDS
     yield from tqdm.auto.tqdm(
         iterable,
         total=total,
         desc=current_stage(),
         unit=unit,
-        mininterval=interval,
+        mininterval=_interval(),
         delay=delay,
         disable=jax.process_index() != 0,
     )

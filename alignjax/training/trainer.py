@@ -39,7 +39,6 @@ Example:
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -71,7 +70,7 @@ from alignjax.training.nonfinite import (
 from alignjax.training.optimizer import learning_rate_schedule, make_optimizer
 from alignjax.training.progress import progress_bar, restart_clock
 from alignjax.training.signals import DeferredSignals, TrainingInterrupted
-from alignjax.training.stages import current_stage, restored
+from alignjax.training.stages import announce, current_stage, restored
 from alignjax.training.train_state import TrainState, abstract_state
 
 LossFn = Callable[[nnx.Module, Any], tuple[jax.Array, Mapping[str, jax.Array]]]
@@ -280,11 +279,6 @@ def _signal_anywhere(received: int | None) -> int:
     return int(np.max(multihost_utils.process_allgather(np.int32(received or 0))))
 
 
-def _announce(message: str) -> None:
-    if jax.process_index() == 0:
-        print(message, file=sys.stderr, flush=True)
-
-
 def fit(
     model: nnx.Module,
     loss_fn: LossFn,
@@ -393,7 +387,7 @@ def fit(
                 # Grain keeps one position per process; a stream whose global batches
                 # do not depend on the process count (alignjax's) continues exactly
                 # after skipping the batches the saved steps consumed.
-                _announce(
+                announce(
                     f"checkpoint step {last_saved} holds the data positions of "
                     f"{saved_processes} processes, this run has {jax.process_count()}: "
                     f"skipping the first {last_saved} batches of the data instead"
@@ -403,7 +397,7 @@ def fit(
             if last_saved >= config.num_steps:
                 restored(last_saved, name=current_stage() or str(checkpointer.directory))
             else:
-                _announce(
+                announce(
                     f"resuming from step {last_saved} of {config.num_steps} "
                     f"({checkpointer.directory})"
                 )
