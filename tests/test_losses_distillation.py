@@ -199,6 +199,20 @@ def test_batch_distillation_equals_brute_force(batch, divergence, kernel, block_
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
+def test_a_teacher_kernel_apart_from_the_students(batch):
+    # AligNet's all-triplets student: cosine student against the teacher's dot products,
+    # i.e. the student's rows normalised, both compared by dot product.
+    teacher, student = batch
+    got = losses.batch_triplet_distillation(
+        teacher, student, divergence="js", kernel="cosine", teacher_kernel="dot", block_size=2
+    )
+    unit = student / np.linalg.norm(student, axis=1, keepdims=True)
+    expected = np_batch_distillation(teacher, unit, "js", 1.0, 1.0, "dot")
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    same = losses.batch_triplet_distillation(teacher, student, kernel="cosine")
+    assert not np.isclose(got, same)  # the teacher's kernel was not the student's
+
+
 def test_unordered_triplets_give_the_mean_over_ordered_ones(batch):
     """The documented invariance: every ordering of a triplet has the same divergence."""
     teacher, student = batch
@@ -276,6 +290,7 @@ def test_batch_distillation_jit_matches_eager(batch):
         ),
         ({"divergence": "tv"}, r"`divergence`.*'tv'"),
         ({"kernel": "rbf"}, r"`kernel`.*'rbf'"),
+        ({"teacher_kernel": "rbf"}, r"`teacher_kernel`.*'rbf'"),
         ({"teacher_temperature": 0.0}, r"`teacher_temperature`"),
         ({"triplets": np.array([[0, 1, 7]])}, r"`triplets`.*7 items.*0 to 7"),
         ({"triplets": np.array([[0.0, 1.0, 2.0]])}, r"`triplets`.*integer"),

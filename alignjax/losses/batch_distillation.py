@@ -37,14 +37,15 @@ def batch_triplet_distillation(
     teacher_temperature: float = 1.0,
     student_temperature: float = 1.0,
     kernel: str = "dot",
+    teacher_kernel: str | None = None,
     triplets: jax.typing.ArrayLike | None = None,
     axis_name: str | None = None,
     block_size: int = 64,
 ) -> jax.Array:
     """Mean teacher-to-student triplet divergence over all triplets of a batch.
 
-    With similarity matrices :math:`S^t` (teacher) and :math:`S^s` (student) of the
-    batch under ``kernel``,
+    With similarity matrices :math:`S^t` (teacher, under ``teacher_kernel``) and
+    :math:`S^s` (student, under ``kernel``) of the batch,
 
     .. math::
 
@@ -64,7 +65,11 @@ def batch_triplet_distillation(
       divergence: ``"kl"`` (``KL(teacher || student)``) or ``"js"``.
       teacher_temperature: positive scalar ``T_t``.
       student_temperature: positive scalar ``T_s``.
-      kernel: ``"dot"`` or ``"cosine"``, used for both teacher and student.
+      kernel: ``"dot"`` or ``"cosine"``, the student's similarity (and the teacher's
+        unless ``teacher_kernel`` is given).
+      teacher_kernel: ``"dot"`` or ``"cosine"`` for the teacher; ``None``: ``kernel``.
+        (AligNet compares a cosine student with the dot products of its teacher's
+        pseudo-labels.)
       triplets: optional ``[n, 3]`` integer indices into the batch (the gathered
         batch under ``axis_name``); then only these triplets are averaged. They
         are range-checked when concrete.
@@ -126,6 +131,8 @@ def batch_triplet_distillation(
     )
     v.check_choice("divergence", divergence, v.DIVERGENCES)
     v.check_choice("kernel", kernel, v.KERNELS)
+    teacher_kernel = kernel if teacher_kernel is None else teacher_kernel
+    v.check_choice("teacher_kernel", teacher_kernel, v.KERNELS)
     v.check_temperature("teacher_temperature", teacher_temperature)
     v.check_temperature("student_temperature", student_temperature)
     if not isinstance(block_size, (int, np.integer)) or block_size < 1:
@@ -140,7 +147,7 @@ def batch_triplet_distillation(
             f"`teacher_embeddings` must hold at least 3 items to form a triplet; got "
             f"shape {jnp.shape(teacher_embeddings)}."
         )
-    teacher_logits = _kernels.pairwise(teacher, teacher, kernel) / teacher_temperature
+    teacher_logits = _kernels.pairwise(teacher, teacher, teacher_kernel) / teacher_temperature
     student_logits = _kernels.pairwise(student, student, kernel) / student_temperature
     if triplets is None:
         total = _sum_over_all_triplets(

@@ -144,18 +144,17 @@ def all_triplets_loss(
     def loss_fn(model, batch):
         z = model(low + (high - low) * pipeline.unit_interval(batch["images"]))
         teacher = batch["teacher_features"]
-        if config.kernel == "cosine":
-            z = z * jax.lax.rsqrt(jnp.maximum(jnp.sum(z * z, axis=-1, keepdims=True), 1e-24))
         loss = losses.batch_triplet_distillation(
             teacher,
             z,
             divergence=config.divergence,
             teacher_temperature=teacher_temperature,
             student_temperature=config.student_temperature,
-            kernel="dot",
+            kernel=config.kernel,
+            teacher_kernel="dot",
         )
         m = z.shape[0] // 3 * 3
-        s = losses.triplet_similarities(z[:m].reshape(m // 3, 3, -1), kernel="dot")
+        s = losses.triplet_similarities(z[:m].reshape(m // 3, 3, -1), kernel=config.kernel)
         t = losses.triplet_similarities(teacher[:m].reshape(m // 3, 3, -1), kernel="dot")
         agreement = jnp.mean(jnp.argmax(s, axis=1) == jnp.argmax(t, axis=1))
         return loss, {"teacher_agreement": agreement}
