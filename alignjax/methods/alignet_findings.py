@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from alignjax.data.levels import LEVELS
 from alignjax.data.simulated import SimulatedConfig
 from alignjax.methods.alignet_config import AligNetConfig
-from alignjax.methods.report import Finding
+from alignjax.methods.report import Finding, Findings, downstream_keys, improvement
 from alignjax.models.vit import VARIANTS as VIT_VARIANTS
 
 HUMANS = "odd_one_out/humans"
@@ -50,14 +50,6 @@ MODEL_NAMES = {
 }
 DOWNSTREAM = {"anomaly_auc": "anomaly AUC", "neighbour_preservation": "neighbour preservation"}
 CLASSIFIERS = {"logistic": "logistic", "knn": "1-NN"}
-
-
-class Findings(NamedTuple):
-    """The arguments of :meth:`~alignjax.methods.report.Report.findings`."""
-
-    findings: list[Finding]
-    notes: list[str]
-    glossary: dict[str, str]
 
 
 def findings(
@@ -202,12 +194,6 @@ def _agreement(config: AligNetConfig, metrics: Mapping[str, Any]) -> Finding:
     )
 
 
-def downstream_keys(metrics: Mapping[str, float]) -> list[str]:
-    """The downstream metrics a model has: few-shot accuracies, then anomaly AUC."""
-    keys = [key for key in metrics if key.startswith("few_shot/")]
-    return keys + [key for key in ("anomaly_auc",) if key in metrics]
-
-
 def downstream_title(key: str) -> str:
     """``few_shot/knn/5`` -> ``5-shot (1-NN)``; the others by :data:`DOWNSTREAM`."""
     if key.startswith("few_shot/"):
@@ -225,14 +211,7 @@ def downstream_finding(base: Mapping[str, float], aligned: Mapping[str, float] |
     keys = downstream_keys(base)
     if not keys:
         return Finding(claim, None, "no held-out categories in this run")
-    changes = [
-        f"{downstream_title(key)} {_f(base[key])} -> {_f(aligned[key])}"
-        + (" (fell)" if aligned[key] < base[key] else "")
-        for key in keys
-    ]
-    fell = any(aligned[key] < base[key] for key in keys)
-    rose = any(aligned[key] > base[key] for key in keys)
-    return Finding(claim, rose and not fell, "base -> AligNet student: " + ", ".join(changes))
+    return improvement(claim, base, aligned, keys, downstream_title, "base -> AligNet student")
 
 
 def _column_title(key: str) -> str:

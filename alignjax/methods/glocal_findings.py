@@ -19,12 +19,18 @@ False
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from alignjax.data.levels import LEVELS
 from alignjax.evaluation.suite import EvaluationConfig
 from alignjax.methods.glocal_fit import GlocalConfig
-from alignjax.methods.report import Finding
+from alignjax.methods.report import (
+    Finding,
+    Findings,
+    changes,
+    downstream_keys,
+    improvement,
+)
 
 SPACES = ("base", "naive", "glocal")
 LABELS = {"base": "base model", "naive": "naive transform", "glocal": "gLocal"}
@@ -39,23 +45,9 @@ SETTINGS = {
 }
 
 
-class Findings(NamedTuple):
-    """The arguments of :meth:`~alignjax.methods.report.Report.findings`."""
-
-    findings: list[Finding]
-    notes: list[str]
-    glossary: dict[str, str]
-
-
 def accuracy_set(metrics: Mapping[str, Any]) -> str:
     """The triplet set the report's accuracies are of: ``"test"`` when there is one."""
     return "test" if "odd_one_out/test" in metrics["base"] else "validation"
-
-
-def downstream_keys(metrics: Mapping[str, float]) -> list[str]:
-    """The downstream metrics a space has: few-shot accuracies, then anomaly AUC."""
-    keys = [key for key in metrics if key.startswith("few_shot/")]
-    return keys + [key for key in ("anomaly_auc",) if key in metrics]
 
 
 def metric_title(key: str) -> str:
@@ -114,14 +106,6 @@ def findings(metrics: Mapping[str, Any], evaluation: EvaluationConfig) -> Findin
     return Findings(claims, notes, glossary(metrics, evaluation))
 
 
-def _changes(before: Mapping[str, float], after: Mapping[str, float], keys: Sequence[str]) -> str:
-    return ", ".join(
-        f"{metric_title(key)} {before[key]:.3f} -> {after[key]:.3f}"
-        + (" (fell)" if after[key] < before[key] else "")
-        for key in keys
-    )
-
-
 def improves_downstream(base: Mapping[str, float], glocal: Mapping[str, float]) -> Finding:
     """The paper's headline: held when no downstream metric of gLocal falls below the
     base features' and one rises; the evidence marks every one that fell."""
@@ -129,9 +113,7 @@ def improves_downstream(base: Mapping[str, float], glocal: Mapping[str, float]) 
     keys = downstream_keys(base)
     if not keys:
         return Finding(claim, None, "no held-out categories in this run")
-    fell = any(glocal[key] < base[key] for key in keys)
-    rose = any(glocal[key] > base[key] for key in keys)
-    return Finding(claim, rose and not fell, "base -> gLocal: " + _changes(base, glocal, keys))
+    return improvement(claim, base, glocal, keys, metric_title, "base -> gLocal")
 
 
 def harms_downstream(base: Mapping[str, float], naive: Mapping[str, float]) -> Finding:
@@ -143,7 +125,7 @@ def harms_downstream(base: Mapping[str, float], naive: Mapping[str, float]) -> F
     return Finding(
         claim,
         all(naive[key] < base[key] for key in keys),
-        "base -> naive: " + _changes(base, naive, keys),
+        "base -> naive: " + changes(base, naive, keys, metric_title),
     )
 
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import matplotlib.pyplot as plt
 
@@ -72,6 +72,52 @@ class Finding:
     def markdown(self) -> str:
         verdict = {True: "**held**", False: "**not held**", None: "**not tested**"}[self.held]
         return f"- {verdict}: {self.claim} ({self.evidence})."
+
+
+class Findings(NamedTuple):
+    """The arguments of :meth:`Report.findings`, as a method's findings function
+    returns them."""
+
+    findings: list[Finding]
+    notes: list[str]
+    glossary: dict[str, str]
+
+
+def downstream_keys(metrics: Mapping[str, float]) -> list[str]:
+    """The downstream metrics of the evaluation suite a model has: few-shot accuracies
+    (``few_shot/<classifier>/<n>``), then ``anomaly_auc``."""
+    keys = [key for key in metrics if key.startswith("few_shot/")]
+    return keys + [key for key in ("anomaly_auc",) if key in metrics]
+
+
+def changes(
+    before: Mapping[str, float],
+    after: Mapping[str, float],
+    keys: Sequence[str],
+    title: Callable[[str], str],
+) -> str:
+    """``"<title> 0.887 -> 0.852 (fell), ..."`` for each of ``keys``."""
+    return ", ".join(
+        f"{title(key)} {before[key]:.3f} -> {after[key]:.3f}"
+        + (" (fell)" if after[key] < before[key] else "")
+        for key in keys
+    )
+
+
+def improvement(
+    claim: str,
+    before: Mapping[str, float],
+    after: Mapping[str, float],
+    keys: Sequence[str],
+    title: Callable[[str], str],
+    label: str,
+) -> Finding:
+    """A claim that ``after`` improves on ``before`` at ``keys``: held when none of them
+    falls and one rises; the evidence (``"<label>: <changes>"``) marks every one that fell.
+    """
+    fell = any(after[key] < before[key] for key in keys)
+    rose = any(after[key] > before[key] for key in keys)
+    return Finding(claim, rose and not fell, f"{label}: " + changes(before, after, keys, title))
 
 
 def findings_markdown(
